@@ -1,1 +1,190 @@
-//! (to be written)
+//! The Convolution layer (畳み込み層) with its backward pass, computed with
+//! [`im2col`](crate::batching::im2col) as one matrix product each way.
+
+use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
+
+use crate::batching::{col2im, im2col};
+use crate::error::SettingError;
+use crate::padding_stride::conv_output_size;
+
+/// A convolution layer: `FN` filters of shape `(C, FH, FW)` slid over a batch
+/// `(N, C, H, W)` with a stride and zero padding, plus one bias per filter, giving
+/// `(N, FN, OH, OW)`. As in the book it works through im2col:
+///
+/// ```text
+/// col = im2col(x)                       (N*OH*OW, C*FH*FW)   one row per filter position
+/// out = col · Wᵀ + b                    (N*OH*OW, FN)        W flattened to (FN, C*FH*FW)
+///     -> reshape (N, OH, OW, FN) -> transpose (N, FN, OH, OW)
+/// ```
+///
+/// ## Backward
+///
+/// In im2col form the layer *is* an Affine layer, `out = col · Wᵀ + b`, so its gradients
+/// are the Affine ones (see [`Affine`](crate::full_cnn::Affine)) with `dout` brought to
+/// the same `(N*OH*OW, FN)` layout:
+///
+/// ```text
+/// dW = doutᵀ · col      db = Σ_rows dout      dcol = dout · W      dx = col2im(dcol)
+/// ```
+///
+/// The last step is the chain rule through im2col: im2col copied each pixel into every
+/// row whose window covers it, so the pixel's gradient is the sum of those copies'
+/// gradients, which is what [`col2im`] adds up.
+///
+/// ```
+/// use cnn_from_scratch::full_cnn::Convolution;
+/// use ndarray::{array, Array4};
+/// // One 2x2 filter of ones, bias 1, on a 3x3 image of ones: every output is 4 + 1.
+/// let mut conv = Convolution::new(Array4::ones((1, 1, 2, 2)), array![1.0], 1, 0);
+/// let y = conv.forward(Array4::ones((1, 1, 3, 3)).view()).unwrap();
+/// assert_eq!(y, Array4::from_elem((1, 1, 2, 2), 5.0));
+/// let dx = conv.backward(Array4::ones((1, 1, 2, 2)).view());
+/// assert_eq!(dx[[0, 0, 1, 1]], 4.0);   // the centre pixel is under all four windows
+/// assert_eq!(conv.db, array![4.0]);     // four outputs, each with gradient 1
+/// // A filter that does not fit is an error, not a panic:
+/// assert!(conv.forward(Array4::ones((1, 1, 1, 1)).view()).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Convolution {
+    /// Filters `(FN, C, FH, FW)`.
+    pub w: Array4<f32>,
+    /// One bias per filter, `(FN)`.
+    pub b: Array1<f32>,
+    /// Step between filter positions.
+    pub stride: usize,
+    /// Zeros added on each side of the input.
+    pub pad: usize,
+    /// `dL/dW` from the last [`Convolution::backward`] (zeros before).
+    pub dw: Array4<f32>,
+    /// `dL/db` from the last [`Convolution::backward`] (zeros before).
+    pub db: Array1<f32>,
+    /// The forward input's shape `(N, C, H, W)`.
+    x_shape: [usize; 4],
+    /// The im2col matrix of the forward input, kept for `dW`.
+    col: Option<Array2<f32>>,
+}
+
+impl Convolution {
+    /// A convolution layer with filters `w` `(FN, C, FH, FW)`, bias `b` `(FN)`, a stride
+    /// and a padding (the book's `Convolution(W, b, stride, pad)`).
+    ///
+    /// Panics if `b.len() != FN`. Whether stride and padding fit is checked against the
+    /// input in [`Convolution::forward`].
+    pub fn new(w: Array4<f32>, b: Array1<f32>, stride: usize, pad: usize) -> Self {
+        assert_eq!(
+            w.dim().0,
+            b.len(),
+            "Convolution::new: filters have shape {:?} (FN, C, FH, FW) but the bias has shape {:?}",
+            w.shape(),
+            b.shape()
+        );
+        // Standard layout lets the filters be viewed as a (FN, C*FH*FW) matrix for free.
+        let w = if w.is_standard_layout() {
+            w
+        } else {
+            w.as_standard_layout().into_owned()
+        };
+        let (dw, db) = (Array4::zeros(w.raw_dim()), Array1::zeros(b.raw_dim()));
+        Self {
+            w,
+            b,
+            stride,
+            pad,
+            dw,
+            db,
+            x_shape: [0; 4],
+            col: None,
+        }
+    }
+
+    /// Output shape `(N, FN, OH, OW)` for an input of shape `(N, C, H, W)`, by equation
+    /// (7.1), or the [`SettingError`] saying why the filter, stride and padding do not fit.
+    ///
+    /// Panics if `C` differs from the filters' channel count.
+    pub fn output_shape(
+        &self,
+        (n, c, h, w): (usize, usize, usize, usize),
+    ) -> Result<(usize, usize, usize, usize), SettingError> {
+        let (fnum, fc, fh, fw) = self.w.dim();
+        assert_eq!(
+            c,
+            fc,
+            "Convolution: input of shape {:?} has {} channels but the filters have shape {:?}",
+            (n, c, h, w),
+            c,
+            self.w.shape()
+        );
+        if fh == 0 || fw == 0 {
+            return Err(SettingError::EmptyFilter {
+                filter_h: fh,
+                filter_w: fw,
+            });
+        }
+        Ok((
+            n,
+            fnum,
+            conv_output_size(h, fh, self.pad, self.stride)?,
+            conv_output_size(w, fw, self.pad, self.stride)?,
+        ))
+    }
+
+    /// The filters as the `(FN, C*FH*FW)` matrix that multiplies im2col's rows.
+    fn w_matrix(&self) -> ndarray::ArrayView2<'_, f32> {
+        let fnum = self.w.dim().0;
+        let k = self.w.len() / fnum.max(1);
+        self.w
+            .view()
+            .into_shape_with_order((fnum, k))
+            .expect("the filters are kept in standard layout")
+    }
+
+    /// Convolve a batch `(N, C, H, W)` into `(N, FN, OH, OW)`. Keeps the im2col matrix
+    /// for the backward pass. Returns a [`SettingError`] if filter, stride and padding do
+    /// not fit the input; panics if the channel counts differ.
+    pub fn forward(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
+        let (n, fnum, oh, ow) = self.output_shape(x.dim())?;
+        let (_, _, fh, fw) = self.w.dim();
+        let col = im2col(x, fh, fw, self.stride, self.pad)?;
+        let mut out = col.dot(&self.w_matrix().t()); // (N*OH*OW, FN)
+        out += &self.b;
+        let out = out
+            .into_shape_with_order((n, oh, ow, fnum))
+            .expect("a fresh matrix product reshapes without copying")
+            .permuted_axes([0, 3, 1, 2]);
+        self.col = Some(col);
+        self.x_shape = [x.dim().0, x.dim().1, x.dim().2, x.dim().3];
+        Ok(out.as_standard_layout().into_owned())
+    }
+
+    /// Given `dL/dout` `(N, FN, OH, OW)`, stores `dw` and `db` and returns `dL/dx`
+    /// `(N, C, H, W)`. Panics if called before forward or with a wrong shape.
+    pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
+        let col = self
+            .col
+            .as_ref()
+            .expect("Convolution::backward called before Convolution::forward");
+        let (n, fnum, oh, ow) = dout.dim();
+        assert_eq!(
+            (n * oh * ow, fnum),
+            (col.nrows(), self.w.dim().0),
+            "Convolution::backward: dout has shape {:?}, which does not match the forward output",
+            dout.shape()
+        );
+        // (N, FN, OH, OW) -> (N, OH, OW, FN) -> (N*OH*OW, FN): the layout of `col · Wᵀ`.
+        let dout = dout.permuted_axes([0, 2, 3, 1]);
+        let dout = dout.as_standard_layout();
+        let dout = dout
+            .into_shape_with_order((n * oh * ow, fnum))
+            .expect("standard layout reshapes without copying");
+        self.db = dout.sum_axis(Axis(0));
+        self.dw = dout
+            .t()
+            .dot(col)
+            .into_shape_with_order(self.w.raw_dim())
+            .expect("a fresh matrix product reshapes without copying");
+        let dcol = dout.dot(&self.w_matrix());
+        let (_, _, fh, fw) = self.w.dim();
+        col2im(dcol.view(), self.x_shape, fh, fw, self.stride, self.pad)
+            .expect("the same settings fitted in forward")
+    }
+}

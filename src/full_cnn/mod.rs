@@ -1,4 +1,72 @@
-//! (module to be written: CNN の全体アーキテクチャ / CNN の実装)
+//! # The whole CNN: layers, backpropagation and SimpleConvNet (CNN の全体アーキテクチャ, CNN の実装)
+//!
+//! A CNN stacks "Convolution - Activation - Pooling" blocks in front of the usual
+//! "Affine - Activation" layers of a fully connected net and ends with Softmax (book
+//! Fig 7-2). A plain fully connected net looks like
+//!
+//! ```text
+//! x -> [Affine -> ReLU] -> [Affine -> ReLU] -> [Affine -> ReLU] -> [Affine -> Softmax] -> y
+//! ```
+//!
+//! and a CNN replaces the first blocks:
+//!
+//! ```text
+//! x -> [Conv -> ReLU -> Pooling] -> [Conv -> ReLU -> Pooling] -> [Affine -> ReLU] -> [Affine -> Softmax] -> y
+//! ```
+//!
+//! (Goodfellow et al.: a CNN is a network that uses convolution instead of general matrix
+//! multiplication in at least one layer.) The book's SimpleConvNet (Fig 7-23) has one
+//! convolution block:
+//!
+//! ```text
+//! (1,28,28) -> Conv 30x5x5 -> ReLU -> Pool 2x2 -> Affine 4320->100 -> ReLU -> Affine 100->10 -> Softmax
+//!                (30,24,24)             (30,12,12)      (100)                     (10)
+//! ```
+//!
+//! The note stops here ("from scratch you would derive backprop by hand and handle the
+//! tensors efficiently; I'll use PyTorch"). This module does what the note gave up on:
+//!
+//! - **Layers** that mirror the book's: [`Convolution`] (im2col-based), [`Pooling`] (max or
+//!   average), [`Relu`], [`Affine`] and [`SoftmaxWithLoss`]. Each has a `forward` that
+//!   keeps what the backward pass needs and a hand-derived `backward`; each doc comment
+//!   derives it with one step of the chain rule. Layers with weights expose their
+//!   gradients as `dw` and `db`.
+//! - **A numerical gradient check**, [`gradient_check`], that compares those hand-derived
+//!   gradients with central differences, for any layer or the whole network.
+//! - **SimpleConvNet**, [`simple_conv_net`], with the book's architecture, initialisation and
+//!   defaults; `predict`, `loss`, `accuracy`, `gradient` and a printed architecture.
+//! - **Optimisers**, [`optimizer`]: SGD, Momentum, AdaGrad, Adam with the book's defaults.
+//! - **"Filters are learned from data"**, [`learn_filter`]: a single convolution trained by
+//!   gradient descent recovers the Sobel filter that made its targets.
+//! - Training on MNIST ([`trainer`]) and saving the trained parameters ([`params_io`]).
+//!
+//! Every layer in a few lines, forward and backward:
+//!
+//! ```
+//! use cnn_from_scratch::full_cnn::{Affine, Convolution, Pooling, Relu, SoftmaxWithLoss};
+//! use ndarray::{Array1, Array2, Array4, Ix4};
+//! let x = Array4::<f32>::from_shape_fn((2, 1, 6, 6), |(n, _, i, j)| (n + i * j) as f32 / 10.0);
+//! let mut conv = Convolution::new(Array4::from_elem((3, 1, 3, 3), 0.1), Array1::zeros(3), 1, 0);
+//! let mut relu = Relu::new();
+//! let mut pool = Pooling::new(2, 2, 2, 0);
+//! let mut affine = Affine::new(Array2::from_elem((12, 4), 0.1), Array1::zeros(4));
+//! let mut last = SoftmaxWithLoss::new();
+//!
+//! let h = conv.forward(x.view()).unwrap();         // (2, 3, 4, 4)
+//! let h = relu.forward(h);
+//! let h = pool.forward(h.view()).unwrap();         // (2, 3, 2, 2)
+//! let scores = affine.forward(h);                  // (2, 4)
+//! let loss = last.forward(scores.view(), Array1::from(vec![0u8, 3]).view());
+//!
+//! let d = last.backward();
+//! let d = affine.backward(d.view()).into_dimensionality::<Ix4>().unwrap();
+//! let d = pool.backward(d.view());
+//! let d = relu.backward(d);
+//! let dx = conv.backward(d.view());
+//! assert!(loss > 0.0);
+//! assert_eq!(dx.dim(), x.dim());
+//! assert_eq!(conv.dw.dim(), (3, 1, 3, 3));
+//! ```
 
 mod affine;
 mod convolution_layer;
@@ -12,3 +80,11 @@ pub mod optimizer;
 pub mod params_io;
 pub mod simple_conv_net;
 pub mod trainer;
+
+pub use affine::Affine;
+pub use convolution_layer::Convolution;
+pub use optimizer::{AdaGrad, Adam, Momentum, Optimizer, Sgd};
+pub use pooling_layer::{PoolKind, Pooling};
+pub use relu::Relu;
+pub use simple_conv_net::{Params, SimpleConvNet, SimpleConvNetConfig};
+pub use softmax_with_loss::{SoftmaxWithLoss, softmax};

@@ -1,1 +1,219 @@
-//! (to be written)
+//! Optimisers from the book (パラメータの更新): SGD, Momentum, AdaGrad and Adam, each
+//! updating a network's [`Params`] from its gradients.
+
+use ndarray::Zip;
+
+use super::simple_conv_net::Params;
+
+/// Something that updates parameters from their gradients, one step at a time.
+///
+/// ```
+/// use cnn_from_scratch::full_cnn::{Optimizer, Sgd};
+/// use cnn_from_scratch::full_cnn::simple_conv_net::{SimpleConvNet, SimpleConvNetConfig};
+/// use ndarray::{Array1, Array4};
+/// let config = SimpleConvNetConfig { input: (1, 8, 8), filter_num: 2, filter_size: 3, hidden: 8,
+///                                    weight_scale: 0.1, ..Default::default() };
+/// let mut net = SimpleConvNet::new(config, 1).unwrap();
+/// let (x, t) = (Array4::<f32>::ones((4, 1, 8, 8)), Array1::from(vec![1u8, 1, 1, 1]));
+/// let mut sgd = Sgd::default();
+/// let before = net.loss(x.view(), t.view());
+/// for _ in 0..20 {
+///     let (_, grads) = net.gradient(x.view(), t.view());
+///     sgd.update(net.params_mut(), &grads);
+/// }
+/// assert!(net.loss(x.view(), t.view()) < before);
+/// ```
+pub trait Optimizer {
+    /// One update of `params` given `grads` (the same shapes).
+    fn update(&mut self, params: &mut Params, grads: &Params);
+}
+
+/// Apply `step(param, grad, state...)` to every element of every tensor, panicking with
+/// the tensor's name if shapes differ.
+fn for_each_tensor(
+    params: &mut Params,
+    grads: &Params,
+    mut step: impl FnMut(&'static str, ndarray::ArrayViewMutD<f32>, ndarray::ArrayViewD<f32>),
+) {
+    for ((name, p), (_, g)) in params.named_mut().into_iter().zip(grads.named()) {
+        assert_eq!(
+            p.shape(),
+            g.shape(),
+            "optimizer: parameter {name} has shape {:?} but its gradient has shape {:?}",
+            p.shape(),
+            g.shape()
+        );
+        step(name, p, g);
+    }
+}
+
+/// Stochastic gradient descent, `W <- W - lr * dW`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sgd {
+    /// Learning rate (book default 0.01).
+    pub lr: f32,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Self { lr: 0.01 }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn update(&mut self, params: &mut Params, grads: &Params) {
+        let lr = self.lr;
+        for_each_tensor(params, grads, |_, mut p, g| p.scaled_add(-lr, &g));
+    }
+}
+
+/// Momentum SGD: a velocity that accumulates gradients like a ball rolling downhill,
+/// `v <- momentum * v - lr * dW`, `W <- W + v`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Momentum {
+    /// Learning rate (book default 0.01).
+    pub lr: f32,
+    /// How much velocity is kept per step (book default 0.9).
+    pub momentum: f32,
+    v: Option<Params>,
+}
+
+impl Momentum {
+    /// Momentum with the given learning rate and momentum.
+    pub fn new(lr: f32, momentum: f32) -> Self {
+        Self {
+            lr,
+            momentum,
+            v: None,
+        }
+    }
+}
+
+impl Default for Momentum {
+    fn default() -> Self {
+        Self::new(0.01, 0.9)
+    }
+}
+
+impl Optimizer for Momentum {
+    fn update(&mut self, params: &mut Params, grads: &Params) {
+        let (lr, momentum) = (self.lr, self.momentum);
+        let v = self.v.get_or_insert_with(|| params.zeros_like());
+        for ((_, mut p), ((_, g), (_, mut v))) in params
+            .named_mut()
+            .into_iter()
+            .zip(grads.named().into_iter().zip(v.named_mut()))
+        {
+            Zip::from(&mut p).and(&g).and(&mut v).for_each(|p, &g, v| {
+                *v = momentum * *v - lr * g;
+                *p += *v;
+            });
+        }
+    }
+}
+
+/// AdaGrad: each parameter's step shrinks with the sum of its squared gradients,
+/// `h <- h + dW²`, `W <- W - lr * dW / (sqrt(h) + 1e-7)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaGrad {
+    /// Learning rate (book default 0.01).
+    pub lr: f32,
+    h: Option<Params>,
+}
+
+impl AdaGrad {
+    /// AdaGrad with the given learning rate.
+    pub fn new(lr: f32) -> Self {
+        Self { lr, h: None }
+    }
+}
+
+impl Default for AdaGrad {
+    fn default() -> Self {
+        Self::new(0.01)
+    }
+}
+
+impl Optimizer for AdaGrad {
+    fn update(&mut self, params: &mut Params, grads: &Params) {
+        let lr = self.lr;
+        let h = self.h.get_or_insert_with(|| params.zeros_like());
+        for ((_, mut p), ((_, g), (_, mut h))) in params
+            .named_mut()
+            .into_iter()
+            .zip(grads.named().into_iter().zip(h.named_mut()))
+        {
+            Zip::from(&mut p).and(&g).and(&mut h).for_each(|p, &g, h| {
+                *h += g * g;
+                *p -= lr * g / (h.sqrt() + 1e-7);
+            });
+        }
+    }
+}
+
+/// Adam, as the book writes it: moving averages of the gradient (`m`) and of its square
+/// (`v`), with the bias correction folded into the learning rate,
+///
+/// ```text
+/// lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+/// m <- m + (1 - beta1) (dW - m)      v <- v + (1 - beta2) (dW² - v)
+/// W <- W - lr_t * m / (sqrt(v) + 1e-7)
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adam {
+    /// Learning rate (book default 0.001).
+    pub lr: f32,
+    /// Decay of the gradient average (book default 0.9).
+    pub beta1: f32,
+    /// Decay of the squared-gradient average (book default 0.999).
+    pub beta2: f32,
+    iter: i32,
+    m: Option<Params>,
+    v: Option<Params>,
+}
+
+impl Adam {
+    /// Adam with the given learning rate and decays.
+    pub fn new(lr: f32, beta1: f32, beta2: f32) -> Self {
+        Self {
+            lr,
+            beta1,
+            beta2,
+            iter: 0,
+            m: None,
+            v: None,
+        }
+    }
+}
+
+impl Default for Adam {
+    fn default() -> Self {
+        Self::new(0.001, 0.9, 0.999)
+    }
+}
+
+impl Optimizer for Adam {
+    fn update(&mut self, params: &mut Params, grads: &Params) {
+        let (beta1, beta2) = (self.beta1, self.beta2);
+        self.iter += 1;
+        let lr_t = self.lr * (1.0 - beta2.powi(self.iter)).sqrt() / (1.0 - beta1.powi(self.iter));
+        let m = self.m.get_or_insert_with(|| params.zeros_like());
+        let v = self.v.get_or_insert_with(|| params.zeros_like());
+        for (((_, mut p), (_, g)), ((_, mut m), (_, mut v))) in params
+            .named_mut()
+            .into_iter()
+            .zip(grads.named())
+            .zip(m.named_mut().into_iter().zip(v.named_mut()))
+        {
+            Zip::from(&mut p)
+                .and(&g)
+                .and(&mut m)
+                .and(&mut v)
+                .for_each(|p, &g, m, v| {
+                    *m += (1.0 - beta1) * (g - *m);
+                    *v += (1.0 - beta2) * (g * g - *v);
+                    *p -= lr_t * *m / (v.sqrt() + 1e-7);
+                });
+        }
+    }
+}
