@@ -59,7 +59,7 @@ use crate::padding_stride::conv_output_size;
 ///
 /// Computing the range once per patch row replaces a bounds test per pixel.
 #[inline]
-fn valid_range(
+pub(crate) fn valid_range(
     out_pos: usize,
     stride: usize,
     pad: usize,

@@ -1,1 +1,348 @@
-//! (module to be written)
+//! # Max and average pooling (プーリング層も使う)
+//!
+//! To recognise a digit we want features that do not care whether a stroke sits one pixel
+//! to the left or right. Pooling builds that in: it slides a window over every channel and
+//! keeps one number per window, the **maximum** (max pooling, the usual choice, book Fig
+//! 7-14) or the **average**. Small shifts often leave the maximum inside the same window, so
+//! the pooled map changes less than the map it came from; [`shift_experiment`] measures this.
+//!
+//! ```text
+//!  one 4x4 channel                       2x2 max pooling, stride 2
+//!  1 2 | 1 0
+//!  0 1 | 2 3        max of each block  ->     2 3
+//!  ----+----                                  4 2
+//!  3 0 | 1 2
+//!  2 4 | 0 1
+//! ```
+//!
+//! Window, stride and padding follow the same size rule as a convolution (equation 7.1,
+//! [`conv_output_size`](crate::padding_stride::conv_output_size)).
+//!
+//! ## Padding
+//!
+//! - **Max pooling**: padded cells never win. The padding behaves like `-inf`, as in
+//!   PyTorch's `MaxPool2d`, so a window on the border takes the maximum of the real pixels
+//!   it covers. The padding must be smaller than the window, otherwise some windows would
+//!   contain only padding and have no maximum (see the `# Panics` sections).
+//! - **Average pooling**: padded cells are zeros and *count* in the average: every window
+//!   is divided by `pool_h * pool_w` (PyTorch's default, `count_include_pad=True`), so
+//!   border outputs are pulled towards zero.
+//!
+//! ## Convolution and pooling compared (Convolution レイヤと Pooling レイヤの比較)
+//!
+//! Both look at neighbouring pixels. A convolution *learns* its filters and sums over all
+//! input channels, making one map per filter: `C` channels in, `FN` out (Fig 7-8). Pooling
+//! has **no parameters** (nothing to learn: max and mean are fixed) and works on each
+//! channel alone, so `C` channels in, `C` out (Fig 7-15):
+//!
+//! ```
+//! use cnn_from_scratch::{batching::conv_forward_im2col, pooling::max_pool};
+//! use ndarray::{Array1, Array4};
+//! let batch = Array4::<f32>::ones((2, 3, 8, 8)); // N=2 images, C=3 channels
+//!
+//! // Convolution: 5 filters of shape (3, 3, 3) + 5 biases = 140 learned numbers; C=3 -> FN=5.
+//! let filters = Array4::<f32>::zeros((5, 3, 3, 3));
+//! let bias = Array1::<f32>::zeros(5);
+//! let conv = conv_forward_im2col(batch.view(), filters.view(), bias.view(), 1, 1).unwrap();
+//! assert_eq!(conv.dim(), (2, 5, 8, 8));
+//! assert_eq!(filters.len() + bias.len(), 140);
+//!
+//! // Pooling: no filters, no bias -- zero parameters; the channel count stays 3.
+//! let pooled = max_pool(batch.view(), 2, 2, 2, 0).unwrap();
+//! assert_eq!(pooled.dim(), (2, 3, 4, 4));
+//! ```
+
+use ndarray::{Array1, Array4, ArrayView3, ArrayView4, s};
+use rayon::prelude::*;
+
+use crate::batching::{conv_forward_im2col, output_hw, valid_range};
+use crate::error::SettingError;
+
+/// For each output position along one axis, the input range `lo..hi` its window covers
+/// after dropping the padding.
+fn window_ranges(
+    out: usize,
+    stride: usize,
+    pad: usize,
+    window: usize,
+    input: usize,
+) -> Vec<(usize, usize)> {
+    (0..out)
+        .map(|o| {
+            let (lo, hi, start) = valid_range(o, stride, pad, window, input);
+            (start, start + (hi - lo))
+        })
+        .collect()
+}
+
+/// Apply `pool_plane` to every `(n, c)` plane of the input in parallel; it receives one
+/// input plane and fills one output plane.
+fn pool_planes<T: Copy + Default + Send>(
+    input: ArrayView4<f32>,
+    pool_h: usize,
+    pool_w: usize,
+    stride: usize,
+    pad: usize,
+    pool_plane: impl Fn(&[f32], &mut [T], &[(usize, usize)], &[(usize, usize)]) + Sync,
+) -> Result<Array4<T>, SettingError> {
+    let (n, c, h, w) = input.dim();
+    let (oh, ow) = output_hw(h, w, pool_h, pool_w, stride, pad)?;
+    let mut out = Array4::<T>::default((n, c, oh, ow));
+    if n * c * h * w == 0 {
+        return Ok(out);
+    }
+    let rows = window_ranges(oh, stride, pad, pool_h, h);
+    let cols = window_ranges(ow, stride, pad, pool_w, w);
+    let input = input.as_standard_layout();
+    let (Some(src), Some(dst)) = (input.as_slice(), out.as_slice_mut()) else {
+        unreachable!("standard-layout arrays are contiguous")
+    };
+    dst.par_chunks_mut(oh * ow)
+        .zip(src.par_chunks(h * w))
+        .for_each(|(out_plane, in_plane)| pool_plane(in_plane, out_plane, &rows, &cols));
+    Ok(out)
+}
+
+fn assert_pad_below_window(pad: usize, pool_h: usize, pool_w: usize) {
+    assert!(
+        pad < pool_h.max(1) && pad < pool_w.max(1),
+        "max pooling: pad={pad} must be smaller than the {pool_h}x{pool_w} window, \
+         otherwise some windows hold only padding and have no maximum"
+    );
+}
+
+/// Max pooling with argmax: the maximum of each window and the flat index `y*W + x` of the
+/// winning pixel inside its `(n, c)` input plane. The first maximum (in row-major window
+/// order) wins ties; a NaN wins over numbers, so NaNs are not hidden.
+fn max_pool_impl(
+    input: ArrayView4<f32>,
+    pool_h: usize,
+    pool_w: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<Array4<(f32, u32)>, SettingError> {
+    output_hw(input.dim().2, input.dim().3, pool_h, pool_w, stride, pad)?;
+    assert_pad_below_window(pad, pool_h, pool_w);
+    let w = input.dim().3;
+    pool_planes(
+        input,
+        pool_h,
+        pool_w,
+        stride,
+        pad,
+        |plane, out, rows, cols| {
+            let ow = cols.len();
+            for (&(y0, y1), out_row) in rows.iter().zip(out.chunks_exact_mut(ow)) {
+                for (&(x0, x1), o) in cols.iter().zip(out_row) {
+                    let mut best = (f32::NEG_INFINITY, (y0 * w + x0) as u32);
+                    for y in y0..y1 {
+                        let row = &plane[y * w + x0..y * w + x1];
+                        for (dx, &v) in row.iter().enumerate() {
+                            if v > best.0 || (v.is_nan() && !best.0.is_nan()) {
+                                best = (v, (y * w + x0 + dx) as u32);
+                            }
+                        }
+                    }
+                    *o = best;
+                }
+            }
+        },
+    )
+}
+
+/// Max pooling on a batch `(N, C, H, W)` -> `(N, C, OH, OW)`: each output is the largest
+/// input value in its `pool_h x pool_w` window. Padded cells never win (like PyTorch).
+///
+/// Returns a [`SettingError`] when window, stride and padding do not fit the input.
+///
+/// # Panics
+/// If `pad >= pool_h` or `pad >= pool_w`: some windows would hold only padding.
+///
+/// ```
+/// use cnn_from_scratch::pooling::max_pool;
+/// use ndarray::Array4;
+/// // The book's Fig 7-14: 2x2 windows, stride 2.
+/// let x = Array4::from_shape_vec((1, 1, 4, 4), vec![
+///     1., 2., 1., 0.,
+///     0., 1., 2., 3.,
+///     3., 0., 1., 2.,
+///     2., 4., 0., 1.]).unwrap();
+/// let y = max_pool(x.view(), 2, 2, 2, 0).unwrap();
+/// assert_eq!(y.into_raw_vec_and_offset().0, vec![2., 3., 4., 2.]);
+/// ```
+pub fn max_pool(
+    input: ArrayView4<f32>,
+    pool_h: usize,
+    pool_w: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<Array4<f32>, SettingError> {
+    Ok(max_pool_impl(input, pool_h, pool_w, stride, pad)?.mapv(|(v, _)| v))
+}
+
+/// Max pooling that also returns, for every output element, the flat index (y*W + x) inside its (n, c) input plane of the winning input pixel, so a layer can route gradients back (max pooling's backward).
+///
+/// Ties go to the first maximum in row-major order within the window. Same errors and
+/// panics as [`max_pool`].
+///
+/// ```
+/// use cnn_from_scratch::pooling::max_pool_with_argmax;
+/// use ndarray::Array4;
+/// let x = Array4::from_shape_vec((1, 1, 2, 4), vec![
+///     1., 5., 0., 0.,
+///     2., 3., 0., 7.]).unwrap();
+/// let (max, argmax) = max_pool_with_argmax(x.view(), 2, 2, 2, 0).unwrap();
+/// assert_eq!(max.into_raw_vec_and_offset().0, vec![5., 7.]);
+/// // 5 sits at (y=0, x=1) -> 0*4 + 1; 7 at (y=1, x=3) -> 1*4 + 3.
+/// assert_eq!(argmax.into_raw_vec_and_offset().0, vec![1, 7]);
+/// ```
+pub fn max_pool_with_argmax(
+    input: ArrayView4<f32>,
+    pool_h: usize,
+    pool_w: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<(Array4<f32>, Array4<u32>), SettingError> {
+    let (h, w) = (input.dim().2, input.dim().3);
+    assert!(
+        h * w <= u32::MAX as usize,
+        "max_pool_with_argmax: a {h}x{w} plane has more pixels than u32 indices can name"
+    );
+    let both = max_pool_impl(input, pool_h, pool_w, stride, pad)?;
+    Ok((both.mapv(|(v, _)| v), both.mapv(|(_, i)| i)))
+}
+
+/// Average pooling on a batch `(N, C, H, W)` -> `(N, C, OH, OW)`: each output is the mean of
+/// its `pool_h x pool_w` window. Padded cells are zeros and count in the mean (divisor
+/// always `pool_h * pool_w`, PyTorch's default `count_include_pad=True`).
+///
+/// Returns a [`SettingError`] when window, stride and padding do not fit the input.
+///
+/// ```
+/// use cnn_from_scratch::pooling::avg_pool;
+/// use ndarray::Array4;
+/// let x = Array4::from_shape_vec((1, 1, 2, 2), vec![1., 2., 3., 6.]).unwrap();
+/// assert_eq!(avg_pool(x.view(), 2, 2, 2, 0).unwrap()[[0, 0, 0, 0]], 3.0);
+/// // Padding 1 around a 2x2 image, 2x2 windows, stride 2: each window sees one
+/// // pixel and three padded zeros, and the zeros count: 1/4, 2/4, 3/4, 6/4.
+/// let y = avg_pool(x.view(), 2, 2, 2, 1).unwrap();
+/// assert_eq!(y.into_raw_vec_and_offset().0, vec![0.25, 0.5, 0.75, 1.5]);
+/// ```
+pub fn avg_pool(
+    input: ArrayView4<f32>,
+    pool_h: usize,
+    pool_w: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<Array4<f32>, SettingError> {
+    let w = input.dim().3;
+    let scale = 1.0 / (pool_h * pool_w).max(1) as f32;
+    pool_planes(
+        input,
+        pool_h,
+        pool_w,
+        stride,
+        pad,
+        |plane, out, rows, cols| {
+            let ow = cols.len();
+            for (&(y0, y1), out_row) in rows.iter().zip(out.chunks_exact_mut(ow)) {
+                for (&(x0, x1), o) in cols.iter().zip(out_row) {
+                    let sum: f32 = (y0..y1)
+                        .map(|y| plane[y * w + x0..y * w + x1].iter().sum::<f32>())
+                        .sum();
+                    *o = sum * scale;
+                }
+            }
+        },
+    )
+}
+
+/// What [`shift_experiment`] measured: how much a feature map and its max-pooled version
+/// change when the input image moves by one pixel. Each number is a relative change
+/// `‖after − before‖ / ‖before‖` (Frobenius norms over all maps).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftExperiment {
+    /// Convolution output, image shifted one pixel right.
+    pub conv_change_x: f32,
+    /// Max-pooled convolution output, image shifted one pixel right.
+    pub pooled_change_x: f32,
+    /// Convolution output, image shifted one pixel down.
+    pub conv_change_y: f32,
+    /// Max-pooled convolution output, image shifted one pixel down.
+    pub pooled_change_y: f32,
+}
+
+/// The shift experiment of the pooling section: move `image` `(C, H, W)` one pixel right
+/// (and, separately, one pixel down; the pixels that enter are zeros), convolve with
+/// `filters` `(FN, C, FH, FW)` (stride 1, no padding, no bias), max-pool with a
+/// `pool x pool` window and stride `pool`, and report how much the feature maps and the
+/// pooled maps changed, position by position.
+///
+/// The convolution is shift-*equivariant*: its output moves along with the image, so
+/// compared in place it changes a lot. After max pooling many maxima are still inside
+/// the same window, so the pooled maps change less: robustness to small shifts.
+///
+/// Returns a [`SettingError`] if the filter or the pooling window does not fit (e.g. the
+/// feature map size is not a multiple of `pool`). Panics if the filters' channel count
+/// differs from the image's.
+///
+/// ```
+/// use cnn_from_scratch::pooling::shift_experiment;
+/// use ndarray::{Array3, Array4};
+/// // A digit-like "0": a soft ring of radius 8 on a 28x28 canvas.
+/// let zero = Array3::from_shape_fn((1, 28, 28), |(_, y, x)| {
+///     let r = ((y as f32 - 13.5).powi(2) + (x as f32 - 13.5).powi(2)).sqrt();
+///     (-(r - 8.0).powi(2) / 4.0).exp()
+/// });
+/// // A 5x5 blur filter: the feature map is a smoothed copy of the digit, 24x24.
+/// let blur = Array4::from_elem((1, 1, 5, 5), 1.0 / 25.0);
+/// let e = shift_experiment(zero.view(), blur.view(), 2).unwrap();
+/// println!("{e:?}");
+/// assert!(e.pooled_change_x < e.conv_change_x);
+/// assert!(e.pooled_change_y < e.conv_change_y);
+/// ```
+pub fn shift_experiment(
+    image: ArrayView3<f32>,
+    filters: ArrayView4<f32>,
+    pool: usize,
+) -> Result<ShiftExperiment, SettingError> {
+    let (c, h, w) = image.dim();
+    // A batch of three: the image, shifted right by one, shifted down by one.
+    let mut batch = Array4::<f32>::zeros((3, c, h, w));
+    batch.slice_mut(s![0, .., .., ..]).assign(&image);
+    if w > 1 {
+        batch
+            .slice_mut(s![1, .., .., 1..])
+            .assign(&image.slice(s![.., .., ..w - 1]));
+    }
+    if h > 1 {
+        batch
+            .slice_mut(s![2, .., 1.., ..])
+            .assign(&image.slice(s![.., ..h - 1, ..]));
+    }
+    let bias = Array1::<f32>::zeros(filters.dim().0);
+    let conv = conv_forward_im2col(batch.view(), filters, bias.view(), 1, 0)?;
+    let pooled = max_pool(conv.view(), pool, pool, pool, 0)?;
+    let change = |maps: &Array4<f32>, shifted: usize| {
+        relative_change(
+            maps.slice(s![0, .., .., ..]),
+            maps.slice(s![shifted, .., .., ..]),
+        )
+    };
+    Ok(ShiftExperiment {
+        conv_change_x: change(&conv, 1),
+        pooled_change_x: change(&pooled, 1),
+        conv_change_y: change(&conv, 2),
+        pooled_change_y: change(&pooled, 2),
+    })
+}
+
+/// `‖after − before‖ / ‖before‖`, accumulated in f64.
+fn relative_change(before: ArrayView3<f32>, after: ArrayView3<f32>) -> f32 {
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&b, &a) in before.iter().zip(after.iter()) {
+        diff += (a as f64 - b as f64).powi(2);
+        norm += (b as f64).powi(2);
+    }
+    (diff.sqrt() / norm.sqrt()) as f32
+}
