@@ -69,7 +69,7 @@ pub(crate) fn valid_range(
     let start = out_pos * stride; // position in padded coordinates
     let lo = pad.saturating_sub(start).min(filter);
     let hi = (input + pad).saturating_sub(start).min(filter).max(lo);
-    (lo, hi, (start + lo).saturating_sub(pad))
+    (lo, hi, (start + lo).saturating_sub(pad).min(input))
 }
 
 /// Output sizes `(OH, OW)` for a window of `filter_h x filter_w`, or the setting error.
