@@ -58,7 +58,8 @@ fn random_setting(rng: &mut StdRng) -> ((usize, usize, usize, usize), usize, usi
         let (fh, fw) = (rng.random_range(1..=4), rng.random_range(1..=4));
         let stride = rng.random_range(1..=3);
         let pad = rng.random_range(0..=2);
-        let fits = |i: usize, f: usize| i + 2 * pad >= f && (i + 2 * pad - f) % stride == 0;
+        let fits =
+            |i: usize, f: usize| i + 2 * pad >= f && (i + 2 * pad - f).is_multiple_of(stride);
         if fits(h, fh) && fits(w, fw) {
             return ((n, c, h, w), fh, fw, stride, pad);
         }
