@@ -111,16 +111,36 @@ fn assert_pad_below_window(pad: usize, pool_h: usize, pool_w: usize) {
     );
 }
 
-/// Max pooling with argmax: the maximum of each window and the flat index `y*W + x` of the
-/// winning pixel inside its `(n, c)` input plane. The first maximum (in row-major window
-/// order) wins ties; a NaN wins over numbers, so NaNs are not hidden.
-fn max_pool_impl(
+/// The maximum of one window `rows y0..y1, columns x0..x1` of a `w`-wide plane and its
+/// flat index `y*w + x`. The first maximum in row-major order wins ties; a NaN wins over
+/// numbers, so NaNs are not hidden.
+#[inline(always)]
+fn window_max(
+    plane: &[f32],
+    w: usize,
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> (f32, u32) {
+    let mut best = (f32::NEG_INFINITY, (y0 * w + x0) as u32);
+    for y in y0..y1 {
+        for (x, &v) in (x0..x1).zip(&plane[y * w + x0..y * w + x1]) {
+            if v > best.0 || (v.is_nan() && !best.0.is_nan()) {
+                best = (v, (y * w + x) as u32);
+            }
+        }
+    }
+    best
+}
+
+/// Max pooling into `T`, which keeps the value, the index or both of [`window_max`].
+fn max_pool_into<T: Copy + Default + Send>(
     input: ArrayView4<f32>,
     pool_h: usize,
     pool_w: usize,
     stride: usize,
     pad: usize,
-) -> Result<Array4<(f32, u32)>, SettingError> {
+    keep: impl Fn((f32, u32)) -> T + Sync,
+) -> Result<Array4<T>, SettingError> {
     output_hw(input.dim().2, input.dim().3, pool_h, pool_w, stride, pad)?;
     assert_pad_below_window(pad, pool_h, pool_w);
     let w = input.dim().3;
@@ -131,19 +151,9 @@ fn max_pool_impl(
         stride,
         pad,
         |plane, out, rows, cols| {
-            let ow = cols.len();
-            for (&(y0, y1), out_row) in rows.iter().zip(out.chunks_exact_mut(ow)) {
-                for (&(x0, x1), o) in cols.iter().zip(out_row) {
-                    let mut best = (f32::NEG_INFINITY, (y0 * w + x0) as u32);
-                    for y in y0..y1 {
-                        let row = &plane[y * w + x0..y * w + x1];
-                        for (dx, &v) in row.iter().enumerate() {
-                            if v > best.0 || (v.is_nan() && !best.0.is_nan()) {
-                                best = (v, (y * w + x0 + dx) as u32);
-                            }
-                        }
-                    }
-                    *o = best;
+            for (&ys, out_row) in rows.iter().zip(out.chunks_exact_mut(cols.len())) {
+                for (&xs, o) in cols.iter().zip(out_row) {
+                    *o = keep(window_max(plane, w, ys, xs));
                 }
             }
         },
@@ -177,7 +187,7 @@ pub fn max_pool(
     stride: usize,
     pad: usize,
 ) -> Result<Array4<f32>, SettingError> {
-    Ok(max_pool_impl(input, pool_h, pool_w, stride, pad)?.mapv(|(v, _)| v))
+    max_pool_into(input, pool_h, pool_w, stride, pad, |(v, _)| v)
 }
 
 /// Max pooling that also returns, for every output element, the flat index (y*W + x) inside its (n, c) input plane of the winning input pixel, so a layer can route gradients back (max pooling's backward).
@@ -208,7 +218,7 @@ pub fn max_pool_with_argmax(
         h * w <= u32::MAX as usize,
         "max_pool_with_argmax: a {h}x{w} plane has more pixels than u32 indices can name"
     );
-    let both = max_pool_impl(input, pool_h, pool_w, stride, pad)?;
+    let both = max_pool_into(input, pool_h, pool_w, stride, pad, |best| best)?;
     Ok((both.mapv(|(v, _)| v), both.mapv(|(_, i)| i)))
 }
 
