@@ -272,7 +272,8 @@ pub fn filter_grid(title: &str, filters: ArrayView4<f32>) -> Result<Picture, Plo
 /// The feature maps `(FN, OH, OW)` a layer makes from one input, as a grid of grey tiles.
 ///
 /// Each map is stretched to its own min..max (black = its smallest value, white = its
-/// largest), so a map with small activations is still visible; the title says so. The
+/// largest), so a map with small activations is still visible; the title says so. A
+/// constant map (say, all zero after ReLU: a filter that found nothing) is mid-grey. The
 /// caption under each map is its index, the index of the filter that made it.
 ///
 /// ```

@@ -58,7 +58,13 @@ impl Picture {
     /// Shows the picture inline in a Jupyter notebook running the evcxr kernel.
     ///
     /// evcxr looks for this method on the value of a cell's last expression, so a cell
-    /// ending in `viz::filter_grid(...)?` displays the picture.
+    /// ending in a picture displays it:
+    ///
+    /// ```text
+    /// :dep cnn-from-scratch = { path = ".." }
+    /// use cnn_from_scratch::viz;
+    /// viz::filter_grid("Filters", bank.view())?
+    /// ```
     pub fn evcxr_display(&self) {
         println!(
             "EVCXR_BEGIN_CONTENT image/png\n{}\nEVCXR_END_CONTENT",
