@@ -23,17 +23,19 @@ numpy scores of the two top classes tie within --tie), 1 otherwise, 2 on bad inp
 
 import argparse
 import gzip
+import json
 import struct
 import sys
 from pathlib import Path
 
 import numpy as np
+import safetensors
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_IMAGES = REPO / "data" / "sample-test-images-idx3-ubyte.gz"
-DEFAULT_LABELS = REPO / "data" / "sample-test-labels-idx1-ubyte.gz"
+DEFAULT_IMAGES = REPO / "data" / "mnist-sample" / "t10k-images-idx3-ubyte.gz"
+DEFAULT_LABELS = REPO / "data" / "mnist-sample" / "t10k-labels-idx1-ubyte.gz"
 NAMES = ["W1", "b1", "W2", "b2", "W3", "b3"]
 
 
@@ -154,16 +156,16 @@ def main():
         images = read_idx(args.images)
         labels = read_idx(args.labels)
         crate_labels, crate_scores = read_predictions(args.predictions)
-    except (OSError, ValueError) as e:
+        # The crate stores its network configuration as JSON under the metadata key
+        # "config"; without it the file is taken to be the book's network.
+        config = json.loads(meta.get("config", "{}"))
+    except (OSError, ValueError, safetensors.SafetensorError) as e:
         print(f"check_params: {e}", file=sys.stderr)
         return 2
 
-    stride = int(meta.get("conv_stride", 1))
-    pad = int(meta.get("conv_pad", 0))
-    pool = int(meta.get("pool_size", 2))
+    stride, pad, pool = config.get("stride", 1), config.get("pad", 0), config.get("pool", 2)
     # Pixels are scaled to [0, 1], as the book's load_mnist(normalize=True) does.
-    scale = float(meta.get("pixel_scale", 1 / 255))
-    images = images.reshape(len(images), 1, *images.shape[-2:]) * scale
+    images = images.reshape(len(images), 1, *images.shape[-2:]) / 255.0
     if len(crate_labels) != len(images):
         print(f"check_params: {len(crate_labels)} predictions for {len(images)} images",
               file=sys.stderr)

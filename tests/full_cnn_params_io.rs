@@ -1,0 +1,343 @@
+//! Saving and loading SimpleConvNet parameters as safetensors: bit-exact round trips, a
+//! file layout checked by reading the raw bytes by hand, and an error (never a panic) for
+//! every kind of bad file.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use cnn_from_scratch::full_cnn::params_io::{ParamsError, load_params, save_params};
+use cnn_from_scratch::full_cnn::{Params, SimpleConvNet, SimpleConvNetConfig};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+
+fn temp_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnn-params-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn trained_looking_params(seed: u64) -> Params {
+    let mut params = SimpleConvNet::new(SimpleConvNetConfig::default(), seed)
+        .unwrap()
+        .into_params();
+    // Biases start at zero; give them values, and some awkward ones whose bits must
+    // survive too: negative zero, a subnormal, the largest finite, infinities, NaN.
+    params
+        .b1
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as f32 * 0.37 - 5.0);
+    params.b2[0] = -0.0;
+    params.b2[1] = f32::MIN_POSITIVE / 8.0;
+    params.b2[2] = f32::MAX;
+    params.b2[3] = f32::NEG_INFINITY;
+    params.b2[4] = f32::from_bits(0x7fc0_1234); // a NaN with a payload
+    params.b3[9] = std::f32::consts::PI;
+    params
+}
+
+fn bits(params: &Params) -> Vec<(&'static str, Vec<usize>, Vec<u32>)> {
+    params
+        .named()
+        .into_iter()
+        .map(|(name, t)| {
+            (
+                name,
+                t.shape().to_vec(),
+                t.iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn round_trip_is_bit_exact() {
+    let config = SimpleConvNetConfig::default();
+    let params = trained_looking_params(3);
+    let path = temp_file("round_trip.safetensors");
+    save_params(&path, &params, &config).unwrap();
+    let loaded = load_params(&path, &config).unwrap();
+    assert_eq!(bits(&loaded), bits(&params));
+
+    // Saving the loaded parameters again gives the same bytes.
+    let again = temp_file("round_trip_again.safetensors");
+    save_params(&again, &loaded, &config).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+}
+
+#[test]
+fn round_trip_of_another_configuration() {
+    let config = SimpleConvNetConfig {
+        input: (3, 12, 12),
+        filter_num: 4,
+        filter_size: 3,
+        pad: 1,
+        stride: 1,
+        hidden: 7,
+        classes: 5,
+        ..Default::default()
+    };
+    let params = SimpleConvNet::new(config, 11).unwrap().into_params();
+    let path = temp_file("other_config.safetensors");
+    save_params(&path, &params, &config).unwrap();
+    let loaded = load_params(&path, &config).unwrap();
+    assert_eq!(bits(&loaded), bits(&params));
+    assert_eq!(loaded.w1.dim(), (4, 3, 3, 3));
+}
+
+/// Reads the file as the safetensors specification describes it, without the crate:
+/// 8 bytes little-endian header length, a JSON header, then the raw data. The JSON is
+/// checked by searching for the entries a reader (numpy, torch) relies on.
+#[test]
+fn file_layout_follows_the_safetensors_format() {
+    let config = SimpleConvNetConfig::default();
+    let params = trained_looking_params(5);
+    let path = temp_file("layout.safetensors");
+    save_params(&path, &params, &config).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+    let data = &bytes[8 + header_len..];
+    let expected_sizes = [30 * 25, 30, 4320 * 100, 100, 100 * 10, 10];
+    assert_eq!(data.len(), 4 * expected_sizes.iter().sum::<usize>());
+
+    for (name, shape) in [
+        ("W1", "[30,1,5,5]"),
+        ("b1", "[30]"),
+        ("W2", "[4320,100]"),
+        ("b2", "[100]"),
+        ("W3", "[100,10]"),
+        ("b3", "[10]"),
+    ] {
+        let entry = format!(r#""{name}":{{"dtype":"F32","shape":{shape},"data_offsets":["#);
+        assert!(header.contains(&entry), "no {entry} in header {header}");
+    }
+    // The configuration, as a JSON string inside the JSON header.
+    let config = r#""__metadata__":{"config":"{\"input\":[1,28,28],\"filter_num\":30,\"filter_size\":5,\"pad\":0,\"stride\":1,\"pool\":2,\"hidden\":100,\"classes\":10}"}"#;
+    assert!(header.contains(config), "no {config} in header {header}");
+
+    // Find W1's offsets in the header and compare its bytes with the values, row-major,
+    // little-endian.
+    let start = header.find(r#""W1":"#).unwrap();
+    let offsets = &header[start..];
+    let offsets = &offsets[offsets.find("data_offsets\":[").unwrap() + 15..];
+    let offsets: Vec<usize> = offsets[..offsets.find(']').unwrap()]
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    let w1_bytes = &data[offsets[0]..offsets[1]];
+    let mut expected = Vec::new();
+    for f in 0..30 {
+        for i in 0..5 {
+            for j in 0..5 {
+                expected.extend_from_slice(&params.w1[[f, 0, i, j]].to_le_bytes());
+            }
+        }
+    }
+    assert_eq!(w1_bytes, expected.as_slice());
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let path = temp_file("does_not_exist.safetensors");
+    let err = load_params(&path, &SimpleConvNetConfig::default()).unwrap_err();
+    assert!(matches!(err, ParamsError::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("does_not_exist.safetensors"),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_files_are_errors_not_panics() {
+    let config = SimpleConvNetConfig::default();
+    let good_path = temp_file("good.safetensors");
+    save_params(&good_path, &trained_looking_params(1), &config).unwrap();
+    let good = std::fs::read(&good_path).unwrap();
+
+    let mut huge_header = good.clone();
+    huge_header[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut bad_json = good.clone();
+    bad_json[8] = b'[';
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", vec![]),
+        (
+            "text",
+            b"these are not the tensors you are looking for".to_vec(),
+        ),
+        ("truncated data", good[..good.len() - 100].to_vec()),
+        ("truncated header", good[..20].to_vec()),
+        ("huge header length", huge_header),
+        ("header not JSON", bad_json),
+    ];
+    for (what, bytes) in cases {
+        let path = temp_file(&format!("corrupt_{}.safetensors", what.replace(' ', "_")));
+        std::fs::write(&path, &bytes).unwrap();
+        match load_params(&path, &config) {
+            Err(ParamsError::Corrupt { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("{what}: expected a Corrupt error, got {other:?}"),
+        }
+    }
+}
+
+/// Writes a file with the given tensors (name, dtype, shape) filled with zeros, as
+/// another program might.
+fn write_tensors(path: &PathBuf, tensors: &[(&str, Dtype, Vec<usize>)]) {
+    let buffers: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, dtype, shape)| vec![0u8; shape.iter().product::<usize>() * dtype.size()])
+        .collect();
+    let views: HashMap<String, TensorView> = tensors
+        .iter()
+        .zip(&buffers)
+        .map(|((name, dtype, shape), data)| {
+            (
+                name.to_string(),
+                TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+fn book_tensors() -> Vec<(&'static str, Dtype, Vec<usize>)> {
+    vec![
+        ("W1", Dtype::F32, vec![30, 1, 5, 5]),
+        ("b1", Dtype::F32, vec![30]),
+        ("W2", Dtype::F32, vec![4320, 100]),
+        ("b2", Dtype::F32, vec![100]),
+        ("W3", Dtype::F32, vec![100, 10]),
+        ("b3", Dtype::F32, vec![10]),
+    ]
+}
+
+#[test]
+fn a_file_without_metadata_written_elsewhere_loads() {
+    let path = temp_file("foreign.safetensors");
+    write_tensors(&path, &book_tensors());
+    let params = load_params(&path, &SimpleConvNetConfig::default()).unwrap();
+    assert_eq!(params.w2.dim(), (4320, 100));
+    assert!(params.w2.iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let path = temp_file("missing_b2.safetensors");
+    let tensors: Vec<_> = book_tensors().into_iter().filter(|t| t.0 != "b2").collect();
+    write_tensors(&path, &tensors);
+    let err = load_params(&path, &SimpleConvNetConfig::default()).unwrap_err();
+    match &err {
+        ParamsError::MissingTensor { name, .. } => assert_eq!(*name, "b2"),
+        other => panic!("expected MissingTensor, got {other:?}"),
+    }
+    assert!(err.to_string().contains("b2"), "{err}");
+}
+
+#[test]
+fn wrong_dtype_is_named() {
+    let path = temp_file("f64_w3.safetensors");
+    let mut tensors = book_tensors();
+    tensors[4].1 = Dtype::F64;
+    write_tensors(&path, &tensors);
+    let err = load_params(&path, &SimpleConvNetConfig::default()).unwrap_err();
+    match &err {
+        ParamsError::WrongDtype { name, found, .. } => {
+            assert_eq!((*name, found.as_str()), ("W3", "F64"))
+        }
+        other => panic!("expected WrongDtype, got {other:?}"),
+    }
+}
+
+#[test]
+fn wrong_shape_names_tensor_and_both_shapes() {
+    // Saved from a net with 20 filters, loaded as the book's net with 30.
+    let small = SimpleConvNetConfig {
+        filter_num: 20,
+        ..Default::default()
+    };
+    let path = temp_file("twenty_filters.safetensors");
+    save_params(
+        &path,
+        SimpleConvNet::new(small, 0).unwrap().params(),
+        &small,
+    )
+    .unwrap();
+    let err = load_params(&path, &SimpleConvNetConfig::default()).unwrap_err();
+    match &err {
+        ParamsError::WrongShape {
+            name,
+            expected,
+            found,
+            ..
+        } => {
+            assert_eq!(*name, "W1");
+            assert_eq!(expected, &vec![30, 1, 5, 5]);
+            assert_eq!(found, &vec![20, 1, 5, 5]);
+        }
+        other => panic!("expected WrongShape, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("W1")
+            && message.contains("[30, 1, 5, 5]")
+            && message.contains("[20, 1, 5, 5]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_different_configuration_with_the_same_shapes_is_reported() {
+    // 24x24 inputs padded by 2 give the same 24x24 feature maps as 28x28 inputs without
+    // padding, so every tensor has the same shape; the metadata still tells them apart.
+    let saved = SimpleConvNetConfig::default();
+    let asked = SimpleConvNetConfig {
+        input: (1, 24, 24),
+        pad: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        Params::expected_shapes(&saved).unwrap(),
+        Params::expected_shapes(&asked).unwrap()
+    );
+    let path = temp_file("pad.safetensors");
+    save_params(&path, &trained_looking_params(2), &saved).unwrap();
+    match load_params(&path, &asked).unwrap_err() {
+        ParamsError::WrongConfig {
+            expected, found, ..
+        } => {
+            assert!(
+                expected.contains(r#""input":[1,24,24]"#) && expected.contains(r#""pad":2"#),
+                "{expected}"
+            );
+            assert!(
+                found.contains(r#""input":[1,28,28]"#) && found.contains(r#""pad":0"#),
+                "{found}"
+            );
+        }
+        other => panic!("expected WrongConfig, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_configuration_that_does_not_fit_is_an_error() {
+    let path = temp_file("fits.safetensors");
+    write_tensors(&path, &book_tensors());
+    let odd = SimpleConvNetConfig {
+        input: (1, 27, 27),
+        ..Default::default()
+    };
+    let err = load_params(&path, &odd).unwrap_err();
+    assert!(matches!(err, ParamsError::Setting(_)), "{err:?}");
+}
+
+#[test]
+fn unwritable_path_is_an_io_error() {
+    let path = temp_file("no_such_dir").join("params.safetensors");
+    let config = SimpleConvNetConfig::default();
+    let err = save_params(&path, &trained_looking_params(0), &config).unwrap_err();
+    assert!(matches!(err, ParamsError::Io { .. }), "{err:?}");
+}
