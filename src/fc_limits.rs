@@ -11,7 +11,7 @@
 //! enough luck and data it might learn shape-aware features by itself, but nothing in the
 //! model helps it, and it pays for every connection ([`compare_param_counts`]: for one
 //! MNIST digit, an Affine layer with as many outputs as SimpleConvNet's first convolution
-//! needs about 13.5 million weights; the convolution needs 780).
+//! needs about 13.6 million weights; the convolution needs 780).
 //!
 //! This module makes "the shape information is lost" measurable. Shuffle the pixels of every
 //! image with one fixed permutation ([`pixel_permutation`], [`permute_pixels`]) and shuffle
@@ -126,7 +126,7 @@ pub struct ParamCounts {
 /// let counts = compare_param_counts((1, 28, 28), 30, 5, 5).unwrap();
 /// assert_eq!(counts.output, (30, 24, 24));
 /// assert_eq!(counts.conv, 780);
-/// assert_eq!(counts.affine, 784 * 17_280 + 17_280); // about 13.5 million
+/// assert_eq!(counts.affine, 784 * 17_280 + 17_280); // about 13.6 million
 /// // A filter larger than the image is a setting error.
 /// assert!(compare_param_counts((1, 4, 4), 1, 5, 5).is_err());
 /// ```
