@@ -42,4 +42,16 @@ pub enum SettingError {
         stride: usize,
         numerator: usize,
     },
+
+    /// Max pooling with a padding as large as the window: some windows would hold only
+    /// padding and have no maximum (PyTorch refuses this too).
+    #[error(
+        "max pooling: pad={pad} must be smaller than the {pool_h}x{pool_w} window, \
+         otherwise some windows hold only padding and have no maximum"
+    )]
+    PadNotBelowWindow {
+        pad: usize,
+        pool_h: usize,
+        pool_w: usize,
+    },
 }

@@ -23,7 +23,8 @@
 //! - **Max pooling**: padded cells never win. The padding behaves like `-inf`, as in
 //!   PyTorch's `MaxPool2d`, so a window on the border takes the maximum of the real pixels
 //!   it covers. The padding must be smaller than the window, otherwise some windows would
-//!   contain only padding and have no maximum (see the `# Panics` sections).
+//!   contain only padding and have no maximum: that is a
+//!   [`SettingError::PadNotBelowWindow`].
 //! - **Average pooling**: padded cells are zeros and *count* in the average: every window
 //!   is divided by `pool_h * pool_w` (PyTorch's default, `count_include_pad=True`), so
 //!   border outputs are pulled towards zero.
@@ -103,12 +104,16 @@ fn pool_planes<T: Copy + Default + Send>(
     Ok(out)
 }
 
-fn assert_pad_below_window(pad: usize, pool_h: usize, pool_w: usize) {
-    assert!(
-        pad < pool_h.max(1) && pad < pool_w.max(1),
-        "max pooling: pad={pad} must be smaller than the {pool_h}x{pool_w} window, \
-         otherwise some windows hold only padding and have no maximum"
-    );
+fn check_pad_below_window(pad: usize, pool_h: usize, pool_w: usize) -> Result<(), SettingError> {
+    if pad < pool_h.max(1) && pad < pool_w.max(1) {
+        Ok(())
+    } else {
+        Err(SettingError::PadNotBelowWindow {
+            pad,
+            pool_h,
+            pool_w,
+        })
+    }
 }
 
 /// The maximum of one window `rows y0..y1, columns x0..x1` of a `w`-wide plane and its
@@ -142,7 +147,7 @@ fn max_pool_into<T: Copy + Default + Send>(
     keep: impl Fn((f32, u32)) -> T + Sync,
 ) -> Result<Array4<T>, SettingError> {
     output_hw(input.dim().2, input.dim().3, pool_h, pool_w, stride, pad)?;
-    assert_pad_below_window(pad, pool_h, pool_w);
+    check_pad_below_window(pad, pool_h, pool_w)?;
     let w = input.dim().3;
     pool_planes(
         input,
@@ -163,10 +168,8 @@ fn max_pool_into<T: Copy + Default + Send>(
 /// Max pooling on a batch `(N, C, H, W)` -> `(N, C, OH, OW)`: each output is the largest
 /// input value in its `pool_h x pool_w` window. Padded cells never win (like PyTorch).
 ///
-/// Returns a [`SettingError`] when window, stride and padding do not fit the input.
-///
-/// # Panics
-/// If `pad >= pool_h` or `pad >= pool_w`: some windows would hold only padding.
+/// Returns a [`SettingError`] when window, stride and padding do not fit the input, or
+/// when `pad >= pool_h` or `pad >= pool_w` (some windows would hold only padding).
 ///
 /// ```
 /// use cnn_from_scratch::pooling::max_pool;
@@ -190,10 +193,12 @@ pub fn max_pool(
     max_pool_into(input, pool_h, pool_w, stride, pad, |(v, _)| v)
 }
 
-/// Max pooling that also returns, for every output element, the flat index (y*W + x) inside its (n, c) input plane of the winning input pixel, so a layer can route gradients back (max pooling's backward).
+/// Max pooling that also returns, for every output element, the flat index `y*W + x`
+/// inside its `(n, c)` input plane of the winning input pixel, so a layer can route
+/// gradients back (max pooling's backward).
 ///
-/// Ties go to the first maximum in row-major order within the window. Same errors and
-/// panics as [`max_pool`].
+/// Ties go to the first maximum in row-major order within the window. Same errors as
+/// [`max_pool`].
 ///
 /// ```
 /// use cnn_from_scratch::pooling::max_pool_with_argmax;

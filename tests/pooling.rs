@@ -233,10 +233,21 @@ fn bad_settings_return_the_error() {
 }
 
 #[test]
-#[should_panic(expected = "pad=2 must be smaller than the 2x2 window")]
-fn max_pool_padding_as_large_as_the_window_panics() {
+fn max_pool_padding_as_large_as_the_window_is_an_error() {
     let x = Array4::<f32>::zeros((1, 1, 4, 4));
-    let _ = max_pool(x.view(), 2, 2, 2, 2);
+    let err = max_pool(x.view(), 2, 2, 2, 2).unwrap_err();
+    assert_eq!(
+        err,
+        SettingError::PadNotBelowWindow {
+            pad: 2,
+            pool_h: 2,
+            pool_w: 2
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("pad=2 must be smaller than the 2x2 window")
+    );
 }
 
 #[test]
