@@ -47,4 +47,6 @@ pub mod full_cnn;
 pub mod data;
 pub mod viz;
 
+pub mod tutorial;
+
 pub use error::SettingError;

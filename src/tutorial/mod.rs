@@ -1,0 +1,1 @@
+//! (the tutorial, to be written)
