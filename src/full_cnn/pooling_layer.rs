@@ -1,11 +1,12 @@
 //! The Pooling layer (プーリング層) with its backward pass: max pooling (and average
 //! pooling) over windows of each channel.
 
-use ndarray::{Array2, Array4, ArrayView4, Axis};
+use ndarray::{Array2, Array4, ArrayView4, s};
 
-use crate::batching::{col2im, im2col};
+use crate::batching::col2im;
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
+use crate::pooling::{avg_pool, max_pool_with_argmax};
 
 /// Which statistic of each window a [`Pooling`] layer keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +18,10 @@ pub enum PoolKind {
 }
 
 /// A pooling layer: each channel of a batch `(N, C, H, W)` is cut into
-/// `pool_h x pool_w` windows (with a stride and zero padding) and each window becomes one
-/// number, giving `(N, C, OH, OW)`. No parameters; the channel count is kept.
+/// `pool_h x pool_w` windows (with a stride and padding) and each window becomes one
+/// number, giving `(N, C, OH, OW)`. No parameters; the channel count is kept. The forward
+/// pass is [`crate::pooling`]'s, with its padding rules (padding never wins a max; it
+/// counts as zeros in an average).
 ///
 /// ## Backward
 ///
@@ -56,9 +59,9 @@ pub struct Pooling {
     pub kind: PoolKind,
     /// The forward input's shape.
     x_shape: [usize; 4],
-    /// For max pooling: the winner's index inside each window, one per output value in
-    /// the order `(n, oh, ow, c)`.
-    arg_max: Vec<usize>,
+    /// For max pooling: for each output, the flat index `y*W + x` of the winning pixel in
+    /// its `(n, c)` input plane (the book's `arg_max`).
+    arg_max: Option<Array4<u32>>,
 }
 
 impl Pooling {
@@ -88,7 +91,7 @@ impl Pooling {
             pad,
             kind,
             x_shape: [0; 4],
-            arg_max: Vec::new(),
+            arg_max: None,
         }
     }
 
@@ -111,50 +114,32 @@ impl Pooling {
         ))
     }
 
-    /// Pool a batch `(N, C, H, W)` into `(N, C, OH, OW)`; remembers what backward needs.
+    /// Pool a batch `(N, C, H, W)` into `(N, C, OH, OW)` with
+    /// [`max_pool_with_argmax`] or [`avg_pool`]; remembers what backward needs.
+    ///
+    /// Returns a [`SettingError`] if window, stride and padding do not fit the input.
+    /// Max pooling panics if `pad` is not smaller than the window (see [`crate::pooling`]).
     pub fn forward(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
-        let (n, c, oh, ow) = self.output_shape(x.dim())?;
-        let window = self.pool_h * self.pool_w;
-        // As in the book: im2col gives one row per (n, oh, ow) holding every channel's
-        // window; reshaped, each row is one window of one channel, in the order (n, oh, ow, c).
-        let col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)?;
-        let col = col
-            .into_shape_with_order((n * oh * ow * c, window))
-            .expect("a fresh im2col matrix reshapes without copying");
-        let pooled: Vec<f32> = match self.kind {
+        self.output_shape(x.dim())?;
+        let (ph, pw, stride, pad) = (self.pool_h, self.pool_w, self.stride, self.pad);
+        let out = match self.kind {
             PoolKind::Max => {
-                self.arg_max = col
-                    .axis_iter(Axis(0))
-                    .map(|w| {
-                        w.iter()
-                            .enumerate()
-                            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                                if v > bv { (i, v) } else { (bi, bv) }
-                            })
-                            .0
-                    })
-                    .collect();
-                self.arg_max
-                    .iter()
-                    .zip(col.axis_iter(Axis(0)))
-                    .map(|(&i, w)| w[i])
-                    .collect()
+                let (out, arg_max) = max_pool_with_argmax(x, ph, pw, stride, pad)?;
+                self.arg_max = Some(arg_max);
+                out
             }
-            PoolKind::Average => col.mean_axis(Axis(1)).expect("non-empty window").to_vec(),
+            PoolKind::Average => avg_pool(x, ph, pw, stride, pad)?,
         };
         self.x_shape = [x.dim().0, x.dim().1, x.dim().2, x.dim().3];
-        let out = Array4::from_shape_vec((n, oh, ow, c), pooled)
-            .expect("one value per window")
-            .permuted_axes([0, 3, 1, 2]);
-        Ok(out.as_standard_layout().into_owned())
+        Ok(out)
     }
 
     /// Given `dL/dout` `(N, C, OH, OW)`, returns `dL/dx` `(N, C, H, W)`.
     /// Panics if called before forward or with a wrong shape.
     pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
-        let [xn, xc, xh, xw] = self.x_shape;
+        let [n, c, h, w] = self.x_shape;
         let expected = self
-            .output_shape((xn, xc, xh, xw))
+            .output_shape((n, c, h, w))
             .expect("Pooling::backward called before a successful Pooling::forward");
         assert_eq!(
             dout.dim(),
@@ -163,44 +148,56 @@ impl Pooling {
             dout.shape(),
             expected
         );
-        let (n, c, oh, ow) = expected;
-        let window = self.pool_h * self.pool_w;
-        // dout in the (n, oh, ow, c) order of the windows.
-        let dout = dout.permuted_axes([0, 2, 3, 1]);
-        let mut dcol = Array2::<f32>::zeros((n * oh * ow * c, window));
         match self.kind {
             PoolKind::Max => {
-                assert_eq!(
-                    self.arg_max.len(),
-                    dcol.nrows(),
-                    "Pooling::backward before forward"
-                );
-                for ((mut row, &i), &g) in dcol
-                    .axis_iter_mut(Axis(0))
-                    .zip(&self.arg_max)
-                    .zip(dout.iter())
+                let arg_max = self
+                    .arg_max
+                    .as_ref()
+                    .expect("Pooling::backward called before Pooling::forward");
+                let mut dx = Array4::<f32>::zeros((n, c, h, w));
+                let dout = dout.as_standard_layout();
+                let (Some(dx_flat), Some(winners), Some(grads)) =
+                    (dx.as_slice_mut(), arg_max.as_slice(), dout.as_slice())
+                else {
+                    unreachable!("standard-layout arrays are contiguous")
+                };
+                let plane_out = expected.2 * expected.3;
+                // Route each output's gradient to its winner in the same (n, c) plane;
+                // a pixel that wins overlapping windows receives the sum.
+                for ((plane, winners), grads) in dx_flat
+                    .chunks_exact_mut(h * w)
+                    .zip(winners.chunks_exact(plane_out))
+                    .zip(grads.chunks_exact(plane_out))
                 {
-                    row[i] = g;
+                    for (&i, &g) in winners.iter().zip(grads) {
+                        plane[i as usize] += g;
+                    }
                 }
+                dx
             }
             PoolKind::Average => {
+                // Each window's gradient, shared equally by its pool_h * pool_w cells, laid
+                // out as im2col rows (n, oh, ow) x (c, fy, fx); col2im adds the shares up
+                // and drops those that fell on padding.
+                let (_, _, oh, ow) = expected;
+                let window = self.pool_h * self.pool_w;
                 let share = 1.0 / window as f32;
-                for (mut row, &g) in dcol.axis_iter_mut(Axis(0)).zip(dout.iter()) {
-                    row.fill(g * share);
+                let mut dcol = Array2::<f32>::zeros((n * oh * ow, c * window));
+                for ((i, j, y, x), &g) in dout.indexed_iter() {
+                    let row = (i * oh + y) * ow + x;
+                    dcol.slice_mut(s![row, j * window..(j + 1) * window])
+                        .fill(g * share);
                 }
+                col2im(
+                    dcol.view(),
+                    self.x_shape,
+                    self.pool_h,
+                    self.pool_w,
+                    self.stride,
+                    self.pad,
+                )
+                .expect("the same settings fitted in forward")
             }
         }
-        let dcol = dcol
-            .into_shape_with_order((n * oh * ow, c * window))
-            .expect("a fresh matrix reshapes without copying");
-        col2im(
-            dcol.view(),
-            self.x_shape,
-            self.pool_h,
-            self.pool_w,
-            self.stride,
-            self.pad,
-        )
-        .expect("the same settings fitted in forward")
     }
 }
