@@ -188,3 +188,76 @@ impl Convolution {
             .expect("the same settings fitted in forward")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution written as the seven nested loops of its definition.
+    fn naive(
+        x: &Array4<f32>,
+        w: &Array4<f32>,
+        b: &Array1<f32>,
+        stride: usize,
+        pad: usize,
+    ) -> Array4<f32> {
+        let (n, c, h, wd) = x.dim();
+        let (fnum, _, fh, fw) = w.dim();
+        let (oh, ow) = (
+            (h + 2 * pad - fh) / stride + 1,
+            (wd + 2 * pad - fw) / stride + 1,
+        );
+        Array4::from_shape_fn((n, fnum, oh, ow), |(i, f, oy, ox)| {
+            let mut sum = b[f];
+            for ch in 0..c {
+                for ky in 0..fh {
+                    for kx in 0..fw {
+                        let (y, xx) = (
+                            (oy * stride + ky) as isize - pad as isize,
+                            (ox * stride + kx) as isize - pad as isize,
+                        );
+                        if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < wd {
+                            sum += x[[i, ch, y as usize, xx as usize]] * w[[f, ch, ky, kx]];
+                        }
+                    }
+                }
+            }
+            sum
+        })
+    }
+
+    #[test]
+    fn forward_matches_the_naive_loops_with_stride_and_padding() {
+        let x = Array4::from_shape_fn((2, 2, 7, 7), |(n, c, i, j)| {
+            ((n * 31 + c * 17 + i * 7 + j * 3) % 11) as f32 - 5.0
+        });
+        let w = Array4::from_shape_fn((3, 2, 3, 3), |(f, c, i, j)| {
+            ((f * 5 + c * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
+        });
+        let b = Array1::from(vec![0.5, -1.0, 0.25]);
+        for (stride, pad) in [(1, 0), (2, 1), (1, 2)] {
+            let mut conv = Convolution::new(w.clone(), b.clone(), stride, pad);
+            let y = conv.forward(x.view()).unwrap();
+            let expected = naive(&x, &w, &b, stride, pad);
+            assert_eq!(y.dim(), expected.dim());
+            assert!(
+                y.iter().zip(&expected).all(|(a, e)| (a - e).abs() < 1e-4),
+                "stride {stride} pad {pad}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_that_do_not_fit_are_errors() {
+        let mut conv = Convolution::new(Array4::zeros((1, 1, 3, 3)), Array1::zeros(1), 2, 0);
+        // (6 - 3) / 2 is not whole.
+        assert!(matches!(
+            conv.forward(Array4::zeros((1, 1, 6, 6)).view()),
+            Err(SettingError::NotWhole {
+                numerator: 3,
+                stride: 2,
+                ..
+            })
+        ));
+    }
+}

@@ -217,3 +217,68 @@ impl Optimizer for Adam {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2, Array4};
+
+    /// Parameters that are all `value`, in small shapes.
+    fn filled(value: f32) -> Params {
+        Params {
+            w1: Array4::from_elem((2, 1, 2, 2), value),
+            b1: Array1::from_elem(2, value),
+            w2: Array2::from_elem((3, 2), value),
+            b2: Array1::from_elem(2, value),
+            w3: Array2::from_elem((2, 2), value),
+            b3: Array1::from_elem(2, value),
+        }
+    }
+
+    fn all_close(p: &Params, expected: f32) {
+        for (name, t) in p.named() {
+            for &v in t.iter() {
+                assert!((v - expected).abs() < 1e-6, "{name}: {v} != {expected}");
+            }
+        }
+    }
+
+    #[test]
+    fn sgd_step_by_hand() {
+        let mut p = filled(1.0);
+        Sgd::default().update(&mut p, &filled(0.5));
+        all_close(&p, 1.0 - 0.01 * 0.5);
+    }
+
+    #[test]
+    fn momentum_two_steps_by_hand() {
+        let (mut p, g) = (filled(1.0), filled(0.5));
+        let mut opt = Momentum::default();
+        opt.update(&mut p, &g); // v = -0.005
+        all_close(&p, 0.995);
+        opt.update(&mut p, &g); // v = 0.9 * -0.005 - 0.005 = -0.0095
+        all_close(&p, 0.9855);
+    }
+
+    #[test]
+    fn adagrad_steps_shrink_by_hand() {
+        let (mut p, g) = (filled(1.0), filled(0.5));
+        let mut opt = AdaGrad::default();
+        opt.update(&mut p, &g); // h = 0.25: step 0.01 * 0.5 / 0.5 = 0.01
+        all_close(&p, 0.99);
+        opt.update(&mut p, &g); // h = 0.5: step 0.01 * 0.5 / sqrt(0.5)
+        all_close(&p, 0.99 - 0.01 * 0.5 / 0.5f32.sqrt());
+    }
+
+    #[test]
+    fn adams_first_steps_move_by_the_learning_rate() {
+        // With a constant gradient g, m_t / sqrt(v_t) with the bias correction is exactly
+        // sign(g) at every step, so each step moves by lr (up to the 1e-7 epsilon).
+        let (mut p, g) = (filled(1.0), filled(0.5));
+        let mut opt = Adam::default();
+        for step in 1..=3 {
+            opt.update(&mut p, &g);
+            all_close(&p, 1.0 - 0.001 * step as f32);
+        }
+    }
+}

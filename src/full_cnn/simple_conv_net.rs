@@ -524,3 +524,158 @@ pub fn argmax_rows(scores: &Array2<f32>) -> Vec<usize> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::full_cnn::{Adam, Optimizer};
+
+    fn small_config() -> SimpleConvNetConfig {
+        SimpleConvNetConfig {
+            input: (1, 8, 8),
+            filter_num: 4,
+            filter_size: 3,
+            pad: 1,
+            stride: 1,
+            hidden: 16,
+            classes: 2,
+            weight_scale: 0.1,
+            pool: 2,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_the_books_initialisation() {
+        let config = SimpleConvNetConfig::default();
+        let a = SimpleConvNet::new(config, 7).unwrap();
+        let b = SimpleConvNet::new(config, 7).unwrap();
+        let c = SimpleConvNet::new(config, 8).unwrap();
+        assert_eq!(a.params(), b.params());
+        assert_ne!(a.params().w1, c.params().w1);
+        // Weights ~ 0.01 * N(0, 1): the sample std of W2's 432,000 entries is close to 0.01.
+        let w2 = &a.params().w2;
+        let std = (w2.mapv(|v| (v as f64).powi(2)).sum() / w2.len() as f64).sqrt();
+        assert!((std - 0.01).abs() < 1e-4, "std {std}");
+        assert!(
+            a.params()
+                .b1
+                .iter()
+                .chain(&a.params().b2)
+                .chain(&a.params().b3)
+                .all(|&v| v == 0.0)
+        );
+    }
+
+    #[test]
+    fn parameter_counts_and_architecture_of_the_books_network() {
+        let net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+        // By hand: conv 30*1*5*5 + 30, affine 4320*100 + 100, affine 100*10 + 10.
+        assert_eq!(net.params().len(), 780 + 432_100 + 1_010);
+        let table = net.architecture();
+        for expected in [
+            "(30, 24, 24)",
+            "(30, 12, 12)",
+            "780",
+            "432100",
+            "1010",
+            "433890",
+        ] {
+            assert!(table.contains(expected), "{expected} missing from\n{table}");
+        }
+        assert_eq!(table, format!("{net}"));
+    }
+
+    #[test]
+    fn settings_that_do_not_fit_are_errors_naming_the_values() {
+        let config = SimpleConvNetConfig {
+            input: (1, 28, 28),
+            stride: 2,
+            ..Default::default()
+        };
+        // (28 - 5) / 2 is not whole.
+        let err = SimpleConvNet::new(config, 0).unwrap_err();
+        assert_eq!(
+            err,
+            SettingError::NotWhole {
+                input: 28,
+                filter: 5,
+                pad: 0,
+                stride: 2,
+                numerator: 23
+            }
+        );
+        let too_big = SimpleConvNetConfig {
+            filter_size: 29,
+            ..Default::default()
+        };
+        assert!(matches!(
+            SimpleConvNet::new(too_big, 0),
+            Err(SettingError::FilterTooLarge { filter: 29, .. })
+        ));
+    }
+
+    #[test]
+    fn untrained_loss_is_log_of_the_class_count() {
+        // Tiny weights give near-equal scores, so every class has probability ~1/10.
+        let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 3).unwrap();
+        let x = Array4::from_shape_fn((4, 1, 28, 28), |(n, _, i, j)| {
+            ((n + i * j) % 7) as f32 / 7.0
+        });
+        let loss = net.loss(x.view(), Array1::from(vec![0u8, 1, 2, 3]).view());
+        assert!((loss - 10f32.ln()).abs() < 1e-2, "loss {loss}");
+    }
+
+    #[test]
+    fn accuracy_counts_correct_predictions_across_uneven_batches() {
+        let mut net = SimpleConvNet::new(small_config(), 5).unwrap();
+        let x = Array4::from_shape_fn((7, 1, 8, 8), |(n, _, i, j)| {
+            ((n * 3 + i + 2 * j) % 5) as f32
+        });
+        let predicted = argmax_rows(&net.predict(x.view()));
+        // Right for the first 4 images, wrong for the other 3: 4/7 whatever the batch size.
+        let labels: Array1<u8> = predicted
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| if i < 4 { p as u8 } else { 1 - p as u8 })
+            .collect();
+        for batch_size in [1, 3, 7, 100] {
+            assert_eq!(net.accuracy(x.view(), labels.view(), batch_size), 4.0 / 7.0);
+        }
+    }
+
+    /// Vertical bars (class 0) and horizontal bars (class 1) at random positions.
+    fn bars(n: usize, seed: u64) -> (Array4<f32>, Array1<u8>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut x = Array4::<f32>::zeros((n, 1, 8, 8));
+        let labels: Array1<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+        for (i, &t) in labels.iter().enumerate() {
+            let at = rng.random_range(1..7);
+            for k in 0..8 {
+                let (y, x0) = if t == 0 { (k, at) } else { (at, k) };
+                x[[i, 0, y, x0]] = 1.0;
+            }
+        }
+        (x, labels)
+    }
+
+    #[test]
+    fn adam_trains_the_network_to_tell_bars_apart_deterministically() {
+        let run = || {
+            let mut net = SimpleConvNet::new(small_config(), 1).unwrap();
+            let (x, t) = bars(32, 2);
+            let mut adam = Adam::new(0.01, 0.9, 0.999);
+            let mut losses = Vec::new();
+            for _ in 0..30 {
+                let (loss, grads) = net.gradient(x.view(), t.view());
+                adam.update(net.params_mut(), &grads);
+                losses.push(loss);
+            }
+            let (test_x, test_t) = bars(50, 3);
+            (losses, net.accuracy(test_x.view(), test_t.view(), 16))
+        };
+        let (losses, accuracy) = run();
+        assert!(losses[29] < 0.1 * losses[0], "losses {losses:?}");
+        assert_eq!(accuracy, 1.0);
+        assert_eq!(run(), (losses, accuracy)); // same seeds, same history
+    }
+}
