@@ -3,7 +3,7 @@
 //! every kind of bad file.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cnn_from_scratch::full_cnn::params_io::{ParamsError, load_params, save_params};
 use cnn_from_scratch::full_cnn::{Params, SimpleConvNet, SimpleConvNetConfig};
@@ -186,10 +186,10 @@ fn corrupt_files_are_errors_not_panics() {
 
 /// Writes a file with the given tensors (name, dtype, shape) filled with zeros, as
 /// another program might.
-fn write_tensors(path: &PathBuf, tensors: &[(&str, Dtype, Vec<usize>)]) {
+fn write_tensors(path: &Path, tensors: &[(&str, Dtype, Vec<usize>)]) {
     let buffers: Vec<Vec<u8>> = tensors
         .iter()
-        .map(|(_, dtype, shape)| vec![0u8; shape.iter().product::<usize>() * dtype.size()])
+        .map(|(_, dtype, shape)| vec![0u8; shape.iter().product::<usize>() * dtype.bitsize() / 8])
         .collect();
     let views: HashMap<String, TensorView> = tensors
         .iter()

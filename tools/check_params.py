@@ -142,7 +142,7 @@ def main():
     ap.add_argument("--images", default=DEFAULT_IMAGES, help="IDX test images (.gz or raw)")
     ap.add_argument("--labels", default=DEFAULT_LABELS, help="IDX test labels (.gz or raw)")
     ap.add_argument("--tie", type=float, default=1e-4, help="scores closer than this tie")
-    ap.add_argument("--score-tol", type=float, default=1e-3,
+    ap.add_argument("--score-tol", type=float, default=1e-4,
                     help="allowed score difference, relative to the largest score")
     args = ap.parse_args()
 
