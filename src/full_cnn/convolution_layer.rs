@@ -1,7 +1,9 @@
 //! The Convolution layer (畳み込み層) with its backward pass, computed with
 //! [`im2col`](crate::batching::im2col) as one matrix product each way.
 
-use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis};
+use rayon::prelude::*;
 
 use crate::batching::{col2im, im2col};
 use crate::error::SettingError;
@@ -16,6 +18,10 @@ use crate::padding_stride::conv_output_size;
 /// out = col · Wᵀ + b                    (N*OH*OW, FN)        W flattened to (FN, C*FH*FW)
 ///     -> reshape (N, OH, OW, FN) -> transpose (N, FN, OH, OW)
 /// ```
+///
+/// (The code computes the same products one image at a time, `W · col_nᵀ`, which lands
+/// directly in the `(FN, OH*OW)` layout of the output and saves the transposing copy; the
+/// images run in parallel.)
 ///
 /// ## Backward
 ///
@@ -145,47 +151,104 @@ impl Convolution {
         let (n, fnum, oh, ow) = self.output_shape(x.dim())?;
         let (_, _, fh, fw) = self.w.dim();
         let col = im2col(x, fh, fw, self.stride, self.pad)?;
-        let mut out = col.dot(&self.w_matrix().t()); // (N*OH*OW, FN)
-        out += &self.b;
-        let out = out
-            .into_shape_with_order((n, oh, ow, fnum))
-            .expect("a fresh matrix product reshapes without copying")
-            .permuted_axes([0, 3, 1, 2]);
+        let (positions, k) = (oh * ow, col.ncols());
+        let w = self.w_matrix();
+        let mut out = Array4::<f32>::zeros((n, fnum, oh, ow));
+        // The book computes all images at once, `col · Wᵀ` of shape (N*OH*OW, FN), and then
+        // transposes it to (N, FN, OH, OW), a copy. Image by image, `W · col_nᵀ` is
+        // (FN, OH*OW): already the output's layout, so it is written in place.
+        let (Some(out_flat), Some(col_flat)) = (out.as_slice_mut(), col.as_slice()) else {
+            unreachable!("fresh arrays are contiguous")
+        };
+        out_flat
+            .par_chunks_mut(fnum * positions)
+            .zip(col_flat.par_chunks(positions * k))
+            .for_each(|(out_n, col_n)| {
+                let mut out_n = ArrayViewMut2::from_shape((fnum, positions), out_n)
+                    .expect("chunk of FN*OH*OW values");
+                let col_n = ArrayView2::from_shape((positions, k), col_n)
+                    .expect("chunk of OH*OW rows of im2col");
+                for (mut row, &b) in out_n.outer_iter_mut().zip(&self.b) {
+                    row.fill(b);
+                }
+                general_mat_mul(1.0, &w, &col_n.t(), 1.0, &mut out_n);
+            });
         self.col = Some(col);
         self.x_shape = [x.dim().0, x.dim().1, x.dim().2, x.dim().3];
-        Ok(out.as_standard_layout().into_owned())
+        Ok(out)
     }
 
     /// Given `dL/dout` `(N, FN, OH, OW)`, stores `dw` and `db` and returns `dL/dx`
     /// `(N, C, H, W)`. Panics if called before forward or with a wrong shape.
     pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
+        self.backward_params(dout);
+        let col = self.col.as_ref().expect("checked in backward_params");
+        let (n, fnum, oh, ow) = dout.dim();
+        let (positions, k) = (oh * ow, col.ncols());
+        let dout = dout.as_standard_layout();
+        let w = self.w_matrix();
+        // dcol = dout · W, image by image: dout_nᵀ (OH*OW, FN) · W (FN, C*FH*FW).
+        let mut dcol = Array2::<f32>::zeros(col.raw_dim());
+        let (Some(dcol_flat), Some(dout_flat)) = (dcol.as_slice_mut(), dout.as_slice()) else {
+            unreachable!("standard-layout arrays are contiguous")
+        };
+        dcol_flat
+            .par_chunks_mut(positions * k)
+            .zip(dout_flat.par_chunks(fnum * positions))
+            .for_each(|(dcol_n, dout_n)| {
+                let mut dcol_n = ArrayViewMut2::from_shape((positions, k), dcol_n)
+                    .expect("chunk of OH*OW rows of im2col");
+                let dout_n =
+                    ArrayView2::from_shape((fnum, positions), dout_n).expect("chunk of FN*OH*OW");
+                general_mat_mul(1.0, &dout_n.t(), &w, 0.0, &mut dcol_n);
+            });
+        let (_, _, fh, fw) = self.w.dim();
+        debug_assert_eq!(dcol.nrows(), n * positions);
+        col2im(dcol.view(), self.x_shape, fh, fw, self.stride, self.pad)
+            .expect("the same settings fitted in forward")
+    }
+
+    /// The weight part of [`Convolution::backward`]: stores `dw` and `db` without computing
+    /// `dL/dx`, which a network's first layer does not need (its input is the images).
+    pub fn backward_params(&mut self, dout: ArrayView4<f32>) {
         let col = self
             .col
             .as_ref()
             .expect("Convolution::backward called before Convolution::forward");
         let (n, fnum, oh, ow) = dout.dim();
+        let (positions, k) = (oh * ow, col.ncols());
         assert_eq!(
-            (n * oh * ow, fnum),
+            (n * positions, fnum),
             (col.nrows(), self.w.dim().0),
             "Convolution::backward: dout has shape {:?}, which does not match the forward output",
             dout.shape()
         );
-        // (N, FN, OH, OW) -> (N, OH, OW, FN) -> (N*OH*OW, FN): the layout of `col · Wᵀ`.
-        let dout = dout.permuted_axes([0, 2, 3, 1]);
+        self.db = dout.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0));
+        // dW = Σ_n dout_n (FN, OH*OW) · col_n (OH*OW, C*FH*FW). Each image's product is
+        // computed in parallel, then they are added in image order, so the result is the
+        // same on every run (a parallel reduction would add in a varying order).
         let dout = dout.as_standard_layout();
-        let dout = dout
-            .into_shape_with_order((n * oh * ow, fnum))
-            .expect("standard layout reshapes without copying");
-        self.db = dout.sum_axis(Axis(0));
-        self.dw = dout
-            .t()
-            .dot(col)
+        let (Some(dout_flat), Some(col_flat)) = (dout.as_slice(), col.as_slice()) else {
+            unreachable!("standard-layout arrays are contiguous")
+        };
+        let per_image: Vec<Array2<f32>> = dout_flat
+            .par_chunks(fnum * positions)
+            .zip(col_flat.par_chunks(positions * k))
+            .map(|(dout_n, col_n)| {
+                let dout_n =
+                    ArrayView2::from_shape((fnum, positions), dout_n).expect("chunk of FN*OH*OW");
+                let col_n = ArrayView2::from_shape((positions, k), col_n)
+                    .expect("chunk of OH*OW rows of im2col");
+                dout_n.dot(&col_n)
+            })
+            .collect();
+        let mut dw = Array2::<f32>::zeros((fnum, k));
+        for part in &per_image {
+            dw += part;
+        }
+        self.dw = dw
             .into_shape_with_order(self.w.raw_dim())
-            .expect("a fresh matrix product reshapes without copying");
-        let dcol = dout.dot(&self.w_matrix());
-        let (_, _, fh, fw) = self.w.dim();
-        col2im(dcol.view(), self.x_shape, fh, fw, self.stride, self.pad)
-            .expect("the same settings fitted in forward")
+            .expect("a fresh matrix reshapes without copying");
     }
 }
 

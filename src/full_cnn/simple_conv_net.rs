@@ -428,7 +428,7 @@ impl SimpleConvNet {
             .expect("Affine restores the pooled (N, FN, PH, PW) shape");
         let dout = self.pool1.backward(dout.view());
         let dout = self.relu1.backward(dout);
-        self.conv1.backward(dout.view()); // dL/dx of the images is not needed
+        self.conv1.backward_params(dout.view()); // dL/dx of the images is not needed
         self.swap_weights();
 
         let take4 = |a: &mut Array4<f32>| std::mem::replace(a, Array4::zeros((0, 0, 0, 0)));
