@@ -161,7 +161,10 @@ fn dead_mirror() -> String {
 }
 
 /// The four standard files of a tiny data set, as gzip bytes made by the crate's writer.
-fn tiny_mnist() -> (Vec<(&'static str, Vec<u8>)>, Array4<f32>, Array1<u8>) {
+/// File names with their bytes.
+type Files = Vec<(&'static str, Vec<u8>)>;
+
+fn tiny_mnist() -> (Files, Array4<f32>, Array1<u8>) {
     let dir = scratch("tiny-source");
     let images = Array4::from_shape_fn((6, 1, 28, 28), |(i, _, r, c)| {
         ((i + r * c) % 256) as f32 / 255.0

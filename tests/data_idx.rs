@@ -146,7 +146,7 @@ fn error_missing_file() {
     let path = dir.join("train-images-idx3-ubyte.gz");
     let error = read_idx_images(&path).unwrap_err();
     assert!(
-        matches!(&error, DataError::Missing { tried } if tried == &[path.clone()]),
+        matches!(&error, DataError::Missing { tried } if tried.as_slice() == std::slice::from_ref(&path)),
         "{error:?}"
     );
     assert_names(&error, &path, "not found");
