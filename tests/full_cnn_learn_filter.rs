@@ -4,7 +4,7 @@
 use cnn_from_scratch::full_cnn::learn_filter::learn_sobel_x;
 use ndarray::array;
 
-/// The textbook Sobel-x kernel, written out here independently of the crate's constant.
+/// The textbook Sobel-x kernel, written out here independently of `convolution::sobel_x`.
 fn sobel_x() -> ndarray::Array2<f32> {
     array![[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 }

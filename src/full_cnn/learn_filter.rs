@@ -9,16 +9,13 @@
 //! way to match every pair is to become the filter that made them, so its weights walk to
 //! Sobel-x; [`FilterLearning::kernels`] records them step by step for a picture.
 
-use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
 use super::Convolution;
-
-/// The Sobel filter for horizontal changes (it responds to vertical edges), as applied by
-/// cross-correlation: right column minus left column, the middle row weighted twice.
-pub const SOBEL_X: [[f32; 3]; 3] = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]];
+use crate::convolution::{conv2d, sobel_x};
 
 /// What [`learn_filter`] recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,21 +29,18 @@ pub struct FilterLearning {
     pub losses: Vec<f32>,
 }
 
-/// Valid (no padding, stride 1) cross-correlation of each image in `x` `(N, 1, H, W)`
-/// with `kernel`, written as plain loops: the training targets, computed independently
-/// of the layer being trained.
+/// The training targets: each image filtered with `kernel` by the naive loops of
+/// [`conv2d`] (section 3), independently of the layer being trained.
 fn filter_images(x: ArrayView4<f32>, kernel: ArrayView2<f32>) -> Array4<f32> {
     let (n, _, h, w) = x.dim();
     let (kh, kw) = kernel.dim();
-    Array4::from_shape_fn((n, 1, h - kh + 1, w - kw + 1), |(i, _, y, x0)| {
-        let mut sum = 0.0;
-        for ky in 0..kh {
-            for kx in 0..kw {
-                sum += x[[i, 0, y + ky, x0 + kx]] * kernel[[ky, kx]];
-            }
-        }
-        sum
-    })
+    let mut out = Array4::zeros((n, 1, h - kh + 1, w - kw + 1));
+    for (image, mut target) in x.outer_iter().zip(out.outer_iter_mut()) {
+        let filtered = conv2d(&image.index_axis(Axis(0), 0), &kernel, 0.0)
+            .expect("the caller checked that the kernel fits");
+        target.index_axis_mut(Axis(0), 0).assign(&filtered);
+    }
+    out
 }
 
 /// Train a one-filter [`Convolution`] (kernel of `target`'s size, stride 1, no padding)
@@ -109,7 +103,7 @@ pub fn learn_filter(target: ArrayView2<f32>, steps: usize, lr: f32, seed: u64) -
     history
 }
 
-/// [`learn_filter`] with the Sobel-x kernel [`SOBEL_X`] as the target.
+/// [`learn_filter`] with the Sobel-x kernel ([`sobel_x`]) as the target.
 ///
 /// ```
 /// use cnn_from_scratch::full_cnn::learn_filter::learn_sobel_x;
@@ -119,6 +113,5 @@ pub fn learn_filter(target: ArrayView2<f32>, steps: usize, lr: f32, seed: u64) -
 /// assert!((learned[[1, 2]] - 2.0).abs() < 1e-2);
 /// ```
 pub fn learn_sobel_x(steps: usize, lr: f32, seed: u64) -> FilterLearning {
-    let sobel_x = Array2::from_shape_fn((3, 3), |(i, j)| SOBEL_X[i][j]);
-    learn_filter(sobel_x.view(), steps, lr, seed)
+    learn_filter(sobel_x().view(), steps, lr, seed)
 }
