@@ -27,7 +27,7 @@ MAX_OUTPUT_CHARS = {
     "image/svg+xml": 200_000,
     "text/html": 200_000,
 }
-MAX_OTHER_OUTPUT_CHARS = 100_000
+MAX_OTHER_OUTPUT_CHARS = 20_000
 BAD_TEXT = ("panicked at", "error[E", "Subprocess terminated")
 
 
@@ -81,7 +81,12 @@ def committed_problems(path, nb):
                 n = len(text(value))
                 limit = MAX_OUTPUT_CHARS.get(mime, MAX_OTHER_OUTPUT_CHARS)
                 if n > limit:
-                    problems.append(f"{where}: cell [{i}] {mime} output is {n} chars, limit {limit}")
+                    hint = ""
+                    if mime == "text/plain" and text(value).startswith("Picture {"):
+                        hint = " (a Picture shown with Debug, not as an image: see notebooks/README.md)"
+                    problems.append(
+                        f"{where}: cell [{i}] {mime} output is {n} chars, limit {limit}{hint}"
+                    )
             n = len(text(out.get("text")))
             if n > MAX_OTHER_OUTPUT_CHARS:
                 problems.append(f"{where}: cell [{i}] prints {n} chars, limit {MAX_OTHER_OUTPUT_CHARS}")
