@@ -46,6 +46,25 @@
 //! ends in `.gz`) and check every part of it; each way a file can be wrong has its own
 //! [`DataError`] variant whose message names the file and what was expected.
 //!
+//! ## Mini-batches
+//!
+//! Training looks at a few dozen images at a time. [`mini_batches`] shuffles the
+//! training set with a seeded random number generator and hands out `(images, labels)`
+//! batches that together cover every image once: one epoch.
+//!
+//! ```
+//! use cnn_from_scratch::data::{Dataset, mini_batches};
+//! use rand::{SeedableRng, rngs::StdRng};
+//!
+//! let digits = Dataset::sample();
+//! let mut rng = StdRng::seed_from_u64(0);
+//! let (images, labels) = mini_batches(&digits.train_images, &digits.train_labels, 32, &mut rng)
+//!     .next()
+//!     .unwrap();
+//! assert_eq!(images.shape(), &[32, 1, 28, 28]);
+//! assert_eq!(labels.len(), 32);
+//! ```
+//!
 //! ## Getting full MNIST by hand
 //!
 //! [`Dataset::load`]`(Source::Mnist)` looks for the four files (raw or `.gz`) in
