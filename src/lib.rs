@@ -50,3 +50,7 @@ pub mod viz;
 pub mod tutorial;
 
 pub use error::SettingError;
+
+/// The array crate every tensor here comes from, re-exported so notebooks and examples use
+/// exactly the version the crate was built with.
+pub use ndarray;
