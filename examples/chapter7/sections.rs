@@ -213,9 +213,9 @@ pub fn section3_conv_layer(out: &mut Output, seed: u64) -> Result {
         max_abs_diff(&direct, &via_affine)
     );
 
-    const STEPS: usize = 80;
+    const STEPS: usize = 60;
     let history = learn_sobel_x(STEPS, 0.2, seed);
-    let snapshots = [0, 2, 5, 10, 20, 40, STEPS];
+    let snapshots = [0, 1, 2, 3, 5, 8, 13, STEPS];
     let mut bank = Array4::<f32>::zeros((snapshots.len() + 1, 1, 3, 3));
     for (k, &step) in snapshots.iter().enumerate() {
         bank.slice_mut(s![k, 0, .., ..])
@@ -238,9 +238,9 @@ pub fn section3_conv_layer(out: &mut Output, seed: u64) -> Result {
     );
     out.picture(
         "03_learned_sobel.png",
-        "§3 a convolution layer learning Sobel x: kernel after 0, 2, 5, 10, 20, 40, 80 steps, then the target",
+        "§3 a convolution layer learning Sobel x: kernel after 0, 1, 2, 3, 5, 8, 13, 60 steps, then the target",
         viz::filter_grid(
-            "Learning Sobel x: after 0, 2, 5, 10, 20, 40, 80 steps, then the target",
+            "Learning Sobel x: the kernel after 0, 1, 2, 3, 5, 8, 13, 60 steps, then the target",
             bank.view(),
         ),
     )?;
@@ -248,7 +248,7 @@ pub fn section3_conv_layer(out: &mut Output, seed: u64) -> Result {
         .losses
         .iter()
         .enumerate()
-        .map(|(step, &loss)| (step as f32, loss.max(1e-12).log10()))
+        .map(|(step, &loss)| (step as f32, loss.max(1e-30).log10()))
         .collect();
     out.picture(
         "03_learned_sobel_loss.png",
@@ -388,17 +388,17 @@ pub fn section6_filter_bank(out: &mut Output) -> Result {
     for (k, name) in bank.names.iter().enumerate() {
         println!("  map {k}: {name}");
     }
-    let names = bank
+    let numbered: Vec<String> = bank
         .names
         .iter()
         .enumerate()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
+    let names = format!("{}\n{}", numbered[..4].join(", "), numbered[4..].join(", "));
     out.picture(
         "06_filter_bank.png",
         "§6 the bank of 7 classic 3x3x3 filters (blue negative, red positive), channels R, G, B side by side",
-        viz::filter_grid(&format!("A filter bank (7, 3, 3, 3): {names}"), bank.filters.view()),
+        viz::filter_grid(&format!("A filter bank (7, 3, 3, 3)\n{names}"), bank.filters.view()),
     )?;
     out.picture(
         "06_filter_bank_maps.png",
@@ -466,7 +466,9 @@ pub fn section7_batching(seed: u64) -> Result {
 
 pub fn section8_pooling(out: &mut Output) -> Result {
     heading(8, "Pooling: robust to small shifts", "プーリング層も使う");
-    let (digit, label) = sample_digit(&Dataset::sample(), 3);
+    let data = Dataset::sample();
+    let seven = data.test_labels.iter().position(|&l| l == 7).unwrap_or(0);
+    let (digit, label) = sample_digit(&data, seven);
     let feature = conv2d(&digit, &sobel_x(), 0.0)?.mapv(|v| v.max(0.0));
     let batch = feature.clone().into_shape_with_order((1, 1, 26, 26))?;
     let max = max_pool(batch.view(), 2, 2, 2, 0)?;

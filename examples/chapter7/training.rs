@@ -126,7 +126,9 @@ pub fn section11_train(
     )?;
 
     let params = net.params();
-    let first = data.test_images.slice(s![..1, .., .., ..]);
+    // A 7 (or, for other data, the first test image): strokes in several directions.
+    let pick = data.test_labels.iter().position(|&l| l == 7).unwrap_or(0);
+    let first = data.test_images.slice(s![pick..pick + 1, .., .., ..]);
     let maps = conv_forward_im2col(
         first,
         params.w1.view(),
@@ -136,12 +138,15 @@ pub fn section11_train(
     )?
     .index_axis_move(Axis(0), 0)
     .mapv(|v| v.max(0.0));
-    let label = data.class_names[data.test_labels[0] as usize];
+    let label = data.class_names[data.test_labels[pick] as usize];
     out.picture(
         "11_feature_maps.png",
-        "§11 the 30 feature maps (after ReLU) the trained first layer makes from the first test image",
+        "§11 the 30 feature maps (after ReLU) the trained first layer makes from one test image",
         viz::feature_maps(
-            &format!("Trained first layer on a test image ({label}): 30 feature maps {:?} after ReLU", maps.dim()),
+            &format!(
+                "Trained first layer on a test image ({label}): 30 feature maps {:?} after ReLU",
+                maps.dim()
+            ),
             maps.view(),
         ),
     )?;
