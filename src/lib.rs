@@ -36,13 +36,13 @@
 
 pub mod error;
 
-pub mod fc_limits;
-pub mod convolution;
-pub mod padding_stride;
-pub mod multichannel;
 pub mod batching;
-pub mod pooling;
+pub mod convolution;
+pub mod fc_limits;
 pub mod full_cnn;
+pub mod multichannel;
+pub mod padding_stride;
+pub mod pooling;
 
 pub mod data;
 pub mod viz;
