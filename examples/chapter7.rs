@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use cnn_from_scratch::data::Source;
+use cnn_from_scratch::data::{Dataset, Source};
 
 use output::Output;
 
@@ -97,6 +97,27 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         out.dir().display()
     );
 
+    let source = match args.dataset {
+        Some(DatasetArg::Sample) => Source::Sample,
+        Some(DatasetArg::Mnist) => Source::Mnist,
+        Some(DatasetArg::Fashion) => Source::FashionMnist,
+        None => {
+            let (source, reason) = Source::best_available();
+            println!("data set: {source} ({reason})");
+            source
+        }
+    };
+    if args.dataset.is_some() {
+        println!("data set: {source} (chosen with --dataset)");
+    }
+    // Load the training data first: a missing data set fails now, not after §1-10.
+    let data = Dataset::load(source)?;
+    let epochs = match (args.quick, args.epochs) {
+        (_, Some(e)) => e as usize,
+        (true, None) => 1,
+        (false, None) if source == Source::Sample => 10,
+        (false, None) => 2,
+    };
     sections::section1_fc_limits(&mut out, args.seed)?;
     sections::section2_filters(&mut out)?;
     sections::section3_conv_layer(&mut out, args.seed)?;
@@ -108,23 +129,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     sections::section9_conv_vs_pool(&mut out)?;
     sections::section10_architecture(args.seed)?;
 
-    let source = match args.dataset {
-        Some(DatasetArg::Sample) => Source::Sample,
-        Some(DatasetArg::Mnist) => Source::Mnist,
-        Some(DatasetArg::Fashion) => Source::FashionMnist,
-        None => {
-            let (source, reason) = Source::best_available();
-            println!("data set: {source} ({reason})");
-            source
-        }
-    };
-    let epochs = match (args.quick, args.epochs) {
-        (_, Some(e)) => e as usize,
-        (true, None) => 1,
-        (false, None) if source == Source::Sample => 10,
-        (false, None) => 2,
-    };
-    training::section11_train(&mut out, source, epochs, args.seed, args.quick)?;
+    training::section11_train(&mut out, data, source, epochs, args.seed, args.quick)?;
 
     out.finish()?;
     println!("\nDone in {:.1} s.", started.elapsed().as_secs_f64());

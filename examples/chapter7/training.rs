@@ -48,13 +48,14 @@ fn predict_all(net: &mut SimpleConvNet, images: &Array4<f32>) -> Vec<usize> {
 
 pub fn section11_train(
     out: &mut Output,
+    data: Dataset,
     source: Source,
     epochs: usize,
     seed: u64,
     quick: bool,
 ) -> Result<(), Box<dyn Error>> {
     heading(11, "Implementing the CNN: train it", "CNN の実装");
-    let mut data = Dataset::load(source)?;
+    let mut data = data;
     if quick {
         data = subset(data, QUICK_TRAIN, QUICK_TEST);
     }
@@ -185,12 +186,15 @@ pub fn section11_train(
         println!("No test image misclassified: no picture of mistakes.");
     } else {
         let shown = &wrong[..wrong.len().min(MISTAKES_SHOWN)];
+        // Digits have one-letter names; clothes ("Ankle boot → Sneaker") need wider cells.
+        let short_names = data.class_names.iter().all(|n| n.len() <= 2);
+        let cols = if short_names { 10 } else { 6 };
         let images = data.test_images.select(Axis(0), shown);
         let captions: Vec<String> = shown
             .iter()
             .map(|&i| {
                 format!(
-                    "true {} → {}",
+                    "{} → {}",
                     data.class_names[labels[i]], data.class_names[predicted[i]]
                 )
             })
@@ -207,7 +211,7 @@ pub fn section11_train(
                 ),
                 images.view(),
                 &captions,
-                10,
+                cols,
             ),
         )?;
     }
