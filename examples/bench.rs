@@ -1,0 +1,281 @@
+//! How fast is the from-scratch CNN? Times the book's SimpleConvNet and its convolution
+//! layer and prints one line per measurement, in the format of
+//! `benches/reference/README.md`, so the output can be read next to the PyTorch
+//! reference `benches/reference/torch_simpleconvnet.py`.
+//!
+//! ```text
+//! cargo run --release --example bench -- --threads 2
+//! cargo run --release --example bench -- --threads 1 --what train_step,infer
+//! ```
+//!
+//! Measurements (`--what`):
+//!
+//! - `train_step`: forward, softmax-with-loss, backward, one Adam update (batch `--batch`);
+//! - `infer`: forward to the scores and the arg-max class, at `--batch` and at batch 1;
+//! - `conv_forward`, `conv_backward`: the Convolution layer alone (backward gives dx, dW, db);
+//! - `conv_naive`: the chapter's lesson, the same convolution as seven nested loops, with
+//!   the im2col speed-up (`speedup=`) next to it.
+//!
+//! `--threads N` sets every pool the crate uses: rayon's (`ThreadPoolBuilder`) and the
+//! matrix product's (`MATMUL_NUM_THREADS`, which `matrixmultiply` reads once, at its first
+//! product). Timing: `--warmup` untimed steps, then `--repeats` runs of `--steps` steps;
+//! the median run is reported. Data are seeded random images: loading is not measured.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use cnn_from_scratch::full_cnn::simple_conv_net::argmax_rows;
+use cnn_from_scratch::full_cnn::{
+    Adam, Convolution, Optimizer, SimpleConvNet, SimpleConvNetConfig,
+};
+use ndarray::{Array1, Array4, s};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+const MEASUREMENTS: [&str; 5] = [
+    "train_step",
+    "infer",
+    "conv_forward",
+    "conv_backward",
+    "conv_naive",
+];
+
+/// Time SimpleConvNet and its convolution; one line per measurement.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Worker threads for rayon and for the matrix product (default: RAYON_NUM_THREADS, else all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Images per step.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
+    /// Timed steps per repeat.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Untimed steps before timing.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    repeats: u64,
+    /// Comma-separated subset of train_step,infer,conv_forward,conv_backward,conv_naive.
+    #[arg(
+        long,
+        default_value = "train_step,infer,conv_forward,conv_backward,conv_naive"
+    )]
+    what: String,
+    /// Seed for weights and data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The timing settings shared by all measurements.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    steps: usize,
+    warmup: usize,
+    repeats: usize,
+    threads: usize,
+}
+
+impl Timing {
+    /// Median over the repeats of the mean seconds of one call of `step`.
+    fn seconds_per_step(&self, mut step: impl FnMut()) -> f64 {
+        for _ in 0..self.warmup {
+            step();
+        }
+        let mut times: Vec<f64> = (0..self.repeats)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..self.steps {
+                    step();
+                }
+                start.elapsed().as_secs_f64() / self.steps as f64
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+
+    /// One result line (format: benches/reference/README.md), with optional extra keys.
+    fn report(&self, name: &str, batch: usize, seconds: f64, extra: &str) {
+        println!(
+            "{name} impl=rust layout=nchw batch={batch} threads={} images_per_s={:.1} \
+             ms_per_step={:.3} steps={} repeats={}{extra}",
+            self.threads,
+            batch as f64 / seconds,
+            seconds * 1e3,
+            self.steps,
+            self.repeats,
+        );
+    }
+}
+
+/// The seven nested loops of the definition (stride 1, no padding): the slow way.
+fn naive_conv(x: &Array4<f32>, w: &Array4<f32>, b: &Array1<f32>) -> Array4<f32> {
+    let (n, c, h, wd) = x.dim();
+    let (fnum, _, fh, fw) = w.dim();
+    let (oh, ow) = (h - fh + 1, wd - fw + 1);
+    Array4::from_shape_fn((n, fnum, oh, ow), |(i, f, oy, ox)| {
+        let mut acc = b[f];
+        for ch in 0..c {
+            for ky in 0..fh {
+                for kx in 0..fw {
+                    acc += x[[i, ch, oy + ky, ox + kx]] * w[[f, ch, ky, kx]];
+                }
+            }
+        }
+        acc
+    })
+}
+
+/// Sets both thread pools; must run before the first matrix product and rayon call.
+fn set_threads(threads: Option<usize>) -> Result<usize, String> {
+    let threads = match threads {
+        Some(0) => return Err("--threads must be at least 1".into()),
+        Some(t) => t,
+        None => std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
+    // SAFETY: no other thread exists yet (the rayon pool is built just below), so nothing
+    // reads the environment concurrently.
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
+    Ok(threads)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let what: Vec<&str> = args.what.split(',').map(str::trim).collect();
+    if let Some(bad) = what.iter().find(|w| !MEASUREMENTS.contains(w)) {
+        eprintln!(
+            "bench: unknown --what {bad}; choose from {}",
+            MEASUREMENTS.join(",")
+        );
+        return ExitCode::from(2);
+    }
+    let threads = match set_threads(args.threads) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let timing = Timing {
+        steps: args.steps as usize,
+        warmup: args.warmup as usize,
+        repeats: args.repeats as usize,
+        threads,
+    };
+    let batch = args.batch as usize;
+    println!(
+        "# impl=rust crate=cnn-from-scratch-{} threads={threads} layout=nchw profile={} machine={}",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::env::consts::ARCH,
+    );
+
+    let config = SimpleConvNetConfig::default();
+    let (c, h, w) = config.input;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let images = Array4::from_shape_simple_fn((batch, c, h, w), || rng.random_range(0.0f32..1.0));
+    let labels = Array1::from_shape_simple_fn(batch, || rng.random_range(0..config.classes as u8));
+    let mut net = SimpleConvNet::new(config, args.seed).expect("the book's network fits");
+
+    if what.contains(&"train_step") {
+        // A copy, so that training does not change the weights the other measurements use.
+        let mut train_net = net.clone();
+        let mut adam = Adam::new(0.001, 0.9, 0.999);
+        let mut losses = Vec::new();
+        let seconds = timing.seconds_per_step(|| {
+            let (loss, grads) = train_net.gradient(images.view(), labels.view());
+            adam.update(train_net.params_mut(), &grads);
+            losses.push(loss);
+        });
+        timing.report("train_step", batch, seconds, "");
+        // Random labels: the loss starts near ln 10 = 2.303 and falls as the network
+        // memorises this one batch; a sanity check, not a result.
+        println!(
+            "# train_step loss first={:.4} last={:.4}",
+            losses[0],
+            losses[losses.len() - 1]
+        );
+    }
+
+    if what.contains(&"infer") {
+        let sizes = if batch == 1 { vec![1] } else { vec![batch, 1] };
+        for n in sizes {
+            let x = images.slice(s![..n, .., .., ..]).to_owned();
+            let seconds = timing.seconds_per_step(|| {
+                let scores = net.predict(x.view());
+                std::hint::black_box(argmax_rows(&scores));
+            });
+            timing.report("infer", n, seconds, "");
+        }
+    }
+
+    let params = net.params();
+    let mut conv = Convolution::new(
+        params.w1.clone(),
+        params.b1.clone(),
+        config.stride,
+        config.pad,
+    );
+    if what.contains(&"conv_forward") {
+        let seconds = timing.seconds_per_step(|| {
+            std::hint::black_box(conv.forward(images.view()).expect("fits"));
+        });
+        timing.report("conv_forward", batch, seconds, "");
+    }
+    if what.contains(&"conv_backward") {
+        let out_shape = conv.output_shape(images.dim()).expect("fits");
+        let dout = Array4::from_shape_simple_fn(out_shape, || rng.sample::<f32, _>(StandardNormal));
+        conv.forward(images.view()).expect("fits");
+        let seconds = timing.seconds_per_step(|| {
+            std::hint::black_box(conv.backward(dout.view()));
+        });
+        timing.report("conv_backward", batch, seconds, "");
+    }
+    if what.contains(&"conv_naive") {
+        // The seven loops are slow: a few steps are plenty.
+        let naive_timing = Timing {
+            steps: timing.steps.min(3),
+            warmup: timing.warmup.min(1),
+            ..timing
+        };
+        let (weights, bias) = (&params.w1, &params.b1);
+        let fast = conv.forward(images.view()).expect("fits");
+        let slow = naive_conv(&images, weights, bias);
+        let max_diff = fast
+            .iter()
+            .zip(&slow)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let t_naive = naive_timing.seconds_per_step(|| {
+            std::hint::black_box(naive_conv(&images, weights, bias));
+        });
+        let t_im2col = timing.seconds_per_step(|| {
+            std::hint::black_box(conv.forward(images.view()).expect("fits"));
+        });
+        naive_timing.report(
+            "conv_naive",
+            batch,
+            t_naive,
+            &format!(" speedup_im2col={:.1}", t_naive / t_im2col),
+        );
+        println!("# conv_naive max_abs_diff_vs_im2col={max_diff:.2e}");
+    }
+    ExitCode::SUCCESS
+}
