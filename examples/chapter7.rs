@@ -103,7 +103,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         Some(DatasetArg::Fashion) => Source::FashionMnist,
         None => {
             let (source, reason) = Source::best_available();
-            println!("data set: {source} ({reason})");
+            println!("data set: {source}. {reason}");
             source
         }
     };
