@@ -44,6 +44,7 @@ mod chelsea;
 mod colour;
 mod grids;
 mod picture;
+mod table;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,7 @@ pub use charts::{confusion_matrix, line_chart, training_curves};
 pub use chelsea::{chelsea, load_png_rgb, rgb_to_grey};
 pub use grids::{Panel, feature_maps, filter_grid, image_grid, side_by_side};
 pub use picture::Picture;
+pub use table::Table;
 
 /// What can go wrong when drawing, encoding, saving or loading a picture.
 #[derive(Debug, thiserror::Error)]
