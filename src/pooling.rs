@@ -104,7 +104,11 @@ fn pool_planes<T: Copy + Default + Send>(
     Ok(out)
 }
 
-fn check_pad_below_window(pad: usize, pool_h: usize, pool_w: usize) -> Result<(), SettingError> {
+pub(crate) fn check_pad_below_window(
+    pad: usize,
+    pool_h: usize,
+    pool_w: usize,
+) -> Result<(), SettingError> {
     if pad < pool_h.max(1) && pad < pool_w.max(1) {
         Ok(())
     } else {
@@ -116,53 +120,178 @@ fn check_pad_below_window(pad: usize, pool_h: usize, pool_w: usize) -> Result<()
     }
 }
 
-/// The maximum of one window `rows y0..y1, columns x0..x1` of a `w`-wide plane and its
-/// flat index `y*w + x`. The first maximum in row-major order wins ties; a NaN wins over
-/// numbers, so NaNs are not hidden.
+/// "Gradient blocked" in an arg-max written by [`max_pool_planes`] with `relu`: the
+/// window's maximum after ReLU was 0, so no input receives its gradient.
+pub(crate) const BLOCKED: u32 = u32::MAX;
+
+/// `v` beats the current best `b` of a window: larger, or the first NaN (NaNs are not
+/// hidden). With `>` the first of tied maxima keeps winning.
 #[inline(always)]
-fn window_max(
+fn beats(v: f32, b: f32) -> bool {
+    v > b || (v.is_nan() && !b.is_nan())
+}
+
+/// The hot loop of max pooling. `src` holds `planes` planes of `h x w`; every output
+/// plane gets each window's maximum in `values` and its flat index `y*w + x` in `arg`.
+///
+/// With `relu`, the windows are pooled as if ReLU had run first, `max(relu(x))`, which is
+/// what a "Conv -> ReLU -> Pool" block computes, without the full-size ReLU pass: the value
+/// is the maximum of the positive inputs (0 if there are none) and the index is
+/// [`BLOCKED`] when that maximum is 0 (ReLU would have blocked the gradient).
+///
+/// 2x2 windows with stride 2 and no padding (the book's and almost everyone's pooling)
+/// take a branch-light path; both paths pick the same winner.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn max_pool_planes(
+    src: &[f32],
+    (h, w): (usize, usize),
+    (pool_h, pool_w, stride, pad): (usize, usize, usize, usize),
+    (oh, ow): (usize, usize),
+    values: &mut [f32],
+    arg: &mut [u32],
+    relu: bool,
+) {
+    let plane_out = oh * ow;
+    if plane_out == 0 || h * w == 0 {
+        return;
+    }
+    let rows = window_ranges(oh, stride, pad, pool_h, h);
+    let cols = window_ranges(ow, stride, pad, pool_w, w);
+    let two_by_two = (pool_h, pool_w, stride, pad) == (2, 2, 2, 0);
+    // A few planes per task: enough work to amortise rayon's bookkeeping.
+    let per_task = (4096 / plane_out).max(1);
+    values
+        .par_chunks_mut(plane_out * per_task)
+        .zip(arg.par_chunks_mut(plane_out * per_task))
+        .zip(src.par_chunks(h * w * per_task))
+        .for_each(|((values, arg), src)| {
+            for ((out, idx), plane) in values
+                .chunks_exact_mut(plane_out)
+                .zip(arg.chunks_exact_mut(plane_out))
+                .zip(src.chunks_exact(h * w))
+            {
+                if two_by_two {
+                    pool_plane_2x2(plane, w, ow, out, idx, relu);
+                } else {
+                    pool_plane(plane, w, &rows, &cols, out, idx, relu);
+                }
+            }
+        });
+}
+
+/// One plane, any window: the winner of each window in row-major order.
+fn pool_plane(
     plane: &[f32],
     w: usize,
-    (y0, y1): (usize, usize),
-    (x0, x1): (usize, usize),
-) -> (f32, u32) {
-    let mut best = (f32::NEG_INFINITY, (y0 * w + x0) as u32);
-    for y in y0..y1 {
-        for (x, &v) in (x0..x1).zip(&plane[y * w + x0..y * w + x1]) {
-            if v > best.0 || (v.is_nan() && !best.0.is_nan()) {
-                best = (v, (y * w + x) as u32);
+    rows: &[(usize, usize)],
+    cols: &[(usize, usize)],
+    out: &mut [f32],
+    idx: &mut [u32],
+    relu: bool,
+) {
+    let ow = cols.len();
+    for (&(y0, y1), (out_row, idx_row)) in rows
+        .iter()
+        .zip(out.chunks_exact_mut(ow).zip(idx.chunks_exact_mut(ow)))
+    {
+        for (&(x0, x1), (o, i)) in cols.iter().zip(out_row.iter_mut().zip(idx_row)) {
+            let mut best = (f32::NEG_INFINITY, (y0 * w + x0) as u32);
+            for y in y0..y1 {
+                for (x, &v) in (x0..x1).zip(&plane[y * w + x0..y * w + x1]) {
+                    let v = match relu {
+                        true if v > 0.0 => v,
+                        true => 0.0, // ReLU: negatives and NaN become 0
+                        false => v,
+                    };
+                    if beats(v, best.0) {
+                        best = (v, (y * w + x) as u32);
+                    }
+                }
+            }
+            if relu && best.0 <= 0.0 {
+                best = (0.0, BLOCKED);
+            }
+            (*o, *i) = best;
+        }
+    }
+}
+
+/// One plane, 2x2 windows, stride 2, no padding: the four candidates in row-major order.
+#[inline(always)]
+fn pool_plane_2x2(
+    plane: &[f32],
+    w: usize,
+    ow: usize,
+    out: &mut [f32],
+    idx: &mut [u32],
+    relu: bool,
+) {
+    for (oy, (out_row, idx_row)) in out
+        .chunks_exact_mut(ow)
+        .zip(idx.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
+        let (r0, r1) = (&plane[top..top + 2 * ow], &plane[bottom..bottom + 2 * ow]);
+        for (ox, (o, i)) in out_row.iter_mut().zip(idx_row.iter_mut()).enumerate() {
+            let x = 2 * ox;
+            let candidates = [
+                (r0[x], top + x),
+                (r0[x + 1], top + x + 1),
+                (r1[x], bottom + x),
+                (r1[x + 1], bottom + x + 1),
+            ];
+            if relu {
+                // max(relu(.)) of four numbers: the first strictly largest positive wins.
+                let mut best = (0.0f32, BLOCKED);
+                for (v, at) in candidates {
+                    if v > best.0 {
+                        best = (v, at as u32);
+                    }
+                }
+                (*o, *i) = best;
+            } else {
+                let mut best = (candidates[0].0, candidates[0].1 as u32);
+                for &(v, at) in &candidates[1..] {
+                    if beats(v, best.0) {
+                        best = (v, at as u32);
+                    }
+                }
+                (*o, *i) = best;
             }
         }
     }
-    best
 }
 
-/// Max pooling into `T`, which keeps the value, the index or both of [`window_max`].
-fn max_pool_into<T: Copy + Default + Send>(
+/// Max pooling with its arg-max, shared by [`max_pool`] and [`max_pool_with_argmax`].
+fn max_pool_both(
     input: ArrayView4<f32>,
     pool_h: usize,
     pool_w: usize,
     stride: usize,
     pad: usize,
-    keep: impl Fn((f32, u32)) -> T + Sync,
-) -> Result<Array4<T>, SettingError> {
-    output_hw(input.dim().2, input.dim().3, pool_h, pool_w, stride, pad)?;
+) -> Result<(Array4<f32>, Array4<u32>), SettingError> {
+    let (n, c, h, w) = input.dim();
+    let (oh, ow) = output_hw(h, w, pool_h, pool_w, stride, pad)?;
     check_pad_below_window(pad, pool_h, pool_w)?;
-    let w = input.dim().3;
-    pool_planes(
-        input,
-        pool_h,
-        pool_w,
-        stride,
-        pad,
-        |plane, out, rows, cols| {
-            for (&ys, out_row) in rows.iter().zip(out.chunks_exact_mut(cols.len())) {
-                for (&xs, o) in cols.iter().zip(out_row) {
-                    *o = keep(window_max(plane, w, ys, xs));
-                }
-            }
-        },
-    )
+    let mut values = Array4::<f32>::zeros((n, c, oh, ow));
+    let mut arg = Array4::<u32>::zeros((n, c, oh, ow));
+    let input = input.as_standard_layout();
+    let (Some(src), Some(v), Some(a)) =
+        (input.as_slice(), values.as_slice_mut(), arg.as_slice_mut())
+    else {
+        unreachable!("standard-layout arrays are contiguous")
+    };
+    max_pool_planes(
+        src,
+        (h, w),
+        (pool_h, pool_w, stride, pad),
+        (oh, ow),
+        v,
+        a,
+        false,
+    );
+    Ok((values, arg))
 }
 
 /// Max pooling on a batch `(N, C, H, W)` -> `(N, C, OH, OW)`: each output is the largest
@@ -190,7 +319,7 @@ pub fn max_pool(
     stride: usize,
     pad: usize,
 ) -> Result<Array4<f32>, SettingError> {
-    max_pool_into(input, pool_h, pool_w, stride, pad, |(v, _)| v)
+    max_pool_both(input, pool_h, pool_w, stride, pad).map(|(values, _)| values)
 }
 
 /// Max pooling that also returns, for every output element, the flat index `y*W + x`
@@ -223,8 +352,7 @@ pub fn max_pool_with_argmax(
         h * w <= u32::MAX as usize,
         "max_pool_with_argmax: a {h}x{w} plane has more pixels than u32 indices can name"
     );
-    let both = max_pool_into(input, pool_h, pool_w, stride, pad, |best| best)?;
-    Ok((both.mapv(|(v, _)| v), both.mapv(|(_, i)| i)))
+    max_pool_both(input, pool_h, pool_w, stride, pad)
 }
 
 /// Average pooling on a batch `(N, C, H, W)` -> `(N, C, OH, OW)`: each output is the mean of

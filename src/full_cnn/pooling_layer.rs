@@ -2,11 +2,14 @@
 //! pooling) over windows of each channel.
 
 use ndarray::{Array2, Array4, ArrayView4, s};
+use rayon::prelude::*;
 
 use crate::batching::col2im;
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
-use crate::pooling::{avg_pool, max_pool_with_argmax};
+use crate::pooling::{
+    BLOCKED, avg_pool, check_pad_below_window, max_pool_planes, max_pool_with_argmax,
+};
 
 /// Which statistic of each window a [`Pooling`] layer keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +137,52 @@ impl Pooling {
         Ok(out)
     }
 
+    /// ReLU followed by this (max) pooling in one pass, as a "Conv -> ReLU -> Pool" block
+    /// needs: `forward(relu(x))` without the full-size ReLU tensor, its mask, or a second
+    /// sweep over memory. [`Pooling::backward`] then gives `dL/dx` through both layers
+    /// (windows whose maximum ReLU clipped to 0 pass no gradient, as ReLU's mask would).
+    ///
+    /// Falls back to a separate ReLU for average pooling.
+    pub(crate) fn forward_relu(&mut self, x: Array4<f32>) -> Result<Array4<f32>, SettingError> {
+        let (n, c, oh, ow) = self.output_shape(x.dim())?;
+        if self.kind != PoolKind::Max {
+            return self.forward(x.mapv(|v| if v > 0.0 { v } else { 0.0 }).view());
+        }
+        // The same checks as max_pool_with_argmax.
+        let (ph, pw, stride, pad) = (self.pool_h, self.pool_w, self.stride, self.pad);
+        check_pad_below_window(pad, ph, pw)?;
+        let (h, w) = (x.dim().2, x.dim().3);
+        let x = x.as_standard_layout();
+        let mut out = Array4::<f32>::zeros((n, c, oh, ow));
+        let mut arg_max = self.reuse_arg_max((n, c, oh, ow));
+        let (Some(src), Some(values), Some(arg)) =
+            (x.as_slice(), out.as_slice_mut(), arg_max.as_slice_mut())
+        else {
+            unreachable!("standard-layout arrays are contiguous")
+        };
+        max_pool_planes(
+            src,
+            (h, w),
+            (ph, pw, stride, pad),
+            (oh, ow),
+            values,
+            arg,
+            true,
+        );
+        self.arg_max = Some(arg_max);
+        self.x_shape = [n, c, h, w];
+        Ok(out)
+    }
+
+    /// The arg-max array of the last pass if it has the right shape (it is overwritten
+    /// entirely), else a new one: no allocation per training step.
+    fn reuse_arg_max(&mut self, shape: (usize, usize, usize, usize)) -> Array4<u32> {
+        match self.arg_max.take() {
+            Some(a) if a.dim() == shape && a.is_standard_layout() => a,
+            _ => Array4::zeros(shape),
+        }
+    }
+
     /// Given `dL/dout` `(N, C, OH, OW)`, returns `dL/dx` `(N, C, H, W)`.
     /// Panics if called before forward or with a wrong shape.
     pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
@@ -162,17 +211,23 @@ impl Pooling {
                     unreachable!("standard-layout arrays are contiguous")
                 };
                 let plane_out = expected.2 * expected.3;
-                // Route each output's gradient to its winner in the same (n, c) plane;
-                // a pixel that wins overlapping windows receives the sum.
-                for ((plane, winners), grads) in dx_flat
-                    .chunks_exact_mut(h * w)
-                    .zip(winners.chunks_exact(plane_out))
-                    .zip(grads.chunks_exact(plane_out))
-                {
-                    for (&i, &g) in winners.iter().zip(grads) {
-                        plane[i as usize] += g;
-                    }
+                if plane_out == 0 || h * w == 0 {
+                    return dx;
                 }
+                // Route each output's gradient to its winner in the same (n, c) plane;
+                // a pixel that wins overlapping windows receives the sum. A BLOCKED
+                // winner (from forward_relu) passes nothing. Planes run in parallel.
+                dx_flat
+                    .par_chunks_mut(h * w)
+                    .zip(winners.par_chunks(plane_out))
+                    .zip(grads.par_chunks(plane_out))
+                    .for_each(|((plane, winners), grads)| {
+                        for (&i, &g) in winners.iter().zip(grads) {
+                            if i != BLOCKED {
+                                plane[i as usize] += g;
+                            }
+                        }
+                    });
                 dx
             }
             PoolKind::Average => {
@@ -197,6 +252,57 @@ impl Pooling {
                     self.pad,
                 )
                 .expect("the same settings fitted in forward")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::full_cnn::Relu;
+
+    /// ReLU then pooling fused in one pass must give what the two layers give one after
+    /// the other, forward and backward, including ties, all-negative windows and NaN.
+    #[test]
+    fn forward_relu_equals_relu_then_pooling() {
+        // Values in -3..=3 (many ties and zeros), a NaN and an all-negative corner.
+        let mut x = Array4::from_shape_fn((2, 3, 8, 8), |(n, c, i, j)| {
+            ((n * 13 + c * 7 + i * 5 + j * 3) % 7) as f32 - 3.0
+        });
+        x[[1, 2, 3, 4]] = f32::NAN;
+        x.slice_mut(s![0, 0, ..2, ..2]).fill(-1.0);
+        let dout_of = |shape| {
+            Array4::from_shape_fn(shape, |(n, c, i, j): (usize, usize, usize, usize)| {
+                1.0 + (n * 11 + c * 5 + i * 3 + j) as f32
+            })
+        };
+        for (ph, pw, stride, pad) in [
+            (2, 2, 2, 0),
+            (3, 3, 1, 1),
+            (2, 2, 1, 0),
+            (3, 2, 1, 0),
+            (4, 4, 4, 0),
+        ] {
+            let mut relu = Relu::new();
+            let mut pool = Pooling::new(ph, pw, stride, pad);
+            let expected = pool.forward(relu.forward(x.clone()).view()).unwrap();
+            let dout = dout_of(expected.dim());
+            let expected_dx = relu.backward(pool.backward(dout.view()));
+
+            let mut fused = Pooling::new(ph, pw, stride, pad);
+            for _ in 0..2 {
+                // twice: the second pass reuses the arg-max buffer
+                let y = fused.forward_relu(x.clone()).unwrap();
+                assert_eq!(
+                    y, expected,
+                    "forward, window {ph}x{pw} stride {stride} pad {pad}"
+                );
+                let dx = fused.backward(dout.view());
+                assert_eq!(
+                    dx, expected_dx,
+                    "backward, window {ph}x{pw} stride {stride} pad {pad}"
+                );
             }
         }
     }

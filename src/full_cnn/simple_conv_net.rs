@@ -222,7 +222,7 @@ pub struct SimpleConvNet {
     sizes: LayerSizes,
     params: Params,
     conv1: Convolution,
-    relu1: Relu,
+    /// Max pooling, which also applies the ReLU in front of it (`Pooling::forward_relu`).
     pool1: Pooling,
     affine1: Affine,
     relu2: Relu,
@@ -291,7 +291,6 @@ impl SimpleConvNet {
             sizes,
             params,
             conv1: Convolution::new(empty4(), empty1(), config.stride, config.pad),
-            relu1: Relu::new(),
             pool1: Pooling::new(config.pool, config.pool, config.pool, 0),
             affine1: Affine::new(empty2(), empty1()),
             relu2: Relu::new(),
@@ -348,10 +347,11 @@ impl SimpleConvNet {
     /// Forward through every layer but the last, with the weights already lent.
     fn forward_lent(&mut self, x: ArrayView4<f32>) -> Array2<f32> {
         let h = self.conv1.forward(x).expect("settings checked in new");
-        let h = self.relu1.forward(h);
+        // ReLU and max pooling in one pass: max(relu(x)) over each window, without the
+        // full-size ReLU tensor; the pooling layer's backward covers both.
         let h = self
             .pool1
-            .forward(h.view())
+            .forward_relu(h)
             .expect("settings checked in new");
         let h = self.affine1.forward(h);
         let h = self.relu2.forward(h);
@@ -426,8 +426,7 @@ impl SimpleConvNet {
         let dout = dout
             .into_dimensionality::<Ix4>()
             .expect("Affine restores the pooled (N, FN, PH, PW) shape");
-        let dout = self.pool1.backward(dout.view());
-        let dout = self.relu1.backward(dout);
+        let dout = self.pool1.backward(dout.view()); // through the pooling and ReLU 1
         self.conv1.backward_params(dout.view()); // dL/dx of the images is not needed
         self.swap_weights();
 
