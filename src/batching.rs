@@ -72,6 +72,108 @@ pub(crate) fn valid_range(
     (lo, hi, (start + lo).saturating_sub(pad).min(input))
 }
 
+/// The output positions `lo..hi` along one axis at which filter offset `f` lands inside
+/// the input (`0 <= o*stride + f - pad < input`); the others read padding.
+#[inline]
+fn positions_inside(
+    f: usize,
+    stride: usize,
+    pad: usize,
+    input: usize,
+    out: usize,
+) -> (usize, usize) {
+    // o*stride + f >= pad  <=>  o >= ceil((pad - f) / stride)
+    let lo = pad.saturating_sub(f).div_ceil(stride).min(out);
+    // o*stride + f < input + pad  <=>  o < ceil((input + pad - f) / stride)
+    let hi = (input + pad)
+        .saturating_sub(f)
+        .div_ceil(stride)
+        .min(out)
+        .max(lo);
+    (lo, hi)
+}
+
+/// The im2col matrix of one image, *transposed*: `(C*FH*FW, OH*OW)`, one row per filter
+/// element `(c, fy, fx)`, one column per filter position `(oy, ox)`. It is `im2col`'s
+/// matrix for that image with rows and columns swapped, but cheaper to build (each row is
+/// the image shifted by `(fy, fx)`: runs of `OW` pixels, contiguous at stride 1) and it
+/// lets the layer multiply `W · col` straight into the `(FN, OH*OW)` output. Every entry
+/// of `dst` (length `C*FH*FW*OH*OW`) is written.
+pub(crate) fn im2col_t_image(
+    image: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (fh, fw, stride, pad): (usize, usize, usize, usize),
+    (oh, ow): (usize, usize),
+    dst: &mut [f32],
+) {
+    let p = oh * ow;
+    debug_assert_eq!(dst.len(), c * fh * fw * p);
+    for (r, row) in dst.chunks_exact_mut(p.max(1)).enumerate() {
+        let (ch, fy, fx) = (r / (fh * fw), r / fw % fh, r % fw);
+        let plane = &image[ch * h * w..(ch + 1) * h * w];
+        let (oy_lo, oy_hi) = positions_inside(fy, stride, pad, h, oh);
+        let (ox_lo, ox_hi) = positions_inside(fx, stride, pad, w, ow);
+        row[..oy_lo * ow].fill(0.0);
+        row[oy_hi * ow..].fill(0.0);
+        for oy in oy_lo..oy_hi {
+            let seg = &mut row[oy * ow..(oy + 1) * ow];
+            let src = &plane[(oy * stride + fy - pad) * w..][..w];
+            seg[..ox_lo].fill(0.0);
+            seg[ox_hi..].fill(0.0);
+            if ox_hi > ox_lo {
+                let x0 = ox_lo * stride + fx - pad;
+                if stride == 1 {
+                    seg[ox_lo..ox_hi].copy_from_slice(&src[x0..x0 + (ox_hi - ox_lo)]);
+                } else {
+                    for (o, &v) in seg[ox_lo..ox_hi]
+                        .iter_mut()
+                        .zip(src[x0..].iter().step_by(stride))
+                    {
+                        *o = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_t_image`]: adds every entry of the transposed matrix `col`
+/// `(C*FH*FW, OH*OW)` onto the pixel of `image` `(C, H, W)` it was copied from (entries
+/// from padding are dropped). `image` is added to, not overwritten.
+pub(crate) fn col2im_t_image(
+    col: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (fh, fw, stride, pad): (usize, usize, usize, usize),
+    (oh, ow): (usize, usize),
+    image: &mut [f32],
+) {
+    let p = oh * ow;
+    debug_assert_eq!(col.len(), c * fh * fw * p);
+    for (r, row) in col.chunks_exact(p.max(1)).enumerate() {
+        let (ch, fy, fx) = (r / (fh * fw), r / fw % fh, r % fw);
+        let plane = &mut image[ch * h * w..(ch + 1) * h * w];
+        let (oy_lo, oy_hi) = positions_inside(fy, stride, pad, h, oh);
+        let (ox_lo, ox_hi) = positions_inside(fx, stride, pad, w, ow);
+        if ox_hi == ox_lo {
+            continue;
+        }
+        for oy in oy_lo..oy_hi {
+            let seg = &row[oy * ow + ox_lo..oy * ow + ox_hi];
+            let dst = &mut plane[(oy * stride + fy - pad) * w..][..w];
+            let x0 = ox_lo * stride + fx - pad;
+            if stride == 1 {
+                for (d, &v) in dst[x0..x0 + seg.len()].iter_mut().zip(seg) {
+                    *d += v;
+                }
+            } else {
+                for (d, &v) in dst[x0..].iter_mut().step_by(stride).zip(seg) {
+                    *d += v;
+                }
+            }
+        }
+    }
+}
+
 /// Output sizes `(OH, OW)` for a window of `filter_h x filter_w`, or the setting error.
 pub(crate) fn output_hw(
     h: usize,
@@ -304,4 +406,75 @@ pub fn conv_forward_im2col(
             }
         });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transposed per-image im2col (the layer's fast path) must be `im2col`'s matrix
+    /// with rows and columns swapped, and its adjoint must equal `col2im`, for strides,
+    /// paddings and filters that overhang the image.
+    #[test]
+    fn transposed_im2col_and_col2im_match_the_reference() {
+        let (n, c, h, w) = (2, 2, 7, 6);
+        let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
+            (a * 1000 + b * 100 + i * 10 + j) as f32
+        });
+        for (fh, fw, stride, pad) in [
+            (3, 3, 1, 0),
+            (3, 2, 2, 1),
+            (2, 2, 1, 2),
+            (5, 5, 3, 2),
+            (1, 1, 2, 0),
+        ] {
+            let Ok((oh, ow)) = output_hw(h, w, fh, fw, stride, pad) else {
+                continue;
+            };
+            let (k, p) = (c * fh * fw, oh * ow);
+            let reference = im2col(x.view(), fh, fw, stride, pad).unwrap();
+            // A col matrix with distinct entries for the adjoint.
+            let dcol = Array2::from_shape_fn((n * p, k), |(r, q)| (r * 37 + q * 11) as f32 % 17.0);
+            let expected_dx = col2im(dcol.view(), [n, c, h, w], fh, fw, stride, pad).unwrap();
+            let mut dx = Array4::<f32>::zeros((n, c, h, w));
+            let x_flat = x.as_slice().unwrap();
+            for img in 0..n {
+                let mut col_t = vec![f32::NAN; k * p]; // NaN: every entry must be written
+                let image = &x_flat[img * c * h * w..(img + 1) * c * h * w];
+                im2col_t_image(
+                    image,
+                    (c, h, w),
+                    (fh, fw, stride, pad),
+                    (oh, ow),
+                    &mut col_t,
+                );
+                let col_t = Array2::from_shape_vec((k, p), col_t).unwrap();
+                let rows = reference.slice(ndarray::s![img * p..(img + 1) * p, ..]);
+                assert_eq!(
+                    col_t.t(),
+                    rows,
+                    "im2col, filter {fh}x{fw} stride {stride} pad {pad}"
+                );
+
+                let dcol_t = dcol
+                    .slice(ndarray::s![img * p..(img + 1) * p, ..])
+                    .t()
+                    .to_owned();
+                let dx_img =
+                    &mut dx.as_slice_mut().unwrap()[img * c * h * w..(img + 1) * c * h * w];
+                let dcol_t = dcol_t.as_standard_layout();
+                col2im_t_image(
+                    dcol_t.as_slice().unwrap(),
+                    (c, h, w),
+                    (fh, fw, stride, pad),
+                    (oh, ow),
+                    dx_img,
+                );
+            }
+            assert_eq!(
+                dx, expected_dx,
+                "col2im, filter {fh}x{fw} stride {stride} pad {pad}"
+            );
+        }
+    }
 }

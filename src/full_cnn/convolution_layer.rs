@@ -2,10 +2,10 @@
 //! [`im2col`](crate::batching::im2col) as one matrix product each way.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, Axis};
+use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::batching::{col2im, im2col};
+use crate::batching::{col2im_t_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
 
@@ -19,9 +19,10 @@ use crate::padding_stride::conv_output_size;
 ///     -> reshape (N, OH, OW, FN) -> transpose (N, FN, OH, OW)
 /// ```
 ///
-/// (The code computes the same products one image at a time, `W · col_nᵀ`, which lands
-/// directly in the `(FN, OH*OW)` layout of the output and saves the transposing copy; the
-/// images run in parallel.)
+/// (The code computes the same products one image at a time, `W · col_n` with each
+/// image's im2col matrix built transposed, `(C*FH*FW, OH*OW)`: the product lands directly
+/// in the `(FN, OH*OW)` layout of the output and saves the transposing copy; the images
+/// run in parallel, and the im2col buffer is reused from one batch to the next.)
 ///
 /// ## Backward
 ///
@@ -66,8 +67,11 @@ pub struct Convolution {
     pub db: Array1<f32>,
     /// The forward input's shape `(N, C, H, W)`.
     x_shape: [usize; 4],
-    /// The im2col matrix of the forward input, kept for `dW`.
-    col: Option<Array2<f32>>,
+    /// The im2col matrices of the forward input, image after image, each transposed to
+    /// `(C*FH*FW, OH*OW)`; kept for `dW` and reused as the next forward's buffer.
+    col: Vec<f32>,
+    /// Whether `col` holds a forward pass (backward needs one).
+    col_ready: bool,
 }
 
 impl Convolution {
@@ -99,7 +103,8 @@ impl Convolution {
             dw,
             db,
             x_shape: [0; 4],
-            col: None,
+            col: Vec::new(),
+            col_ready: false,
         }
     }
 
@@ -149,32 +154,48 @@ impl Convolution {
     /// not fit the input; panics if the channel counts differ.
     pub fn forward(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
         let (n, fnum, oh, ow) = self.output_shape(x.dim())?;
+        let (_, c, h, w) = x.dim();
         let (_, _, fh, fw) = self.w.dim();
-        let col = im2col(x, fh, fw, self.stride, self.pad)?;
-        let (positions, k) = (oh * ow, col.ncols());
-        let w = self.w_matrix();
+        let (positions, k) = (oh * ow, c * fh * fw);
+        let settings = (fh, fw, self.stride, self.pad);
+        let x = x.as_standard_layout();
+        // The im2col buffer of the last batch is reused (every entry is rewritten).
+        let mut col = std::mem::take(&mut self.col);
+        col.resize(n * k * positions, 0.0);
         let mut out = Array4::<f32>::zeros((n, fnum, oh, ow));
-        // The book computes all images at once, `col · Wᵀ` of shape (N*OH*OW, FN), and then
-        // transposes it to (N, FN, OH, OW), a copy. Image by image, `W · col_nᵀ` is
-        // (FN, OH*OW): already the output's layout, so it is written in place.
-        let (Some(out_flat), Some(col_flat)) = (out.as_slice_mut(), col.as_slice()) else {
-            unreachable!("fresh arrays are contiguous")
+        let w_matrix = self.w_matrix();
+        let (Some(out_flat), Some(x_flat)) = (out.as_slice_mut(), x.as_slice()) else {
+            unreachable!("standard-layout arrays are contiguous")
         };
-        out_flat
-            .par_chunks_mut(fnum * positions)
-            .zip(col_flat.par_chunks(positions * k))
-            .for_each(|(out_n, col_n)| {
-                let mut out_n = ArrayViewMut2::from_shape((fnum, positions), out_n)
-                    .expect("chunk of FN*OH*OW values");
-                let col_n = ArrayView2::from_shape((positions, k), col_n)
-                    .expect("chunk of OH*OW rows of im2col");
-                for (mut row, &b) in out_n.outer_iter_mut().zip(&self.b) {
-                    row.fill(b);
-                }
-                general_mat_mul(1.0, &w, &col_n.t(), 1.0, &mut out_n);
-            });
-        self.col = Some(col);
-        self.x_shape = [x.dim().0, x.dim().1, x.dim().2, x.dim().3];
+        if n * k * positions * fnum > 0 {
+            // The book computes all images at once, `col · Wᵀ` of shape (N*OH*OW, FN), and
+            // then transposes it to (N, FN, OH, OW), a copy. Image by image, with im2col's
+            // matrix built transposed, `W · col_n` is (FN, OH*OW): already the output's
+            // layout, written in place. Images run in parallel.
+            out_flat
+                .par_chunks_mut(fnum * positions)
+                .zip(col.par_chunks_mut(k * positions))
+                .zip(x_flat.par_chunks(c * h * w))
+                .for_each(|((out_n, col_n), image)| {
+                    im2col_t_image(image, (c, h, w), settings, (oh, ow), col_n);
+                    let col_n = ArrayView2::from_shape((k, positions), col_n)
+                        .expect("chunk of C*FH*FW x OH*OW");
+                    let mut out_n = ArrayViewMut2::from_shape((fnum, positions), out_n)
+                        .expect("chunk of FN*OH*OW values");
+                    for (row, &b) in out_n
+                        .as_slice_mut()
+                        .expect("contiguous")
+                        .chunks_exact_mut(positions)
+                        .zip(&self.b)
+                    {
+                        row.fill(b);
+                    }
+                    general_mat_mul(1.0, &w_matrix, &col_n, 1.0, &mut out_n);
+                });
+        }
+        self.col = col;
+        self.x_shape = [n, c, h, w];
+        self.col_ready = true;
         Ok(out)
     }
 
@@ -182,70 +203,96 @@ impl Convolution {
     /// `(N, C, H, W)`. Panics if called before forward or with a wrong shape.
     pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
         self.backward_params(dout);
-        let col = self.col.as_ref().expect("checked in backward_params");
-        let (n, fnum, oh, ow) = dout.dim();
-        let (positions, k) = (oh * ow, col.ncols());
+        let [n, c, h, w] = self.x_shape;
+        let (_, fnum, oh, ow) = dout.dim();
+        let (_, _, fh, fw) = self.w.dim();
+        let (positions, k) = (oh * ow, c * fh * fw);
+        let settings = (fh, fw, self.stride, self.pad);
         let dout = dout.as_standard_layout();
-        let w = self.w_matrix();
-        // dcol = dout · W, image by image: dout_nᵀ (OH*OW, FN) · W (FN, C*FH*FW).
-        let mut dcol = Array2::<f32>::zeros(col.raw_dim());
-        let (Some(dcol_flat), Some(dout_flat)) = (dcol.as_slice_mut(), dout.as_slice()) else {
+        let w_t = self.w_matrix().reversed_axes();
+        let mut dx = Array4::<f32>::zeros((n, c, h, w));
+        let (Some(dx_flat), Some(dout_flat)) = (dx.as_slice_mut(), dout.as_slice()) else {
             unreachable!("standard-layout arrays are contiguous")
         };
-        dcol_flat
-            .par_chunks_mut(positions * k)
+        if n * k * positions * fnum == 0 {
+            return dx;
+        }
+        // Image by image: dcol_n = Wᵀ (C*FH*FW, FN) · dout_n (FN, OH*OW), the transposed
+        // im2col layout, folded straight back onto the image by col2im. One dcol buffer per
+        // worker, not one for the whole batch.
+        dx_flat
+            .par_chunks_mut(c * h * w)
             .zip(dout_flat.par_chunks(fnum * positions))
-            .for_each(|(dcol_n, dout_n)| {
-                let mut dcol_n = ArrayViewMut2::from_shape((positions, k), dcol_n)
-                    .expect("chunk of OH*OW rows of im2col");
-                let dout_n =
-                    ArrayView2::from_shape((fnum, positions), dout_n).expect("chunk of FN*OH*OW");
-                general_mat_mul(1.0, &dout_n.t(), &w, 0.0, &mut dcol_n);
-            });
-        let (_, _, fh, fw) = self.w.dim();
-        debug_assert_eq!(dcol.nrows(), n * positions);
-        col2im(dcol.view(), self.x_shape, fh, fw, self.stride, self.pad)
-            .expect("the same settings fitted in forward")
+            .for_each_init(
+                || vec![0.0f32; k * positions],
+                |dcol, (dx_n, dout_n)| {
+                    let dout_n = ArrayView2::from_shape((fnum, positions), dout_n)
+                        .expect("chunk of FN*OH*OW");
+                    let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
+                        .expect("buffer of C*FH*FW x OH*OW");
+                    general_mat_mul(1.0, &w_t, &dout_n, 0.0, &mut dcol_n);
+                    col2im_t_image(dcol, (c, h, w), settings, (oh, ow), dx_n);
+                },
+            );
+        dx
     }
 
     /// The weight part of [`Convolution::backward`]: stores `dw` and `db` without computing
     /// `dL/dx`, which a network's first layer does not need (its input is the images).
     pub fn backward_params(&mut self, dout: ArrayView4<f32>) {
-        let col = self
-            .col
-            .as_ref()
-            .expect("Convolution::backward called before Convolution::forward");
-        let (n, fnum, oh, ow) = dout.dim();
-        let (positions, k) = (oh * ow, col.ncols());
-        assert_eq!(
-            (n * positions, fnum),
-            (col.nrows(), self.w.dim().0),
-            "Convolution::backward: dout has shape {:?}, which does not match the forward output",
-            dout.shape()
+        assert!(
+            self.col_ready,
+            "Convolution::backward called before Convolution::forward"
         );
-        self.db = dout.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0));
-        // dW = Σ_n dout_n (FN, OH*OW) · col_n (OH*OW, C*FH*FW). Each image's product is
-        // computed in parallel, then they are added in image order, so the result is the
-        // same on every run (a parallel reduction would add in a varying order).
+        let [n, c, h, w] = self.x_shape;
+        let (fnum, _, fh, fw) = self.w.dim();
+        let expected = self
+            .output_shape((n, c, h, w))
+            .expect("the settings fitted in forward");
+        assert_eq!(
+            dout.dim(),
+            expected,
+            "Convolution::backward: dout has shape {:?}, which does not match the forward output {:?}",
+            dout.shape(),
+            expected
+        );
+        let (_, _, oh, ow) = expected;
+        let (positions, k) = (oh * ow, c * fh * fw);
+        // dW = Σ_n dout_n (FN, OH*OW) · col_nᵀ (OH*OW, C*FH*FW), db = Σ_n Σ_positions dout_n.
+        // Fixed groups of images are summed in parallel, each in image order, then the
+        // groups in order: the same result on every run, whatever the thread count.
+        const GROUP: usize = 10;
         let dout = dout.as_standard_layout();
-        let (Some(dout_flat), Some(col_flat)) = (dout.as_slice(), col.as_slice()) else {
-            unreachable!("standard-layout arrays are contiguous")
-        };
-        let per_image: Vec<Array2<f32>> = dout_flat
-            .par_chunks(fnum * positions)
-            .zip(col_flat.par_chunks(positions * k))
-            .map(|(dout_n, col_n)| {
-                let dout_n =
-                    ArrayView2::from_shape((fnum, positions), dout_n).expect("chunk of FN*OH*OW");
-                let col_n = ArrayView2::from_shape((positions, k), col_n)
-                    .expect("chunk of OH*OW rows of im2col");
-                dout_n.dot(&col_n)
+        let dout_flat = dout.as_slice().expect("standard layout");
+        let partials: Vec<(Array2<f32>, Vec<f32>)> = dout_flat
+            .par_chunks((GROUP * fnum * positions).max(1))
+            .zip(self.col.par_chunks((GROUP * k * positions).max(1)))
+            .map(|(dout_g, col_g)| {
+                let mut dw = Array2::<f32>::zeros((fnum, k));
+                let mut db = vec![0.0f32; fnum];
+                for (dout_n, col_n) in dout_g
+                    .chunks_exact((fnum * positions).max(1))
+                    .zip(col_g.chunks_exact((k * positions).max(1)))
+                {
+                    let dout_n = ArrayView2::from_shape((fnum, positions), dout_n)
+                        .expect("chunk of FN*OH*OW");
+                    let col_n = ArrayView2::from_shape((k, positions), col_n)
+                        .expect("chunk of C*FH*FW x OH*OW");
+                    general_mat_mul(1.0, &dout_n, &col_n.t(), 1.0, &mut dw);
+                    for (sum, row) in db.iter_mut().zip(dout_n.outer_iter()) {
+                        *sum += row.sum();
+                    }
+                }
+                (dw, db)
             })
             .collect();
         let mut dw = Array2::<f32>::zeros((fnum, k));
-        for part in &per_image {
-            dw += part;
+        let mut db = Array1::<f32>::zeros(fnum);
+        for (part_dw, part_db) in &partials {
+            dw += part_dw;
+            db.iter_mut().zip(part_db).for_each(|(d, p)| *d += p);
         }
+        self.db = db;
         self.dw = dw
             .into_shape_with_order(self.w.raw_dim())
             .expect("a fresh matrix reshapes without copying");
@@ -306,6 +353,59 @@ mod tests {
             assert!(
                 y.iter().zip(&expected).all(|(a, e)| (a - e).abs() < 1e-4),
                 "stride {stride} pad {pad}"
+            );
+        }
+    }
+
+    /// The backward pass against the book's formulas written with the public `im2col` and
+    /// `col2im` on the whole batch: dW = doutᵀ·col, db = Σ dout, dx = col2im(dout·W).
+    #[test]
+    fn backward_matches_the_books_im2col_formulas() {
+        use crate::batching::{col2im, im2col};
+        let x = Array4::from_shape_fn((3, 2, 7, 7), |(n, c, i, j)| {
+            ((n * 31 + c * 17 + i * 7 + j * 3) % 11) as f32 - 5.0
+        });
+        let w = Array4::from_shape_fn((4, 2, 3, 3), |(f, c, i, j)| {
+            ((f * 5 + c * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
+        });
+        for (stride, pad) in [(1, 0), (2, 1), (1, 2)] {
+            let mut conv = Convolution::new(w.clone(), Array1::zeros(4), stride, pad);
+            let y = conv.forward(x.view()).unwrap();
+            let (n, fnum, oh, ow) = y.dim();
+            let dout = Array4::from_shape_fn(y.dim(), |(a, b, i, j)| {
+                ((a * 7 + b * 5 + i * 3 + j) % 9) as f32 - 4.0
+            });
+            let dx = conv.backward(dout.view());
+            // dout in the book's (N*OH*OW, FN) layout.
+            let dout_rows = dout
+                .view()
+                .permuted_axes([0, 2, 3, 1])
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order((n * oh * ow, fnum))
+                .unwrap();
+            let col = im2col(x.view(), 3, 3, stride, pad).unwrap();
+            let w2 = w.view().into_shape_with_order((fnum, 18)).unwrap();
+            let dw = dout_rows
+                .t()
+                .dot(&col)
+                .into_shape_with_order((4, 2, 3, 3))
+                .unwrap();
+            let db = dout_rows.sum_axis(ndarray::Axis(0));
+            let dx_ref =
+                col2im(dout_rows.dot(&w2).view(), [3, 2, 7, 7], 3, 3, stride, pad).unwrap();
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-3);
+            assert!(
+                close(conv.dw.as_slice().unwrap(), dw.as_slice().unwrap()),
+                "dW {stride} {pad}"
+            );
+            assert!(
+                close(conv.db.as_slice().unwrap(), db.as_slice().unwrap()),
+                "db {stride} {pad}"
+            );
+            assert!(
+                close(dx.as_slice().unwrap(), dx_ref.as_slice().unwrap()),
+                "dx {stride} {pad}"
             );
         }
     }
