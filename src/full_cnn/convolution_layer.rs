@@ -5,6 +5,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
+use super::Pooling;
 use crate::batching::{col2im_t_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
@@ -154,6 +155,53 @@ impl Convolution {
     /// not fit the input; panics if the channel counts differ.
     pub fn forward(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
         let (n, fnum, oh, ow) = self.output_shape(x.dim())?;
+        let mut out = Array4::<f32>::zeros((n, fnum, oh, ow));
+        let out_flat = out.as_slice_mut().expect("a fresh array is contiguous");
+        let mut unit = vec![(); n]; // no second sink
+        self.forward_images(x, out_flat, &mut unit, |conv_n, out_n, _| {
+            out_n.copy_from_slice(conv_n)
+        });
+        Ok(out)
+    }
+
+    /// Convolution, ReLU and max pooling of a batch in one pass over the images: each
+    /// image's `(FN, OH, OW)` feature maps live only in a small per-worker buffer (in cache)
+    /// and go straight into `pool`, instead of a full-size tensor written, read by ReLU,
+    /// written again and read by the pooling. Same result as `forward`, ReLU, then
+    /// [`Pooling::forward`]; `pool.backward` and [`Convolution::backward_params_pooled`]
+    /// take the gradient back through all three.
+    pub(crate) fn forward_relu_pool(
+        &mut self,
+        x: ArrayView4<f32>,
+        pool: &mut Pooling,
+    ) -> Result<Array4<f32>, SettingError> {
+        let conv_shape = self.output_shape(x.dim())?;
+        let (mut pooled, mut arg_max) = pool.begin_relu_pool(conv_shape)?;
+        let (_, fnum, oh, ow) = conv_shape;
+        let per_image = pooled.len() / conv_shape.0.max(1);
+        let pooled_flat = pooled.as_slice_mut().expect("a fresh array is contiguous");
+        let arg_flat = arg_max.as_slice_mut().expect("a fresh array is contiguous");
+        let pool_ref = &*pool;
+        self.forward_images(x, pooled_flat, arg_flat, |conv_n, pooled_n, arg_n| {
+            pool_ref.relu_pool_image(conv_n, (fnum, oh, ow), pooled_n, arg_n)
+        });
+        debug_assert_eq!(per_image * conv_shape.0, pooled.len());
+        pool.finish_relu_pool(arg_max, conv_shape);
+        Ok(pooled)
+    }
+
+    /// The forward pass, image by image and in parallel: builds the image's im2col matrix
+    /// (kept for backward), computes its `(FN, OH*OW)` feature maps into a per-worker
+    /// buffer and hands them to `sink` with this image's chunks of `out` and `extra`
+    /// (each split evenly over the images; `extra` may be empty).
+    fn forward_images<E: Send>(
+        &mut self,
+        x: ArrayView4<f32>,
+        out: &mut [f32],
+        extra: &mut [E],
+        sink: impl Fn(&[f32], &mut [f32], &mut [E]) + Sync,
+    ) {
+        let (n, fnum, oh, ow) = self.output_shape(x.dim()).expect("checked by the caller");
         let (_, c, h, w) = x.dim();
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k) = (oh * ow, c * fh * fw);
@@ -162,41 +210,43 @@ impl Convolution {
         // The im2col buffer of the last batch is reused (every entry is rewritten).
         let mut col = std::mem::take(&mut self.col);
         col.resize(n * k * positions, 0.0);
-        let mut out = Array4::<f32>::zeros((n, fnum, oh, ow));
-        let w_matrix = self.w_matrix();
-        let (Some(out_flat), Some(x_flat)) = (out.as_slice_mut(), x.as_slice()) else {
-            unreachable!("standard-layout arrays are contiguous")
-        };
-        if n * k * positions * fnum > 0 {
-            // The book computes all images at once, `col · Wᵀ` of shape (N*OH*OW, FN), and
-            // then transposes it to (N, FN, OH, OW), a copy. Image by image, with im2col's
-            // matrix built transposed, `W · col_n` is (FN, OH*OW): already the output's
-            // layout, written in place. Images run in parallel.
-            out_flat
-                .par_chunks_mut(fnum * positions)
-                .zip(col.par_chunks_mut(k * positions))
-                .zip(x_flat.par_chunks(c * h * w))
-                .for_each(|((out_n, col_n), image)| {
-                    im2col_t_image(image, (c, h, w), settings, (oh, ow), col_n);
-                    let col_n = ArrayView2::from_shape((k, positions), col_n)
-                        .expect("chunk of C*FH*FW x OH*OW");
-                    let mut out_n = ArrayViewMut2::from_shape((fnum, positions), out_n)
-                        .expect("chunk of FN*OH*OW values");
-                    for (row, &b) in out_n
-                        .as_slice_mut()
-                        .expect("contiguous")
-                        .chunks_exact_mut(positions)
-                        .zip(&self.b)
-                    {
-                        row.fill(b);
-                    }
-                    general_mat_mul(1.0, &w_matrix, &col_n, 1.0, &mut out_n);
-                });
-        }
-        self.col = col;
         self.x_shape = [n, c, h, w];
         self.col_ready = true;
-        Ok(out)
+        let x_flat = x.as_slice().expect("standard layout");
+        if n * k * positions * fnum == 0 || out.is_empty() {
+            self.col = col;
+            return;
+        }
+        let w_matrix = self.w_matrix();
+        let bias = &self.b;
+        let (out_len, extra_len) = (out.len() / n, extra.len() / n);
+        assert!(
+            out_len * n == out.len() && extra_len * n == extra.len() && extra_len > 0,
+            "forward_images: sinks must split evenly over the {n} images"
+        );
+        out.par_chunks_mut(out_len)
+            .zip(extra.par_chunks_mut(extra_len))
+            .zip(col.par_chunks_mut(k * positions))
+            .zip(x_flat.par_chunks(c * h * w))
+            .for_each_init(
+                || vec![0.0f32; fnum * positions],
+                |maps, (((out_n, extra_n), col_n), image)| {
+                    im2col_t_image(image, (c, h, w), settings, (oh, ow), col_n);
+                    let col_n = ArrayView2::from_shape((k, positions), &col_n[..])
+                        .expect("chunk of C*FH*FW x OH*OW");
+                    for (row, &b) in maps.chunks_exact_mut(positions).zip(bias) {
+                        row.fill(b);
+                    }
+                    let mut maps_n = ArrayViewMut2::from_shape((fnum, positions), &mut maps[..])
+                        .expect("buffer of FN x OH*OW");
+                    // The book computes all images at once, `col · Wᵀ` (N*OH*OW, FN), and
+                    // transposes it to (N, FN, OH, OW), a copy. Per image, with im2col's
+                    // matrix built transposed, `W · col_n` is (FN, OH*OW): the output's layout.
+                    general_mat_mul(1.0, &w_matrix, &col_n, 1.0, &mut maps_n);
+                    sink(maps, out_n, extra_n);
+                },
+            );
+        self.col = col;
     }
 
     /// Given `dL/dout` `(N, FN, OH, OW)`, stores `dw` and `db` and returns `dL/dx`
@@ -240,57 +290,92 @@ impl Convolution {
     /// The weight part of [`Convolution::backward`]: stores `dw` and `db` without computing
     /// `dL/dx`, which a network's first layer does not need (its input is the images).
     pub fn backward_params(&mut self, dout: ArrayView4<f32>) {
+        self.check_dout(dout.dim());
+        let dout = dout.as_standard_layout();
+        let dout_flat = dout.as_slice().expect("standard layout");
+        let per_image = dout_flat.len() / self.x_shape[0].max(1);
+        self.params_from(|img, buf| {
+            buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image])
+        });
+    }
+
+    /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
+    /// gradient of the *pooled* output: each image's `dL/dout` is rebuilt from `pool`'s
+    /// winners in a small buffer, so the full-size gradient tensor is never made.
+    pub(crate) fn backward_params_pooled(&mut self, pool: &Pooling, dout_pooled: ArrayView4<f32>) {
+        let [n, c, h, w] = self.x_shape;
+        let conv_shape = self
+            .output_shape((n, c, h, w))
+            .expect("the settings fitted in forward");
+        let dout_pooled = dout_pooled.as_standard_layout();
+        let grads = dout_pooled.as_slice().expect("standard layout");
+        let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
+        self.params_from(|img, buf| {
+            pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf)
+        });
+    }
+
+    /// Panics unless `dout` has the shape of the last forward output.
+    fn check_dout(&self, dout: (usize, usize, usize, usize)) {
         assert!(
             self.col_ready,
             "Convolution::backward called before Convolution::forward"
         );
         let [n, c, h, w] = self.x_shape;
-        let (fnum, _, fh, fw) = self.w.dim();
         let expected = self
             .output_shape((n, c, h, w))
             .expect("the settings fitted in forward");
         assert_eq!(
-            dout.dim(),
-            expected,
-            "Convolution::backward: dout has shape {:?}, which does not match the forward output {:?}",
-            dout.shape(),
-            expected
+            dout, expected,
+            "Convolution::backward: dout has shape {dout:?}, which does not match the forward output {expected:?}"
         );
-        let (_, _, oh, ow) = expected;
-        let (positions, k) = (oh * ow, c * fh * fw);
-        // dW = Σ_n dout_n (FN, OH*OW) · col_nᵀ (OH*OW, C*FH*FW), db = Σ_n Σ_positions dout_n.
-        // Fixed groups of images are summed in parallel, each in image order, then the
-        // groups in order: the same result on every run, whatever the thread count.
+    }
+
+    /// dW = Σ_n dout_n (FN, OH*OW) · col_nᵀ (OH*OW, C*FH*FW), db = Σ_n Σ_positions dout_n,
+    /// with `fill(n, buffer)` writing image n's `dL/dout` `(FN, OH*OW)` into a buffer.
+    /// Fixed groups of images are summed in parallel, each in image order, then the groups
+    /// in order: the same result on every run, whatever the thread count.
+    fn params_from(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync) {
+        assert!(
+            self.col_ready,
+            "Convolution::backward called before Convolution::forward"
+        );
         const GROUP: usize = 10;
-        let dout = dout.as_standard_layout();
-        let dout_flat = dout.as_slice().expect("standard layout");
-        let partials: Vec<(Array2<f32>, Vec<f32>)> = dout_flat
-            .par_chunks((GROUP * fnum * positions).max(1))
-            .zip(self.col.par_chunks((GROUP * k * positions).max(1)))
-            .map(|(dout_g, col_g)| {
-                let mut dw = Array2::<f32>::zeros((fnum, k));
-                let mut db = vec![0.0f32; fnum];
-                for (dout_n, col_n) in dout_g
-                    .chunks_exact((fnum * positions).max(1))
-                    .zip(col_g.chunks_exact((k * positions).max(1)))
-                {
-                    let dout_n = ArrayView2::from_shape((fnum, positions), dout_n)
-                        .expect("chunk of FN*OH*OW");
-                    let col_n = ArrayView2::from_shape((k, positions), col_n)
-                        .expect("chunk of C*FH*FW x OH*OW");
-                    general_mat_mul(1.0, &dout_n, &col_n.t(), 1.0, &mut dw);
-                    for (sum, row) in db.iter_mut().zip(dout_n.outer_iter()) {
-                        *sum += row.sum();
-                    }
-                }
-                (dw, db)
-            })
-            .collect();
+        let [n, c, h, w] = self.x_shape;
+        let (_, fnum, oh, ow) = self
+            .output_shape((n, c, h, w))
+            .expect("the settings fitted in forward");
+        let (_, _, fh, fw) = self.w.dim();
+        let (positions, k) = (oh * ow, c * fh * fw);
         let mut dw = Array2::<f32>::zeros((fnum, k));
         let mut db = Array1::<f32>::zeros(fnum);
-        for (part_dw, part_db) in &partials {
-            dw += part_dw;
-            db.iter_mut().zip(part_db).for_each(|(d, p)| *d += p);
+        if n * positions * k * fnum > 0 {
+            let partials: Vec<(Array2<f32>, Vec<f32>)> = self
+                .col
+                .par_chunks(GROUP * k * positions)
+                .enumerate()
+                .map(|(group, col_g)| {
+                    let mut dw = Array2::<f32>::zeros((fnum, k));
+                    let mut db = vec![0.0f32; fnum];
+                    let mut dout_n = vec![0.0f32; fnum * positions];
+                    for (i, col_n) in col_g.chunks_exact(k * positions).enumerate() {
+                        fill(group * GROUP + i, &mut dout_n);
+                        let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
+                            .expect("buffer of FN x OH*OW");
+                        let col_n = ArrayView2::from_shape((k, positions), col_n)
+                            .expect("chunk of C*FH*FW x OH*OW");
+                        general_mat_mul(1.0, &dout_m, &col_n.t(), 1.0, &mut dw);
+                        for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
+                            *sum += row.iter().sum::<f32>();
+                        }
+                    }
+                    (dw, db)
+                })
+                .collect();
+            for (part_dw, part_db) in &partials {
+                dw += part_dw;
+                db.iter_mut().zip(part_db).for_each(|(d, p)| *d += p);
+            }
         }
         self.db = db;
         self.dw = dw
@@ -407,6 +492,61 @@ mod tests {
                 close(dx.as_slice().unwrap(), dx_ref.as_slice().unwrap()),
                 "dx {stride} {pad}"
             );
+        }
+    }
+
+    /// The fused Convolution + ReLU + max pooling (SimpleConvNet's first block) must give
+    /// what the three layers give one after the other, forward and backward (dW, db),
+    /// including ties, windows with no positive value, and NaN.
+    #[test]
+    fn fused_conv_relu_pool_equals_the_three_layers() {
+        use crate::full_cnn::Relu;
+        // Integer-valued data and filters: sums are exact, so ties survive the convolution.
+        let mut x = Array4::from_shape_fn((3, 2, 9, 9), |(n, c, i, j)| {
+            ((n * 13 + c * 7 + i * 5 + j * 3) % 5) as f32 - 2.0
+        });
+        x[[1, 1, 4, 4]] = f32::NAN;
+        let w = Array4::from_shape_fn((4, 2, 2, 2), |(f, c, i, j)| {
+            ((f * 5 + c * 3 + i * 2 + j) % 3) as f32 - 1.0
+        });
+        let b = Array1::from(vec![0.0, -1.0, 1.0, -20.0]); // filter 3: all windows negative
+        for (stride, pad, pool_size, pool_stride) in [(1, 0, 2, 2), (1, 1, 3, 1), (1, 2, 2, 1)] {
+            let mut conv = Convolution::new(w.clone(), b.clone(), stride, pad);
+            let mut relu = Relu::new();
+            let mut pool = Pooling::new(pool_size, pool_size, pool_stride, 0);
+            let h = relu.forward(conv.forward(x.view()).unwrap());
+            let expected = pool.forward(h.view()).unwrap();
+            let dout = Array4::from_shape_fn(expected.dim(), |(n, c, i, j)| {
+                1.0 + (n * 11 + c * 5 + i * 3 + j) as f32
+            });
+            conv.backward_params(relu.backward(pool.backward(dout.view())).view());
+
+            let mut fused = Convolution::new(w.clone(), b.clone(), stride, pad);
+            let mut fused_pool = Pooling::new(pool_size, pool_size, pool_stride, 0);
+            for _ in 0..2 {
+                // twice: the second pass reuses the buffers
+                let y = fused.forward_relu_pool(x.view(), &mut fused_pool).unwrap();
+                let same = |a: &[f32], b: &[f32]| {
+                    a.len() == b.len()
+                        && a.iter()
+                            .zip(b)
+                            .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
+                };
+                let case = format!("stride {stride} pad {pad} pool {pool_size}/{pool_stride}");
+                assert!(
+                    same(y.as_slice().unwrap(), expected.as_slice().unwrap()),
+                    "forward, {case}"
+                );
+                fused.backward_params_pooled(&fused_pool, dout.view());
+                assert!(
+                    same(fused.dw.as_slice().unwrap(), conv.dw.as_slice().unwrap()),
+                    "dW, {case}"
+                );
+                assert!(
+                    same(fused.db.as_slice().unwrap(), conv.db.as_slice().unwrap()),
+                    "db, {case}"
+                );
+            }
         }
     }
 

@@ -137,41 +137,103 @@ impl Pooling {
         Ok(out)
     }
 
-    /// ReLU followed by this (max) pooling in one pass, as a "Conv -> ReLU -> Pool" block
-    /// needs: `forward(relu(x))` without the full-size ReLU tensor, its mask, or a second
-    /// sweep over memory. [`Pooling::backward`] then gives `dL/dx` through both layers
-    /// (windows whose maximum ReLU clipped to 0 pass no gradient, as ReLU's mask would).
+    /// Start a fused "ReLU then max pooling" of convolution output of shape `conv_shape`
+    /// (see `Convolution::forward_relu_pool`): checks the settings and returns the pooled
+    /// output and arg-max arrays for [`Pooling::relu_pool_image`] to fill, image by image.
     ///
-    /// Falls back to a separate ReLU for average pooling.
-    pub(crate) fn forward_relu(&mut self, x: Array4<f32>) -> Result<Array4<f32>, SettingError> {
-        let (n, c, oh, ow) = self.output_shape(x.dim())?;
-        if self.kind != PoolKind::Max {
-            return self.forward(x.mapv(|v| if v > 0.0 { v } else { 0.0 }).view());
-        }
-        // The same checks as max_pool_with_argmax.
-        let (ph, pw, stride, pad) = (self.pool_h, self.pool_w, self.stride, self.pad);
-        check_pad_below_window(pad, ph, pw)?;
-        let (h, w) = (x.dim().2, x.dim().3);
-        let x = x.as_standard_layout();
-        let mut out = Array4::<f32>::zeros((n, c, oh, ow));
-        let mut arg_max = self.reuse_arg_max((n, c, oh, ow));
-        let (Some(src), Some(values), Some(arg)) =
-            (x.as_slice(), out.as_slice_mut(), arg_max.as_slice_mut())
-        else {
-            unreachable!("standard-layout arrays are contiguous")
-        };
-        max_pool_planes(
-            src,
-            (h, w),
-            (ph, pw, stride, pad),
-            (oh, ow),
-            values,
-            arg,
-            true,
+    /// Panics for average pooling (the fused path is max pooling's).
+    pub(crate) fn begin_relu_pool(
+        &mut self,
+        conv_shape: (usize, usize, usize, usize),
+    ) -> Result<(Array4<f32>, Array4<u32>), SettingError> {
+        assert_eq!(
+            self.kind,
+            PoolKind::Max,
+            "the fused ReLU + pooling is max pooling"
         );
+        let shape = self.output_shape(conv_shape)?;
+        check_pad_below_window(self.pad, self.pool_h, self.pool_w)?;
+        Ok((Array4::zeros(shape), self.reuse_arg_max(shape)))
+    }
+
+    /// `max(relu(x))` over the windows of one image's feature maps `conv_n` `(C, H, W)`,
+    /// into its chunks of the pooled output and the arg-max (windows whose maximum ReLU
+    /// clipped to 0 get [`BLOCKED`]: no gradient, as ReLU's mask would give).
+    pub(crate) fn relu_pool_image(
+        &self,
+        conv_n: &[f32],
+        (_, h, w): (usize, usize, usize),
+        values: &mut [f32],
+        arg: &mut [u32],
+    ) {
+        let (oh, ow) = (
+            (h + 2 * self.pad - self.pool_h) / self.stride + 1,
+            (w + 2 * self.pad - self.pool_w) / self.stride + 1,
+        );
+        let settings = (self.pool_h, self.pool_w, self.stride, self.pad);
+        max_pool_planes(conv_n, (h, w), settings, (oh, ow), values, arg, true);
+    }
+
+    /// Finish a fused pass: remember the winners and the convolution output's shape.
+    pub(crate) fn finish_relu_pool(
+        &mut self,
+        arg_max: Array4<u32>,
+        (n, c, h, w): (usize, usize, usize, usize),
+    ) {
         self.arg_max = Some(arg_max);
         self.x_shape = [n, c, h, w];
-        Ok(out)
+    }
+
+    /// Panics unless `dout` has the shape of the last fused pass's pooled output and that
+    /// pass pooled `conv_shape`; returns the number of pooled values per image.
+    pub(crate) fn check_relu_pool_dout(
+        &self,
+        dout: (usize, usize, usize, usize),
+        (n, c, h, w): (usize, usize, usize, usize),
+    ) -> usize {
+        assert_eq!(
+            self.x_shape,
+            [n, c, h, w],
+            "Pooling: the fused pass pooled another shape"
+        );
+        let expected = self.output_shape((n, c, h, w)).expect("fitted in forward");
+        assert_eq!(
+            dout, expected,
+            "Pooling::backward: dout has shape {dout:?} but the forward output had shape {expected:?}"
+        );
+        assert!(
+            self.arg_max.is_some(),
+            "Pooling::backward called before Pooling::forward"
+        );
+        expected.1 * expected.2 * expected.3
+    }
+
+    /// The max-pooling backward of one image: `dx_n` `(C, H, W)` gets image `img`'s pooled
+    /// gradients `dout_n` `(C, OH, OW)` at the winners, zeros elsewhere.
+    pub(crate) fn backward_image(&self, dout_n: &[f32], img: usize, dx_n: &mut [f32]) {
+        let arg_max = self
+            .arg_max
+            .as_ref()
+            .expect("checked in check_relu_pool_dout");
+        let winners = arg_max.as_slice().expect("kept in standard layout");
+        let [_, c, h, w] = self.x_shape;
+        let plane_out = dout_n.len() / c.max(1);
+        let winners = &winners[img * dout_n.len()..(img + 1) * dout_n.len()];
+        dx_n.fill(0.0);
+        if plane_out == 0 {
+            return;
+        }
+        for ((plane, winners), grads) in dx_n
+            .chunks_exact_mut(h * w)
+            .zip(winners.chunks_exact(plane_out))
+            .zip(dout_n.chunks_exact(plane_out))
+        {
+            for (&i, &g) in winners.iter().zip(grads) {
+                if i != BLOCKED {
+                    plane[i as usize] += g;
+                }
+            }
+        }
     }
 
     /// The arg-max array of the last pass if it has the right shape (it is overwritten
@@ -252,57 +314,6 @@ impl Pooling {
                     self.pad,
                 )
                 .expect("the same settings fitted in forward")
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::full_cnn::Relu;
-
-    /// ReLU then pooling fused in one pass must give what the two layers give one after
-    /// the other, forward and backward, including ties, all-negative windows and NaN.
-    #[test]
-    fn forward_relu_equals_relu_then_pooling() {
-        // Values in -3..=3 (many ties and zeros), a NaN and an all-negative corner.
-        let mut x = Array4::from_shape_fn((2, 3, 8, 8), |(n, c, i, j)| {
-            ((n * 13 + c * 7 + i * 5 + j * 3) % 7) as f32 - 3.0
-        });
-        x[[1, 2, 3, 4]] = f32::NAN;
-        x.slice_mut(s![0, 0, ..2, ..2]).fill(-1.0);
-        let dout_of = |shape| {
-            Array4::from_shape_fn(shape, |(n, c, i, j): (usize, usize, usize, usize)| {
-                1.0 + (n * 11 + c * 5 + i * 3 + j) as f32
-            })
-        };
-        for (ph, pw, stride, pad) in [
-            (2, 2, 2, 0),
-            (3, 3, 1, 1),
-            (2, 2, 1, 0),
-            (3, 2, 1, 0),
-            (4, 4, 4, 0),
-        ] {
-            let mut relu = Relu::new();
-            let mut pool = Pooling::new(ph, pw, stride, pad);
-            let expected = pool.forward(relu.forward(x.clone()).view()).unwrap();
-            let dout = dout_of(expected.dim());
-            let expected_dx = relu.backward(pool.backward(dout.view()));
-
-            let mut fused = Pooling::new(ph, pw, stride, pad);
-            for _ in 0..2 {
-                // twice: the second pass reuses the arg-max buffer
-                let y = fused.forward_relu(x.clone()).unwrap();
-                assert_eq!(
-                    y, expected,
-                    "forward, window {ph}x{pw} stride {stride} pad {pad}"
-                );
-                let dx = fused.backward(dout.view());
-                assert_eq!(
-                    dx, expected_dx,
-                    "backward, window {ph}x{pw} stride {stride} pad {pad}"
-                );
             }
         }
     }

@@ -222,7 +222,8 @@ pub struct SimpleConvNet {
     sizes: LayerSizes,
     params: Params,
     conv1: Convolution,
-    /// Max pooling, which also applies the ReLU in front of it (`Pooling::forward_relu`).
+    /// Max pooling; with `conv1` it also applies the ReLU between them
+    /// (`Convolution::forward_relu_pool`).
     pool1: Pooling,
     affine1: Affine,
     relu2: Relu,
@@ -346,12 +347,11 @@ impl SimpleConvNet {
 
     /// Forward through every layer but the last, with the weights already lent.
     fn forward_lent(&mut self, x: ArrayView4<f32>) -> Array2<f32> {
-        let h = self.conv1.forward(x).expect("settings checked in new");
-        // ReLU and max pooling in one pass: max(relu(x)) over each window, without the
-        // full-size ReLU tensor; the pooling layer's backward covers both.
+        // Convolution, ReLU and max pooling in one pass, image by image: the full-size
+        // (N, FN, OH, OW) feature maps are never stored, only their pooled maxima.
         let h = self
-            .pool1
-            .forward_relu(h)
+            .conv1
+            .forward_relu_pool(x, &mut self.pool1)
             .expect("settings checked in new");
         let h = self.affine1.forward(h);
         let h = self.relu2.forward(h);
@@ -426,8 +426,9 @@ impl SimpleConvNet {
         let dout = dout
             .into_dimensionality::<Ix4>()
             .expect("Affine restores the pooled (N, FN, PH, PW) shape");
-        let dout = self.pool1.backward(dout.view()); // through the pooling and ReLU 1
-        self.conv1.backward_params(dout.view()); // dL/dx of the images is not needed
+        // Back through pooling, ReLU and the convolution's weights in one pass (dL/dx of
+        // the images is not needed).
+        self.conv1.backward_params_pooled(&self.pool1, dout.view());
         self.swap_weights();
 
         let take4 = |a: &mut Array4<f32>| std::mem::replace(a, Array4::zeros((0, 0, 0, 0)));
