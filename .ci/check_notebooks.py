@@ -5,7 +5,8 @@ Usage: .ci/check_notebooks.py [--executed DIR] NOTEBOOK...
 
 Committed notebook (what a reader sees on GitHub):
   - ran before it was committed: every code cell has an execution count;
-  - shows no error: no error output, no "panicked at", "error[E", "Subprocess terminated";
+  - shows no error: no error output, nothing on stderr (where evcxr puts an Err returned
+    through `?`), no "panicked at", "error[E", "Subprocess terminated";
   - stays small: file <= 2 MB, each picture or HTML output within the limits below;
   - all `:dep` lines in one cell (evcxr then resolves and builds the crates once).
 Executed copy DIR/<same name> (written by scripts/run-notebooks.sh):
@@ -51,6 +52,11 @@ def output_problems(where, nb):
         if cell.get("execution_count") is None:
             problems.append(f"{where}: cell [{i}] did not run")
         for out in cell.get("outputs", []):
+            if out["output_type"] == "stream" and out.get("name") == "stderr":
+                # evcxr reports an Err returned through `?` on stderr without failing the
+                # cell; the notebooks print nothing to stderr on purpose, so any is a failure.
+                first = text(out.get("text")).strip().splitlines()[:1]
+                problems.append(f"{where}: cell [{i}] wrote to stderr: {first[0][:200] if first else ''}")
             if out["output_type"] == "error":
                 problems.append(
                     f"{where}: cell [{i}] has an error output: "
