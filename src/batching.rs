@@ -1,5 +1,7 @@
 //! # Batches, im2col and convolution as one matrix product (バッチ処理)
 //!
+//! *Tutorial: [page 5](crate::tutorial::_05_batching) · notebook: `notebooks/05_batching.ipynb`*
+//!
 //! So far we filtered one image. Training and prediction work on a *batch* of `N` images at
 //! once, so the input becomes a rank-4 tensor `(N, C, H, W)` (book Fig 7-13) and the output
 //! of a layer with `FN` filters is `(N, FN, OH, OW)`.

@@ -1,5 +1,7 @@
 //! # The convolution layer: filtering built into the net (フィルタリングするための畳み込み層)
 //!
+//! *Tutorial: [page 2](crate::tutorial::_02_convolution) · notebook: `notebooks/02_convolution.ipynb`*
+//!
 //! Image processing has long used *filters*: a small grid of numbers slid over the picture,
 //! each output pixel the weighted sum of the input pixels under the grid. A Sobel filter
 //! makes edges light up, an averaging (box) filter blurs. A CNN builds exactly this

@@ -1,5 +1,7 @@
 //! # The limits of a plain neural net (これまでのシンプルな NN の限界 / 何が問題か？ / じゃあどうするか？)
 //!
+//! *Tutorial: [page 1](crate::tutorial::_01_fc_limits) · notebook: `notebooks/01_fc_limits.ipynb`*
+//!
 //! The nets of the earlier chapters are a chain `Affine - Activation - ... - Affine -
 //! Softmax`. An Affine layer takes a *vector*, so an image, a matrix `(H, W)` or for colour a
 //! rank-3 tensor `(C, H, W)`, is first flattened into one long row of numbers

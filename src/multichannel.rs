@@ -1,5 +1,7 @@
 //! # Colour images and banks of filters (カラー画像 (複数チャネル画像) のフィルタリング / 同じ画像に色んなフィルタをかけて色んな特徴取り出す)
 //!
+//! *Tutorial: [page 4](crate::tutorial::_04_multichannel) · notebook: `notebooks/04_multichannel.ipynb`*
+//!
 //! A colour picture is not a matrix but a rank-3 tensor `(C, H, W)`: a 256x256 RGB image is
 //! `(3, 256, 256)`, one `H x W` plane per colour channel. A convolution on it uses a filter
 //! with *as many channels as the input*, `(C, FH, FW)`: each channel of the filter is slid

@@ -1,5 +1,7 @@
 //! # Output size, padding and stride (フィルタリング後の画像サイズ)
 //!
+//! *Tutorial: [page 3](crate::tutorial::_03_padding_stride) · notebook: `notebooks/03_padding_stride.ipynb`*
+//!
 //! A 3x3 filter slid over a 4x4 image fits in only 2x2 places, so every convolution
 //! shrinks the image a little; stack a few and nothing is left. Surrounding the image with
 //! a border of zeros, *padding*, gives the filter room at the edges and can keep the size

@@ -1,5 +1,7 @@
 //! # Max and average pooling (プーリング層も使う)
 //!
+//! *Tutorial: [page 6](crate::tutorial::_06_pooling) · notebook: `notebooks/06_pooling.ipynb`*
+//!
 //! To recognise a digit we want features that do not care whether a stroke sits one pixel
 //! to the left or right. Pooling builds that in: it slides a window over every channel and
 //! keeps one number per window, the **maximum** (max pooling, the usual choice, book Fig

@@ -1,5 +1,7 @@
 //! # The whole CNN: layers, backpropagation and SimpleConvNet (CNN の全体アーキテクチャ, CNN の実装)
 //!
+//! *Tutorial: [page 7](crate::tutorial::_07_full_cnn) · notebook: `notebooks/07_full_cnn.ipynb`*
+//!
 //! A CNN stacks "Convolution - Activation - Pooling" blocks in front of the usual
 //! "Affine - Activation" layers of a fully connected net and ends with Softmax (book
 //! Fig 7-2). A plain fully connected net looks like
