@@ -37,7 +37,7 @@ use crate::padding_stride::conv_output_size;
 ///
 /// The last step is the chain rule through im2col: im2col copied each pixel into every
 /// row whose window covers it, so the pixel's gradient is the sum of those copies'
-/// gradients, which is what [`col2im`] adds up.
+/// gradients, which is what [`col2im`](crate::batching::col2im) adds up.
 ///
 /// ```
 /// use cnn_from_scratch::full_cnn::Convolution;

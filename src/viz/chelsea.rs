@@ -28,8 +28,10 @@ pub fn chelsea() -> Array3<f32> {
 
 /// Reads an image file (PNG) as a colour image `(3, H, W)` with values in `[0, 1]`.
 ///
-/// ```no_run
+/// ```
+/// // Doc tests run from the package root, where the bundled cat lives.
 /// let cat = cnn_from_scratch::viz::load_png_rgb("assets/chelsea.png")?;
+/// assert_eq!(cat.dim(), (3, 150, 226));
 /// # Ok::<(), cnn_from_scratch::viz::PlotError>(())
 /// ```
 pub fn load_png_rgb(path: impl AsRef<Path>) -> Result<Array3<f32>, PlotError> {

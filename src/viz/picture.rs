@@ -37,10 +37,12 @@ impl Picture {
 
     /// Writes the PNG to `path`, creating missing parent folders.
     ///
-    /// ```no_run
+    /// ```
     /// # use cnn_from_scratch::viz;
     /// let picture = viz::training_curves("Training", &[2.3, 1.1, 0.4], &[0.9], &[0.88])?;
-    /// picture.save("target/viz/training.png")?;
+    /// let path = std::env::temp_dir().join("cnn-from-scratch-doc/training.png");
+    /// picture.save(&path)?;
+    /// assert!(std::fs::metadata(&path).map_or(false, |m| m.len() > 1000));
     /// # Ok::<(), viz::PlotError>(())
     /// ```
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), PlotError> {
