@@ -54,4 +54,9 @@ pub enum SettingError {
         pool_h: usize,
         pool_w: usize,
     },
+
+    /// A layer asked to have zero channels, filters, units or classes: there would be
+    /// nothing to compute.
+    #[error("{what} must be at least 1, got 0")]
+    ZeroSize { what: &'static str },
 }

@@ -83,7 +83,17 @@ impl SimpleConvNetConfig {
     /// assert!(odd.layer_sizes().is_err());
     /// ```
     pub fn layer_sizes(&self) -> Result<LayerSizes, SettingError> {
-        let (_, h, w) = self.input;
+        let (channels, h, w) = self.input;
+        for (what, size) in [
+            ("input channels", channels),
+            ("filter_num", self.filter_num),
+            ("hidden", self.hidden),
+            ("classes", self.classes),
+        ] {
+            if size == 0 {
+                return Err(SettingError::ZeroSize { what });
+            }
+        }
         let conv = (
             conv_output_size(h, self.filter_size, self.pad, self.stride)?,
             conv_output_size(w, self.filter_size, self.pad, self.stride)?,
@@ -612,6 +622,20 @@ mod tests {
             SimpleConvNet::new(too_big, 0),
             Err(SettingError::FilterTooLarge { filter: 29, .. })
         ));
+        let no_hidden = SimpleConvNetConfig {
+            hidden: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            SimpleConvNet::new(no_hidden, 0).unwrap_err(),
+            SettingError::ZeroSize { what: "hidden" }
+        );
+        let no_filters = SimpleConvNetConfig {
+            filter_num: 0,
+            ..Default::default()
+        };
+        let err = SimpleConvNet::new(no_filters, 0).unwrap_err();
+        assert_eq!(err.to_string(), "filter_num must be at least 1, got 0");
     }
 
     #[test]
