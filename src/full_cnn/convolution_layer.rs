@@ -388,7 +388,8 @@ impl Convolution {
 mod tests {
     use super::*;
 
-    /// The convolution written as the seven nested loops of its definition.
+    /// The convolution as the plain loops of `crate::multichannel`, one image at a time:
+    /// independent of im2col and of this layer's GEMMs.
     fn naive(
         x: &Array4<f32>,
         w: &Array4<f32>,
@@ -396,29 +397,15 @@ mod tests {
         stride: usize,
         pad: usize,
     ) -> Array4<f32> {
-        let (n, c, h, wd) = x.dim();
-        let (fnum, _, fh, fw) = w.dim();
-        let (oh, ow) = (
-            (h + 2 * pad - fh) / stride + 1,
-            (wd + 2 * pad - fw) / stride + 1,
-        );
-        Array4::from_shape_fn((n, fnum, oh, ow), |(i, f, oy, ox)| {
-            let mut sum = b[f];
-            for ch in 0..c {
-                for ky in 0..fh {
-                    for kx in 0..fw {
-                        let (y, xx) = (
-                            (oy * stride + ky) as isize - pad as isize,
-                            (ox * stride + kx) as isize - pad as isize,
-                        );
-                        if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < wd {
-                            sum += x[[i, ch, y as usize, xx as usize]] * w[[f, ch, ky, kx]];
-                        }
-                    }
-                }
-            }
-            sum
-        })
+        let maps: Vec<_> = x
+            .outer_iter()
+            .map(|image| {
+                crate::multichannel::conv_filter_bank(&image, w, b, pad, stride)
+                    .expect("the test's settings fit")
+            })
+            .collect();
+        let views: Vec<_> = maps.iter().map(|m| m.view()).collect();
+        ndarray::stack(ndarray::Axis(0), &views).expect("maps of one shape")
     }
 
     #[test]
