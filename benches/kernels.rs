@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench kernels                    # all
 //! cargo bench --bench kernels -- im2col          # those whose name contains "im2col"
-//! RAYON_NUM_THREADS=1 MATMUL_NUM_THREADS=1 cargo bench --bench kernels
+//! RAYON_NUM_THREADS=1 cargo bench --bench kernels  # one thread
 //! ```
 //!
 //! For the whole-network numbers next to PyTorch, see `cargo run --release --example bench`.

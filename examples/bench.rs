@@ -16,9 +16,10 @@
 //! - `conv_naive`: the chapter's lesson, the same convolution as seven nested loops, with
 //!   the im2col speed-up (`speedup=`) next to it.
 //!
-//! `--threads N` sets every pool the crate uses: rayon's (`ThreadPoolBuilder`) and the
-//! matrix product's (`MATMUL_NUM_THREADS`, which `matrixmultiply` reads once, at its first
-//! product). Timing: `--warmup` untimed steps, then `--repeats` runs of `--steps` steps;
+//! `--threads N` sets the one pool the crate uses, rayon's (`ThreadPoolBuilder`): the work
+//! is split over images, and each matrix product runs on one thread (ndarray's
+//! `matrixmultiply` without its `threading` feature; nested threads made training ten times
+//! slower on a busy machine). Timing: `--warmup` untimed steps, then `--repeats` runs of `--steps` steps;
 //! the median run is reported. Data are seeded random images: loading is not measured.
 
 use std::process::ExitCode;
@@ -45,7 +46,7 @@ const MEASUREMENTS: [&str; 5] = [
 /// Time SimpleConvNet and its convolution; one line per measurement.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Worker threads for rayon and for the matrix product (default: RAYON_NUM_THREADS, else all cores).
+    /// Worker threads of the rayon pool (default: RAYON_NUM_THREADS, else all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// Images per step.
@@ -131,7 +132,7 @@ fn naive_conv(x: &Array4<f32>, w: &Array4<f32>, b: &Array1<f32>) -> Array4<f32> 
     })
 }
 
-/// Sets both thread pools; must run before the first matrix product and rayon call.
+/// Builds the global rayon pool; must run before the first parallel call.
 fn set_threads(threads: Option<usize>) -> Result<usize, String> {
     let threads = match threads {
         Some(0) => return Err("--threads must be at least 1".into()),
@@ -142,9 +143,6 @@ fn set_threads(threads: Option<usize>) -> Result<usize, String> {
             .filter(|&t| t > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
-    // SAFETY: no other thread exists yet (the rayon pool is built just below), so nothing
-    // reads the environment concurrently.
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
