@@ -1,15 +1,19 @@
-//! Train the book's SimpleConvNet from the command line.
+//! Train one of the chapter's networks from the command line: the book's SimpleConvNet
+//! (default), the fully connected net of §1, a two-block CNN (Fig 7-2) or the book's
+//! DeepConvNet.
 //!
 //! ```text
 //! cargo run --release --example train -- --dataset sample --epochs 10
+//! cargo run --release --example train -- --net mlp --dataset mnist --epochs 20
+//! MNIST_DIR=../shared/data/mnist cargo run --release --example train -- --net deep --dataset mnist
 //! cargo run --release --example train -- --dataset fashion --epochs 1 --min-test-acc 0.81
 //! cargo run --release --example train -- --dataset sample --epochs 10 \
 //!     --save simple_conv_net.safetensors --predictions predictions.txt
 //! python3 tools/check_params.py simple_conv_net.safetensors predictions.txt
 //! ```
 //!
-//! Prints the network, then one line per epoch with the loss and accuracy on the training
-//! and test images and the time the epoch's training steps took. `--save` writes the
+//! Prints the network, then one line per epoch, as soon as the epoch ends, with the loss and
+//! accuracy on the training and test images and the time the epoch's training steps took. `--save` writes the
 //! trained parameters as safetensors; `--predictions` writes, for every test image, the
 //! predicted label followed by the ten scores, for `tools/check_params.py` to compare with
 //! its own forward pass. Bad flags or a data set that cannot be loaded end the program
@@ -22,9 +26,11 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use cnn_from_scratch::data::{Dataset, Source};
 use cnn_from_scratch::full_cnn::params_io::save_params;
-use cnn_from_scratch::full_cnn::simple_conv_net::argmax_rows;
 use cnn_from_scratch::full_cnn::trainer::Trainer;
-use cnn_from_scratch::full_cnn::{Adam, SimpleConvNet, SimpleConvNetConfig};
+use cnn_from_scratch::full_cnn::{
+    Adam, Init, Network, SimpleConvNetConfig, argmax_rows, deep_conv_net, mlp, simple_conv_net,
+    two_block_cnn,
+};
 use ndarray::s;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,10 +43,30 @@ enum DatasetArg {
     Fashion,
 }
 
-/// Train the book's SimpleConvNet (conv 30x5x5 - ReLU - pool 2x2 - affine 100 - ReLU -
-/// affine 10) with Adam (lr 0.001) on mini-batches of 100.
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum NetArg {
+    /// The fully connected net of §1: Affine 784-100-100-10 with ReLU (He initialisation).
+    Mlp,
+    /// The book's SimpleConvNet: conv 30x5x5 - ReLU - pool 2x2 - affine 100 - ReLU - affine 10.
+    Simple,
+    /// Two Conv-ReLU-Pool blocks (16 and 32 filters of 3x3), affine 100, affine 10 (Fig 7-2).
+    TwoBlock,
+    /// The book's DeepConvNet: six 3x3 convolutions, affine 50, dropout (He initialisation).
+    Deep,
+}
+
+/// Train one of the chapter's networks (default: the book's SimpleConvNet, conv 30x5x5 -
+/// ReLU - pool 2x2 - affine 100 - ReLU - affine 10) with Adam (lr 0.001) on mini-batches
+/// of 100.
 #[derive(Debug, Parser)]
 struct Args {
+    /// Which network to train.
+    #[arg(long, value_enum, default_value = "simple")]
+    net: NetArg,
+    /// Initial weights: he, xavier, book (0.01) or a number; default: book for simple,
+    /// he for the others (DeepConvNet is always He, as in the book).
+    #[arg(long)]
+    init: Option<String>,
     /// Which data set to train and test on.
     #[arg(long, value_enum, default_value = "sample")]
     dataset: DatasetArg,
@@ -106,8 +132,7 @@ fn run(args: &Args) -> Result<(), String> {
         data.test_labels.len()
     );
 
-    let config = SimpleConvNetConfig::default();
-    let mut net = SimpleConvNet::new(config, args.seed).map_err(|e| e.to_string())?;
+    let mut net = build(args).map_err(|e| e.to_string())?;
     print!("{net}");
     let mut trainer = Trainer {
         epochs: args.epochs,
@@ -117,13 +142,16 @@ fn run(args: &Args) -> Result<(), String> {
         eval_subset: args.eval_subset,
         show_progress: !args.no_progress,
     };
-    let history = trainer.fit(&mut net, &data).map_err(|e| e.to_string())?;
-    for e in &history.epochs {
-        println!(
-            "epoch {:>2}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s/epoch",
-            e.epoch, args.epochs, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.seconds
-        );
-    }
+    let history = trainer
+        .fit_reporting(&mut net, &data, |e| {
+            println!(
+                "epoch {:>2}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s/epoch",
+                e.epoch, args.epochs, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.seconds
+            );
+            // Piped output (CI, `| tee`) is block-buffered: show each epoch as it ends.
+            std::io::stdout().flush().ok();
+        })
+        .map_err(|e| e.to_string())?;
     let (seconds, steps) = (
         history.epochs.iter().map(|e| e.seconds).sum::<f64>(),
         history.step_losses.len(),
@@ -136,7 +164,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     if let Some(path) = &args.save {
-        save_params(path, net.params(), &config).map_err(|e| e.to_string())?;
+        save_params(path, &net).map_err(|e| e.to_string())?;
         println!("saved parameters to {}", path.display());
     }
     if let Some(path) = &args.predictions {
@@ -156,9 +184,36 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The network `--net` names, with `--init` if given.
+fn build(args: &Args) -> Result<Network, cnn_from_scratch::full_cnn::NetworkError> {
+    let init = args.init.as_deref().map(str::parse::<Init>).transpose()?;
+    let seed = args.seed;
+    match args.net {
+        NetArg::Mlp => mlp(&[784, 100, 100, 10], init.unwrap_or(Init::He), seed),
+        NetArg::Simple => {
+            let mut config = SimpleConvNetConfig::default();
+            if let Some(init) = init {
+                // SimpleConvNet's layers are sized from the config; He/Xavier give one
+                // scale per layer, so only a fixed scale fits its `weight_scale`.
+                match init {
+                    Init::Scale(s) => config.weight_scale = s,
+                    _ => return Err(cnn_from_scratch::full_cnn::NetworkError::BadValue {
+                        what: "--init for --net simple",
+                        value: format!("{init:?}"),
+                        expected: "book or a number (the book's SimpleConvNet uses one fixed scale)".into(),
+                    }),
+                }
+            }
+            simple_conv_net(&config, seed)
+        }
+        NetArg::TwoBlock => two_block_cnn(init.unwrap_or(Init::He), seed),
+        NetArg::Deep => deep_conv_net(seed),
+    }
+}
+
 /// One line per test image: the predicted label, then the scores (shortest decimal form
 /// that reads back to the same f32).
-fn write_predictions(path: &Path, net: &mut SimpleConvNet, data: &Dataset) -> Result<(), String> {
+fn write_predictions(path: &Path, net: &mut Network, data: &Dataset) -> Result<(), String> {
     let error = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(error)?);
     let n = data.test_labels.len();

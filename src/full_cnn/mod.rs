@@ -29,14 +29,20 @@
 //! tensors efficiently; I'll use PyTorch"). This module does what the note gave up on:
 //!
 //! - **Layers** that mirror the book's: [`Convolution`] (im2col-based), [`Pooling`] (max or
-//!   average), [`Relu`], [`Affine`] and [`SoftmaxWithLoss`]. Each has a `forward` that
+//!   average), [`Relu`], [`Affine`], [`Dropout`] and [`SoftmaxWithLoss`]. Each has a `forward` that
 //!   keeps what the backward pass needs and a hand-derived `backward`; each doc comment
 //!   derives it with one step of the chain rule. Layers with weights expose their
 //!   gradients as `dw` and `db`.
 //! - **A numerical gradient check**, [`gradient_check`], that compares those hand-derived
 //!   gradients with central differences, for any layer or the whole network.
-//! - **SimpleConvNet**, [`simple_conv_net`], with the book's architecture, initialisation and
-//!   defaults; `predict`, `loss`, `accuracy`, `gradient` and a printed architecture.
+//! - **Networks as lists of layers**, [`Network`]: every layer implements [`Layer`]
+//!   (forward, backward, its weights by name), and a network is an ordered list of them,
+//!   looped forward and then in reverse, as in the book's `simple_convnet.py`. Its shapes
+//!   are checked when it is built; it prints its architecture table.
+//! - **The chapter's networks**, [`networks`]: the fully connected net of §1 ([`mlp`]),
+//!   the book's SimpleConvNet ([`simple_conv_net`]), a two-block CNN in the shape of
+//!   Fig 7-2 ([`two_block_cnn`]) and the book's DeepConvNet ([`deep_conv_net`]), all from
+//!   the same layers, with the book's, He or Xavier initialisation ([`Init`]).
 //! - **Optimisers**, [`optimizer`]: SGD, Momentum, AdaGrad, Adam with the book's defaults.
 //! - **"Filters are learned from data"**, [`learn_filter`]: a single convolution trained by
 //!   gradient descent recovers the Sobel filter that made its targets.
@@ -72,21 +78,31 @@
 
 mod affine;
 mod convolution_layer;
+mod dropout;
+mod layer;
+mod network;
+mod params;
 mod pooling_layer;
 mod relu;
 mod softmax_with_loss;
 
 pub mod gradient_check;
 pub mod learn_filter;
+pub mod networks;
 pub mod optimizer;
 pub mod params_io;
-pub mod simple_conv_net;
 pub mod trainer;
 
 pub use affine::Affine;
 pub use convolution_layer::Convolution;
+pub use dropout::Dropout;
+pub use layer::{CloneLayer, Layer};
+pub use network::{Network, NetworkError, argmax_rows};
+pub use networks::{
+    Init, LayerSizes, SimpleConvNetConfig, deep_conv_net, mlp, simple_conv_net, two_block_cnn,
+};
 pub use optimizer::{AdaGrad, Adam, Momentum, Optimizer, Sgd};
+pub use params::{Params, ParamsMut};
 pub use pooling_layer::{PoolKind, Pooling};
 pub use relu::Relu;
-pub use simple_conv_net::{Params, SimpleConvNet, SimpleConvNetConfig};
 pub use softmax_with_loss::{SoftmaxWithLoss, softmax};

@@ -1,19 +1,19 @@
 //! Optimisers from the book (パラメータの更新): SGD, Momentum, AdaGrad and Adam, each
-//! updating a network's [`Params`] from its gradients.
+//! updating a network's parameters from their gradients, tensor by tensor by name
+//! (`W1`, `b1`, ...), as the book's `update(params, grads)` walks two dictionaries.
 
-use ndarray::Zip;
+use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
 
-use super::simple_conv_net::Params;
+use super::params::{Params, ParamsMut};
 
 /// Something that updates parameters from their gradients, one step at a time.
 ///
 /// ```
-/// use cnn_from_scratch::full_cnn::{Optimizer, Sgd};
-/// use cnn_from_scratch::full_cnn::simple_conv_net::{SimpleConvNet, SimpleConvNetConfig};
+/// use cnn_from_scratch::full_cnn::{Optimizer, Sgd, SimpleConvNetConfig, simple_conv_net};
 /// use ndarray::{Array1, Array4};
 /// let config = SimpleConvNetConfig { input: (1, 8, 8), filter_num: 2, filter_size: 3, hidden: 8,
 ///                                    weight_scale: 0.1, ..Default::default() };
-/// let mut net = SimpleConvNet::new(config, 1).unwrap();
+/// let mut net = simple_conv_net(&config, 1).unwrap();
 /// let (x, t) = (Array4::<f32>::ones((4, 1, 8, 8)), Array1::from(vec![1u8, 1, 1, 1]));
 /// let mut sgd = Sgd::default();
 /// let before = net.loss(x.view(), t.view());
@@ -24,27 +24,39 @@ use super::simple_conv_net::Params;
 /// assert!(net.loss(x.view(), t.view()) < before);
 /// ```
 pub trait Optimizer {
-    /// One update of `params` given `grads` (the same shapes).
-    fn update(&mut self, params: &mut Params, grads: &Params);
+    /// One update of `params` (a network's [`Network::params_mut`](super::Network::params_mut),
+    /// or a [`Params::view_mut`]) given `grads` of the same names and shapes.
+    fn update(&mut self, params: ParamsMut<'_>, grads: &Params);
 }
 
-/// Apply `step(param, grad, state...)` to every element of every tensor, panicking with
-/// the tensor's name if shapes differ.
-fn for_each_tensor(
-    params: &mut Params,
-    grads: &Params,
-    mut step: impl FnMut(&'static str, ndarray::ArrayViewMutD<f32>, ndarray::ArrayViewD<f32>),
-) {
-    for ((name, p), (_, g)) in params.named_mut().into_iter().zip(grads.named()) {
-        assert_eq!(
-            p.shape(),
-            g.shape(),
-            "optimizer: parameter {name} has shape {:?} but its gradient has shape {:?}",
-            p.shape(),
-            g.shape()
-        );
-        step(name, p, g);
-    }
+/// Each parameter with its gradient, panicking with the names and shapes if the two lists
+/// do not match (a programming error: gradients come from the same network).
+fn with_grads<'p, 'g>(
+    params: &'p mut ParamsMut<'_>,
+    grads: &'g Params,
+) -> Vec<(ArrayViewMutD<'p, f32>, ArrayViewD<'g, f32>)> {
+    let params = params.named_mut();
+    assert_eq!(
+        params.len(),
+        grads.count(),
+        "optimizer: {} parameters but {} gradients ({})",
+        params.len(),
+        grads.count(),
+        grads.names().join(", ")
+    );
+    params
+        .into_iter()
+        .zip(grads.named())
+        .map(|((name, p), (grad_name, g))| {
+            assert!(
+                name == grad_name && p.shape() == g.shape(),
+                "optimizer: parameter {name} {:?} does not match gradient {grad_name} {:?}",
+                p.shape(),
+                g.shape()
+            );
+            (p, g)
+        })
+        .collect()
 }
 
 /// Stochastic gradient descent, `W <- W - lr * dW`.
@@ -61,9 +73,10 @@ impl Default for Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn update(&mut self, params: &mut Params, grads: &Params) {
-        let lr = self.lr;
-        for_each_tensor(params, grads, |_, mut p, g| p.scaled_add(-lr, &g));
+    fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
+        for (mut p, g) in with_grads(&mut params, grads) {
+            p.scaled_add(-self.lr, &g);
+        }
     }
 }
 
@@ -96,13 +109,12 @@ impl Default for Momentum {
 }
 
 impl Optimizer for Momentum {
-    fn update(&mut self, params: &mut Params, grads: &Params) {
+    fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
         let (lr, momentum) = (self.lr, self.momentum);
-        let v = self.v.get_or_insert_with(|| params.zeros_like());
-        for ((_, mut p), ((_, g), (_, mut v))) in params
-            .named_mut()
+        let v = self.v.get_or_insert_with(|| grads.zeros_like());
+        for ((mut p, g), (_, mut v)) in with_grads(&mut params, grads)
             .into_iter()
-            .zip(grads.named().into_iter().zip(v.named_mut()))
+            .zip(v.named_mut())
         {
             Zip::from(&mut p).and(&g).and(&mut v).for_each(|p, &g, v| {
                 *v = momentum * *v - lr * g;
@@ -135,13 +147,12 @@ impl Default for AdaGrad {
 }
 
 impl Optimizer for AdaGrad {
-    fn update(&mut self, params: &mut Params, grads: &Params) {
+    fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
         let lr = self.lr;
-        let h = self.h.get_or_insert_with(|| params.zeros_like());
-        for ((_, mut p), ((_, g), (_, mut h))) in params
-            .named_mut()
+        let h = self.h.get_or_insert_with(|| grads.zeros_like());
+        for ((mut p, g), (_, mut h)) in with_grads(&mut params, grads)
             .into_iter()
-            .zip(grads.named().into_iter().zip(h.named_mut()))
+            .zip(h.named_mut())
         {
             Zip::from(&mut p).and(&g).and(&mut h).for_each(|p, &g, h| {
                 *h += g * g;
@@ -193,16 +204,14 @@ impl Default for Adam {
 }
 
 impl Optimizer for Adam {
-    fn update(&mut self, params: &mut Params, grads: &Params) {
+    fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
         let (beta1, beta2) = (self.beta1, self.beta2);
         self.iter += 1;
         let lr_t = self.lr * (1.0 - beta2.powi(self.iter)).sqrt() / (1.0 - beta1.powi(self.iter));
-        let m = self.m.get_or_insert_with(|| params.zeros_like());
-        let v = self.v.get_or_insert_with(|| params.zeros_like());
-        for (((_, mut p), (_, g)), ((_, mut m), (_, mut v))) in params
-            .named_mut()
+        let m = self.m.get_or_insert_with(|| grads.zeros_like());
+        let v = self.v.get_or_insert_with(|| grads.zeros_like());
+        for ((mut p, g), ((_, mut m), (_, mut v))) in with_grads(&mut params, grads)
             .into_iter()
-            .zip(grads.named())
             .zip(m.named_mut().into_iter().zip(v.named_mut()))
         {
             Zip::from(&mut p)
@@ -221,18 +230,15 @@ impl Optimizer for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array1, Array2, Array4};
+    use ndarray::ArrayD;
 
     /// Parameters that are all `value`, in small shapes.
     fn filled(value: f32) -> Params {
-        Params {
-            w1: Array4::from_elem((2, 1, 2, 2), value),
-            b1: Array1::from_elem(2, value),
-            w2: Array2::from_elem((3, 2), value),
-            b2: Array1::from_elem(2, value),
-            w3: Array2::from_elem((2, 2), value),
-            b3: Array1::from_elem(2, value),
+        let mut p = Params::new();
+        for (name, shape) in [("W1", vec![2, 1, 2, 2]), ("b1", vec![2]), ("W2", vec![3, 2])] {
+            p.push(name, ArrayD::from_elem(shape, value));
         }
+        p
     }
 
     fn all_close(p: &Params, expected: f32) {
@@ -246,7 +252,7 @@ mod tests {
     #[test]
     fn sgd_step_by_hand() {
         let mut p = filled(1.0);
-        Sgd::default().update(&mut p, &filled(0.5));
+        Sgd::default().update(p.view_mut(), &filled(0.5));
         all_close(&p, 1.0 - 0.01 * 0.5);
     }
 
@@ -254,9 +260,9 @@ mod tests {
     fn momentum_two_steps_by_hand() {
         let (mut p, g) = (filled(1.0), filled(0.5));
         let mut opt = Momentum::default();
-        opt.update(&mut p, &g); // v = -0.005
+        opt.update(p.view_mut(), &g); // v = -0.005
         all_close(&p, 0.995);
-        opt.update(&mut p, &g); // v = 0.9 * -0.005 - 0.005 = -0.0095
+        opt.update(p.view_mut(), &g); // v = 0.9 * -0.005 - 0.005 = -0.0095
         all_close(&p, 0.9855);
     }
 
@@ -264,9 +270,9 @@ mod tests {
     fn adagrad_steps_shrink_by_hand() {
         let (mut p, g) = (filled(1.0), filled(0.5));
         let mut opt = AdaGrad::default();
-        opt.update(&mut p, &g); // h = 0.25: step 0.01 * 0.5 / 0.5 = 0.01
+        opt.update(p.view_mut(), &g); // h = 0.25: step 0.01 * 0.5 / 0.5 = 0.01
         all_close(&p, 0.99);
-        opt.update(&mut p, &g); // h = 0.5: step 0.01 * 0.5 / sqrt(0.5)
+        opt.update(p.view_mut(), &g); // h = 0.5: step 0.01 * 0.5 / sqrt(0.5)
         all_close(&p, 0.99 - 0.01 * 0.5 / 0.5f32.sqrt());
     }
 
@@ -277,7 +283,7 @@ mod tests {
         let (mut p, g) = (filled(1.0), filled(0.5));
         let mut opt = Adam::default();
         for step in 1..=3 {
-            opt.update(&mut p, &g);
+            opt.update(p.view_mut(), &g);
             all_close(&p, 1.0 - 0.001 * step as f32);
         }
     }

@@ -1,43 +1,51 @@
-//! Saving and loading a trained SimpleConvNet (CNN の実装: 学習したパラメータの保存).
+//! Saving and loading a trained network (CNN の実装: 学習したパラメータの保存).
 //!
 //! Training takes minutes; predicting takes milliseconds. So a trained network is saved to
 //! a file and loaded again later, here or in Python. The file format is
 //! [safetensors](https://huggingface.co/docs/safetensors): a small JSON header that names
 //! each tensor with its dtype and shape, followed by the raw little-endian numbers. The
-//! tensors carry the book's names, `W1 b1 W2 b2 W3 b3`, so Python reads them with
+//! tensors carry the book's names, `W1 b1 W2 b2 ...` (the k-th layer with weights gives
+//! `Wk` and `bk`), so Python reads them with
 //!
 //! ```text
 //! from safetensors.numpy import load_file
 //! params = load_file("simple_conv_net.safetensors")   # params["W1"].shape == (30, 1, 5, 5)
 //! ```
 //!
-//! and `tools/check_params.py` runs its own numpy forward pass on them. The header's
-//! `__metadata__` also records the network's configuration under the key `config`, as a
-//! line of JSON, because the shapes alone do not tell the stride, the padding or the
-//! pooling window:
+//! and `tools/check_params.py` runs its own numpy forward pass on a SimpleConvNet's. The
+//! header's `__metadata__` also records the network's architecture under the key `config`,
+//! as a line of JSON ([`Network::config`]), because the shapes alone do not tell the
+//! stride, the padding or the pooling window. For SimpleConvNet that is the book's
+//! configuration,
 //!
 //! ```text
 //! {"input":[1,28,28],"filter_num":30,"filter_size":5,"pad":0,"stride":1,"pool":2,"hidden":100,"classes":10}
+//! ```
+//!
+//! and for any other network its input shape and the list of its layers,
+//!
+//! ```text
+//! {"input":[784],"layers":["Affine 784 -> 100","ReLU","Affine 100 -> 10"]}
 //! ```
 //!
 //! (One metadata entry rather than several keeps the file's bytes reproducible: the same
 //! parameters always give the same file.)
 //!
 //! Loading checks everything it can: a file that is not safetensors, a missing tensor, a
-//! tensor of another dtype or shape each give a [`ParamsError`] that names the file and the
-//! tensor, never a panic. Numbers go through the file unchanged, so a save/load round trip
-//! is bit-exact.
+//! tensor of another dtype or shape, a file saved from another architecture each give a
+//! [`ParamsError`] that names the file and the tensor, never a panic (a test feeds the
+//! loader ten thousand damaged files). Numbers go through the file unchanged, so a
+//! save/load round trip is bit-exact.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array4};
+use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use thiserror::Error;
 
-use super::simple_conv_net::{Params, SimpleConvNetConfig};
-use crate::error::SettingError;
+use super::{Network, Params};
 
 /// What can go wrong reading or writing a parameter file.
 #[derive(Debug, Error)]
@@ -57,11 +65,11 @@ pub enum ParamsError {
         source: SafeTensorError,
     },
 
-    /// One of W1 ... b3 is not in the file.
+    /// One of the network's tensors (W1, b1, ...) is not in the file.
     #[error("{path} has no tensor named {name} (found: {found})")]
     MissingTensor {
         path: PathBuf,
-        name: &'static str,
+        name: String,
         found: String,
     },
 
@@ -69,25 +77,21 @@ pub enum ParamsError {
     #[error("tensor {name} in {path} has dtype {found}, expected F32")]
     WrongDtype {
         path: PathBuf,
-        name: &'static str,
+        name: String,
         found: String,
     },
 
-    /// A tensor has another shape than the network configuration expects.
-    #[error("tensor {name} in {path} has shape {found:?}, expected {expected:?}")]
+    /// A tensor has another shape than the network's.
+    #[error("tensor {name} in {path} has shape {found:?}, but the network's {name} is {expected:?}")]
     WrongShape {
         path: PathBuf,
-        name: &'static str,
+        name: String,
         expected: Vec<usize>,
         found: Vec<usize>,
     },
 
-    /// The configuration itself does not fit (its convolution or pooling settings).
-    #[error("the network configuration does not fit: {0}")]
-    Setting(#[from] SettingError),
-
-    /// The tensors fit but the metadata says the file was saved from a network with
-    /// another configuration (e.g. another padding and input size giving the same shapes).
+    /// The tensors fit but the metadata says the file was saved from a network of
+    /// another architecture (e.g. another padding and input size giving the same shapes).
     #[error(
         "{path} was saved from a network with config {found}, but the config asked for is {expected}"
     )]
@@ -110,46 +114,26 @@ fn le_bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// The configuration as one line of JSON, stored under the metadata key `config`.
-/// (`weight_scale` is left out: it only matters before training.)
-fn config_json(c: &SimpleConvNetConfig) -> String {
-    format!(
-        r#"{{"input":[{},{},{}],"filter_num":{},"filter_size":{},"pad":{},"stride":{},"pool":{},"hidden":{},"classes":{}}}"#,
-        c.input.0,
-        c.input.1,
-        c.input.2,
-        c.filter_num,
-        c.filter_size,
-        c.pad,
-        c.stride,
-        c.pool,
-        c.hidden,
-        c.classes
-    )
-}
-
-/// Saves the parameters to a safetensors file, tensors named `W1 b1 W2 b2 W3 b3`, dtype
-/// F32, with the configuration in the metadata.
+/// Saves the network's parameters to a safetensors file, tensors named `W1 b1 W2 b2 ...`,
+/// dtype F32, with the architecture ([`Network::config`]) in the metadata.
 ///
 /// ```
 /// use cnn_from_scratch::full_cnn::params_io::{load_params, save_params};
-/// use cnn_from_scratch::full_cnn::{SimpleConvNet, SimpleConvNetConfig};
+/// use cnn_from_scratch::full_cnn::{SimpleConvNetConfig, simple_conv_net};
 ///
 /// let config = SimpleConvNetConfig::default();
-/// let net = SimpleConvNet::new(config, 7).unwrap();
+/// let net = simple_conv_net(&config, 7).unwrap();
 /// let path = std::env::temp_dir().join("params_io_doc.safetensors");
-/// save_params(&path, net.params(), &config)?;
-/// let loaded = load_params(&path, &config)?;
-/// assert_eq!(&loaded, net.params()); // bit for bit
+/// save_params(&path, &net)?;
+/// let mut other = simple_conv_net(&config, 8).unwrap();
+/// load_params(&path, &mut other)?;
+/// assert_eq!(other.params(), net.params()); // bit for bit
 /// # std::fs::remove_file(&path).ok();
 /// # Ok::<(), cnn_from_scratch::full_cnn::params_io::ParamsError>(())
 /// ```
-pub fn save_params(
-    path: impl AsRef<Path>,
-    params: &Params,
-    config: &SimpleConvNetConfig,
-) -> Result<(), ParamsError> {
+pub fn save_params(path: impl AsRef<Path>, net: &Network) -> Result<(), ParamsError> {
     let path = path.as_ref();
+    let params = net.params();
     let named = params.named();
     let bytes: Vec<Vec<u8>> = named
         .iter()
@@ -158,9 +142,9 @@ pub fn save_params(
     let views = named.iter().zip(&bytes).map(|((name, tensor), data)| {
         let view = TensorView::new(Dtype::F32, tensor.shape().to_vec(), data)
             .expect("4 bytes per element of the tensor's own shape");
-        (*name, view)
+        (name.to_string(), view)
     });
-    let metadata = HashMap::from([("config".to_string(), config_json(config))]);
+    let metadata = HashMap::from([("config".to_string(), net.config().to_string())]);
     let file = safetensors::serialize(views, Some(metadata)).expect("F32 tensors of valid shapes");
     std::fs::write(path, file).map_err(|source| ParamsError::Io {
         action: "write",
@@ -169,92 +153,85 @@ pub fn save_params(
     })
 }
 
-/// Loads parameters saved by [`save_params`] (or by Python's `safetensors`) and checks them
-/// against `config`: every tensor present, F32, of the shape the config asks for; and, if
-/// the file records its configuration (files written by other programs may not), the same
-/// configuration.
+/// Loads parameters saved by [`save_params`] (or by Python's `safetensors`) into `net`,
+/// after checking them against it: every tensor present, F32, of the network's shape; and,
+/// if the file records its architecture (files written by other programs may not), the
+/// same architecture. On an error `net` is left unchanged.
 ///
 /// ```
 /// use cnn_from_scratch::full_cnn::params_io::{load_params, ParamsError};
-/// use cnn_from_scratch::full_cnn::SimpleConvNetConfig;
+/// use cnn_from_scratch::full_cnn::{SimpleConvNetConfig, simple_conv_net};
 ///
 /// let path = std::env::temp_dir().join("params_io_doc_corrupt.safetensors");
 /// std::fs::write(&path, b"not a safetensors file")?;
-/// let err = load_params(&path, &SimpleConvNetConfig::default()).unwrap_err();
+/// let mut net = simple_conv_net(&SimpleConvNetConfig::default(), 0).unwrap();
+/// let err = load_params(&path, &mut net).unwrap_err();
 /// assert!(matches!(err, ParamsError::Corrupt { .. }));
 /// # std::fs::remove_file(&path).ok();
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn load_params(
-    path: impl AsRef<Path>,
-    config: &SimpleConvNetConfig,
-) -> Result<Params, ParamsError> {
+pub fn load_params(path: impl AsRef<Path>, net: &mut Network) -> Result<(), ParamsError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|source| ParamsError::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
     })?;
+    let params = params_from_bytes(&bytes, path, net)?;
+    net.set_params(&params)
+        .expect("names and shapes were checked against the network");
+    Ok(())
+}
+
+/// The network's tensors from a file's bytes, checked against `net`.
+fn params_from_bytes(bytes: &[u8], path: &Path, net: &Network) -> Result<Params, ParamsError> {
     let corrupt = |source| ParamsError::Corrupt {
         path: path.to_path_buf(),
         source,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
-    let file = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
+    let file = SafeTensors::deserialize(bytes).map_err(corrupt)?;
 
-    let expected = Params::expected_shapes(config)?;
-    let names = ["W1", "b1", "W2", "b2", "W3", "b3"];
-    let mut tensors: Vec<Vec<f32>> = Vec::with_capacity(6);
-    for (name, shape) in names.into_iter().zip(&expected) {
+    let mut params = Params::new();
+    for (name, expected) in net.params().named() {
         let view = file.tensor(name).map_err(|_| {
             let mut found = file.names();
             found.sort();
             ParamsError::MissingTensor {
                 path: path.to_path_buf(),
-                name,
+                name: name.to_string(),
                 found: found.join(", "),
             }
         })?;
         if view.dtype() != Dtype::F32 {
             return Err(ParamsError::WrongDtype {
                 path: path.to_path_buf(),
-                name,
+                name: name.to_string(),
                 found: view.dtype().to_string(),
             });
         }
-        if view.shape() != shape.as_slice() {
+        if view.shape() != expected.shape() {
             return Err(ParamsError::WrongShape {
                 path: path.to_path_buf(),
-                name,
-                expected: shape.clone(),
+                name: name.to_string(),
+                expected: expected.shape().to_vec(),
                 found: view.shape().to_vec(),
             });
         }
-        tensors.push(le_bytes_to_f32(view.data()));
+        let values = le_bytes_to_f32(view.data());
+        let tensor = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
+            .expect("safetensors checked the data length against the shape");
+        params.push(name, tensor);
     }
 
     if let Some(found) = header.metadata().as_ref().and_then(|m| m.get("config")) {
-        let expected = config_json(config);
-        if *found != expected {
+        if found != net.config() {
             return Err(ParamsError::WrongConfig {
                 path: path.to_path_buf(),
-                expected,
+                expected: net.config().to_string(),
                 found: found.clone(),
             });
         }
     }
-
-    // Shapes and lengths are checked above, so building the arrays cannot fail.
-    let mut tensors = tensors.into_iter();
-    let mut next = || tensors.next().expect("six tensors");
-    let [s1, s2, s3, s4, s5, s6] = &expected;
-    let bad = "length checked against the shape";
-    Ok(Params {
-        w1: Array4::from_shape_vec((s1[0], s1[1], s1[2], s1[3]), next()).expect(bad),
-        b1: Array1::from_shape_vec(s2[0], next()).expect(bad),
-        w2: Array2::from_shape_vec((s3[0], s3[1]), next()).expect(bad),
-        b2: Array1::from_shape_vec(s4[0], next()).expect(bad),
-        w3: Array2::from_shape_vec((s5[0], s5[1]), next()).expect(bad),
-        b3: Array1::from_shape_vec(s6[0], next()).expect(bad),
-    })
+    Ok(params)
 }

@@ -1,4 +1,4 @@
-//! Training SimpleConvNet on MNIST (CNN の実装: 学習).
+//! Training a network on MNIST (CNN の実装: 学習).
 //!
 //! Training repeats one small step many times: take a mini-batch of images, compute the
 //! loss and its gradient by backpropagation, let the optimiser nudge every parameter
@@ -25,9 +25,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use thiserror::Error;
 
-use super::SoftmaxWithLoss;
 use super::optimizer::{Adam, Optimizer};
-use super::simple_conv_net::{SimpleConvNet, argmax_rows};
+use super::{Network, SoftmaxWithLoss, argmax_rows};
 use crate::data::{Dataset, mini_batches};
 
 /// How many images the evaluation pushes through the network at once: enough for fast
@@ -40,10 +39,10 @@ const EVAL_BATCH: usize = 500;
 /// ```
 /// use cnn_from_scratch::data::Dataset;
 /// use cnn_from_scratch::full_cnn::trainer::Trainer;
-/// use cnn_from_scratch::full_cnn::{SimpleConvNet, SimpleConvNetConfig};
+/// use cnn_from_scratch::full_cnn::{SimpleConvNetConfig, simple_conv_net};
 ///
 /// let data = Dataset::sample();
-/// let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 1).unwrap();
+/// let mut net = simple_conv_net(&SimpleConvNetConfig::default(), 1).unwrap();
 /// let mut trainer = Trainer { epochs: 1, eval_subset: Some(200), show_progress: false, ..Trainer::default() };
 /// let history = trainer.fit(&mut net, &data)?;
 /// assert_eq!(history.step_losses.len(), 40);   // 4,000 images / 100 per step
@@ -140,7 +139,7 @@ pub enum TrainError {
         /// Steps in each epoch.
         steps_per_epoch: usize,
         /// The book's name of the parameter, e.g. `"W1"`.
-        tensor: &'static str,
+        tensor: String,
     },
     /// `batch_size` was 0 or there are no training images.
     #[error("nothing to train on: batch_size = {batch_size}, training images = {images}")]
@@ -163,8 +162,34 @@ impl Trainer {
     ///
     /// # Panics
     ///
-    /// If the images' shape is not the one `net` was configured for.
-    pub fn fit(&mut self, net: &mut SimpleConvNet, data: &Dataset) -> Result<History, TrainError> {
+    /// If the images' shape is not the one `net` was built for.
+    pub fn fit(&mut self, net: &mut Network, data: &Dataset) -> Result<History, TrainError> {
+        self.fit_reporting(net, data, |_| {})
+    }
+
+    /// [`Trainer::fit`], calling `on_epoch` with each epoch's statistics as soon as the
+    /// epoch is measured, so a caller can print them live (the progress bar, if shown, is
+    /// cleared first).
+    ///
+    /// ```
+    /// use cnn_from_scratch::data::Dataset;
+    /// use cnn_from_scratch::full_cnn::trainer::Trainer;
+    /// use cnn_from_scratch::full_cnn::{SimpleConvNetConfig, simple_conv_net};
+    /// let data = Dataset::sample();
+    /// let mut net = simple_conv_net(&SimpleConvNetConfig::default(), 1).unwrap();
+    /// let mut trainer = Trainer { epochs: 2, eval_subset: Some(100), show_progress: false, ..Trainer::default() };
+    /// let mut seen = Vec::new();
+    /// let history = trainer.fit_reporting(&mut net, &data, |e| seen.push(e.epoch))?;
+    /// assert_eq!(seen, [1, 2]);
+    /// assert_eq!(history.epochs.len(), 2);
+    /// # Ok::<(), cnn_from_scratch::full_cnn::trainer::TrainError>(())
+    /// ```
+    pub fn fit_reporting(
+        &mut self,
+        net: &mut Network,
+        data: &Dataset,
+        mut on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<History, TrainError> {
         let images = data.train_images.dim().0;
         if self.batch_size == 0 || images == 0 {
             return Err(TrainError::Empty {
@@ -197,12 +222,13 @@ impl Trainer {
                         loss,
                     });
                 }
-                // One pass over 436,000 numbers, cheap next to the step that made them.
+                // One pass over the gradients, cheap next to the step that made them.
                 let bad = grads
                     .named()
                     .into_iter()
                     .find(|(_, g)| !g.iter().all(|v| v.is_finite()));
                 if let Some((tensor, _)) = bad {
+                    let tensor = tensor.to_string();
                     bar.abandon();
                     return Err(TrainError::NonFiniteGradient {
                         epoch,
@@ -227,14 +253,16 @@ impl Trainer {
             let (train_loss, train_acc) =
                 evaluate(net, &data.train_images, &data.train_labels, n_train);
             let (test_loss, test_acc) = evaluate(net, &data.test_images, &data.test_labels, n_test);
-            history.epochs.push(EpochStats {
+            let stats = EpochStats {
                 epoch,
                 train_loss,
                 train_acc,
                 test_loss,
                 test_acc,
                 seconds,
-            });
+            };
+            on_epoch(&stats);
+            history.epochs.push(stats);
         }
         Ok(history)
     }
@@ -262,17 +290,17 @@ impl Trainer {
 /// ```
 /// use cnn_from_scratch::data::Dataset;
 /// use cnn_from_scratch::full_cnn::trainer::evaluate;
-/// use cnn_from_scratch::full_cnn::{SimpleConvNet, SimpleConvNetConfig};
+/// use cnn_from_scratch::full_cnn::{SimpleConvNetConfig, simple_conv_net};
 ///
 /// let data = Dataset::sample();
-/// let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+/// let mut net = simple_conv_net(&SimpleConvNetConfig::default(), 0).unwrap();
 /// let (loss, acc) = evaluate(&mut net, &data.test_images, &data.test_labels, 1000);
 /// // Untrained, tiny weights: every class gets about 1/10, so the loss is about ln 10.
 /// assert!((loss - 10f32.ln()).abs() < 0.05);
 /// assert!(acc < 0.3);
 /// ```
 pub fn evaluate(
-    net: &mut SimpleConvNet,
+    net: &mut Network,
     images: &Array4<f32>,
     labels: &Array1<u8>,
     n: usize,

@@ -1,0 +1,541 @@
+//! A network as an ordered list of layers (CNN の全体アーキテクチャ, Fig 7-2), ending in
+//! SoftmaxWithLoss: the book's `self.layers = OrderedDict()` and `self.last_layer`.
+//!
+//! The forward pass loops over the layers in order; the backward pass starts at the loss
+//! and loops over them in reverse, each layer turning the gradient of its output into the
+//! gradient of its input (and storing the gradients of its weights on the way). Any stack
+//! of [`Layer`]s works: the fully connected net of §1, SimpleConvNet, a deeper CNN, or a
+//! design of your own. The shapes are checked when the network is built, so a design
+//! whose neighbouring layers do not fit is a [`NetworkError`] naming both, not a panic in
+//! the middle of training.
+
+use std::any::Any;
+use std::fmt;
+
+use ndarray::{Array2, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn, s};
+use thiserror::Error;
+
+use super::params::{Params, ParamsMut};
+use super::{Convolution, Layer, PoolKind, Pooling, Relu, SoftmaxWithLoss};
+use crate::error::SettingError;
+
+/// Why a network could not be built, or why parameters do not fit it.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum NetworkError {
+    /// Two neighbouring layers do not fit: the second cannot take the first one's output.
+    #[error(
+        "layer {index} ({layer}) cannot follow {previous}, whose output per example is \
+         {input:?}: {reason}"
+    )]
+    LayersDoNotFit {
+        /// Position of the layer that does not fit, 1 for the first.
+        index: usize,
+        /// That layer's description.
+        layer: String,
+        /// The layer before it (or "the input").
+        previous: String,
+        /// The shape it was given, one example.
+        input: Vec<usize>,
+        /// What the layer says is wrong.
+        reason: String,
+    },
+
+    /// No layers at all.
+    #[error("a network needs at least one layer")]
+    NoLayers,
+
+    /// The last layer does not give one score per class, as SoftmaxWithLoss needs.
+    #[error(
+        "the last layer ({layer}) gives {shape:?} per example, but SoftmaxWithLoss needs \
+         a flat vector of class scores: end the network with an Affine layer"
+    )]
+    NotScores {
+        /// The last layer's description.
+        layer: String,
+        /// Its output shape, one example.
+        shape: Vec<usize>,
+    },
+
+    /// A builder's setting does not fit (a convolution or pooling size, a zero width).
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+
+    /// A builder was given a value it cannot use.
+    #[error("{what}: {value} ({expected})")]
+    BadValue {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What would work.
+        expected: String,
+    },
+
+    /// Parameters for [`Network::set_params`] lack a tensor the network has.
+    #[error("no parameter named {name} among the ones given ({found})")]
+    MissingParam {
+        /// The network's name for it.
+        name: String,
+        /// The names given.
+        found: String,
+    },
+
+    /// A parameter tensor has another shape than the network's.
+    #[error("parameter {name} has shape {found:?}, but the network's {name} is {expected:?}")]
+    WrongParamShape {
+        /// Its name.
+        name: String,
+        /// The network's shape.
+        expected: Vec<usize>,
+        /// The shape given.
+        found: Vec<usize>,
+    },
+}
+
+/// An ordered list of layers ending in softmax with cross-entropy loss.
+///
+/// ```
+/// use cnn_from_scratch::full_cnn::{Affine, Convolution, Layer, Network, Pooling, Relu};
+/// use ndarray::{Array1, Array2, Array4};
+/// // A tiny CNN for 1x6x6 images and 3 classes, layer by layer as in the book.
+/// let layers: Vec<Box<dyn Layer>> = vec![
+///     Box::new(Convolution::new(Array4::from_elem((2, 1, 3, 3), 0.1), Array1::zeros(2), 1, 0)),
+///     Box::new(Relu::new()),
+///     Box::new(Pooling::new(2, 2, 2, 0)),
+///     Box::new(Affine::new(Array2::from_elem((8, 3), 0.1), Array1::zeros(3))),
+/// ];
+/// let mut net = Network::new(&[1, 6, 6], layers).unwrap();
+/// println!("{net}");                              // the architecture table
+/// assert_eq!(net.output_shapes()[2], vec![2, 2, 2]);
+///
+/// let x = Array4::<f32>::ones((5, 1, 6, 6));
+/// let t = Array1::from(vec![0u8, 1, 2, 0, 1]);
+/// assert_eq!(net.predict(x.view()).dim(), (5, 3));
+/// let (loss, grads) = net.gradient(x.view(), t.view());
+/// assert!((loss - 3f32.ln()).abs() < 1e-4);       // equal scores: ln 3
+/// assert_eq!(grads.names(), ["W1", "b1", "W2", "b2"]);
+///
+/// // A design that does not fit is an error naming both layers:
+/// let wrong: Vec<Box<dyn Layer>> = vec![
+///     Box::new(Pooling::new(2, 2, 2, 0)),
+///     Box::new(Affine::new(Array2::zeros((10, 3)), Array1::zeros(3))),
+/// ];
+/// let err = Network::new(&[1, 6, 6], wrong).unwrap_err();
+/// assert!(err.to_string().contains("layer 2 (Affine 10 -> 3) cannot follow layer 1 (Pooling max 2x2, stride 2)"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// One example's shape, e.g. `[1, 28, 28]`.
+    input: Vec<usize>,
+    layers: Vec<Box<dyn Layer>>,
+    /// Each layer's output shape, one example.
+    shapes: Vec<Vec<usize>>,
+    last_layer: SoftmaxWithLoss,
+    /// The first three layers are Convolution, ReLU and max Pooling: run them as one
+    /// fused pass (see [`Network::forward`]).
+    fused_first_block: bool,
+    /// The architecture as one line of JSON, saved with the parameters.
+    config: String,
+}
+
+/// `(30, 24, 24)`, as the architecture table writes a shape.
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("({})", dims.join(", "))
+}
+
+fn is<T: Any>(layer: &dyn Layer) -> bool {
+    (layer as &dyn Any).is::<T>()
+}
+
+impl Network {
+    /// A network of `layers` for examples of shape `input` (`[1, 28, 28]` for MNIST digits,
+    /// `[784]` for flattened ones). Checks that each layer can take the previous one's
+    /// output and that the last gives class scores.
+    pub fn new(input: &[usize], layers: Vec<Box<dyn Layer>>) -> Result<Network, NetworkError> {
+        if layers.is_empty() {
+            return Err(NetworkError::NoLayers);
+        }
+        let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            let previous = shapes.last().map_or(input, |s| s.as_slice());
+            let shape = layer.output_shape(previous).map_err(|reason| {
+                NetworkError::LayersDoNotFit {
+                    index: i + 1,
+                    layer: layer.describe(),
+                    previous: if i == 0 {
+                        "the input".to_string()
+                    } else {
+                        format!("layer {i} ({})", layers[i - 1].describe())
+                    },
+                    input: previous.to_vec(),
+                    reason,
+                }
+            })?;
+            shapes.push(shape);
+        }
+        let last = shapes.last().expect("at least one layer");
+        if last.len() != 1 {
+            return Err(NetworkError::NotScores {
+                layer: layers.last().expect("at least one layer").describe(),
+                shape: last.clone(),
+            });
+        }
+        let fused_first_block = layers.len() >= 3
+            && is::<Convolution>(&*layers[0])
+            && is::<Relu>(&*layers[1])
+            && (&*layers[2] as &dyn Any)
+                .downcast_ref::<Pooling>()
+                .is_some_and(|p| p.kind == PoolKind::Max);
+        let descriptions: Vec<String> = layers
+            .iter()
+            .map(|l| format!("{:?}", l.describe()))
+            .collect();
+        let config = format!(
+            r#"{{"input":[{}],"layers":[{}]}}"#,
+            input
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            descriptions.join(",")
+        );
+        Ok(Network {
+            input: input.to_vec(),
+            layers,
+            shapes,
+            last_layer: SoftmaxWithLoss::new(),
+            fused_first_block,
+            config,
+        })
+    }
+
+    /// Replaces the architecture record saved with the parameters (SimpleConvNet keeps
+    /// the book's configuration there, which `tools/check_params.py` reads).
+    pub(crate) fn with_config(mut self, config: String) -> Network {
+        self.config = config;
+        self
+    }
+
+    /// The architecture as one line of JSON: the input shape and every layer's
+    /// description, or (SimpleConvNet) the book's configuration.
+    pub fn config(&self) -> &str {
+        &self.config
+    }
+
+    /// One example's input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// Each layer's output shape for one example, in order.
+    pub fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.shapes
+    }
+
+    /// Number of classes (outputs of the last layer).
+    pub fn classes(&self) -> usize {
+        self.shapes.last().expect("at least one layer")[0]
+    }
+
+    /// `x` as a batch of the network's input shape: `(N, ...)` with the same number of
+    /// values per example is reshaped (so a fully connected net takes `(N, 1, 28, 28)`
+    /// digits as `(N, 784)`). Panics if the sizes differ.
+    fn as_input<'a, D: Dimension>(&self, x: ArrayView<'a, f32, D>) -> CowArray<'a, f32, IxDyn> {
+        let per_example: usize = self.input.iter().product();
+        let n = x.shape().first().copied().unwrap_or(0);
+        let got: usize = x.shape().iter().skip(1).product();
+        assert!(
+            x.ndim() >= 2 && got == per_example,
+            "Network: input batch has shape {:?} but the network takes (N, {}) examples",
+            x.shape(),
+            self.input
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.input);
+        let x = x.into_dyn();
+        if x.is_standard_layout() {
+            let view = x.into_shape_with_order(IxDyn(&shape));
+            CowArray::from(view.expect("a standard-layout view reshapes without copying"))
+        } else {
+            let owned = x.as_standard_layout().into_owned();
+            CowArray::from(owned.into_shape_with_order(IxDyn(&shape)).expect("standard layout"))
+        }
+    }
+
+    /// The forward pass through every layer: class scores `(N, classes)` before softmax.
+    /// `train` switches Dropout on.
+    ///
+    /// When the network starts with Convolution, ReLU and max Pooling (SimpleConvNet
+    /// does), those three run as one fused pass, image by image, so the full-size
+    /// `(N, FN, OH, OW)` feature maps are never stored (`Convolution::forward_relu_pool`);
+    /// the result is the same as the three layers one after the other (tested).
+    pub fn forward<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, train: bool) -> Array2<f32> {
+        let x = self.as_input(x);
+        let (mut h, rest) = if self.fused_first_block {
+            let (conv, pool) = self.first_block();
+            let x4 = x.view().into_dimensionality().expect("a batch of images, checked");
+            let pooled = conv
+                .forward_relu_pool(x4, pool)
+                .expect("the network checked the shapes when it was built");
+            (pooled.into_dyn(), 3)
+        } else {
+            (x.into_owned(), 0)
+        };
+        for layer in &mut self.layers[rest..] {
+            h = layer.forward(h, train);
+        }
+        h.into_dimensionality()
+            .expect("the last layer gives (N, classes), checked when built")
+    }
+
+    /// The fused first block's Convolution and Pooling layers.
+    fn first_block(&mut self) -> (&mut Convolution, &mut Pooling) {
+        let (conv, rest) = self.layers.split_at_mut(1);
+        let conv = (conv[0].as_mut() as &mut dyn Any)
+            .downcast_mut::<Convolution>()
+            .expect("checked in new");
+        let pool = (rest[1].as_mut() as &mut dyn Any)
+            .downcast_mut::<Pooling>()
+            .expect("checked in new");
+        (conv, pool)
+    }
+
+    /// Class scores (before softmax) for a batch, in inference mode (the book's
+    /// `predict(x, train_flg=False)`).
+    pub fn predict<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>) -> Array2<f32> {
+        self.forward(x, false)
+    }
+
+    /// Mean cross-entropy loss of the batch against `labels`, in training mode (as the
+    /// book's `loss`, which the gradient differentiates).
+    pub fn loss<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, labels: ArrayView1<u8>) -> f32 {
+        let scores = self.forward(x, true);
+        self.last_layer.forward(scores.view(), labels)
+    }
+
+    /// Fraction of examples whose highest score is the label, computed `batch_size`
+    /// examples at a time in inference mode (so a whole test set fits in memory).
+    pub fn accuracy<D: Dimension>(
+        &mut self,
+        x: ArrayView<'_, f32, D>,
+        labels: ArrayView1<u8>,
+        batch_size: usize,
+    ) -> f32 {
+        let x = x.into_dyn();
+        let n = x.shape().first().copied().unwrap_or(0);
+        assert_eq!(
+            labels.len(),
+            n,
+            "Network::accuracy: examples have shape {:?} but labels have shape {:?}",
+            x.shape(),
+            labels.shape()
+        );
+        if n == 0 {
+            return 0.0;
+        }
+        let batch_size = batch_size.max(1);
+        let mut correct = 0usize;
+        for start in (0..n).step_by(batch_size) {
+            let end = (start + batch_size).min(n);
+            let scores = self.predict(x.slice_axis(ndarray::Axis(0), (start..end).into()));
+            correct += argmax_rows(&scores)
+                .iter()
+                .zip(labels.slice(s![start..end]))
+                .filter(|&(&p, &t)| p == t as usize)
+                .count();
+        }
+        correct as f32 / n as f32
+    }
+
+    /// Loss and the gradient of the loss with respect to every parameter, by
+    /// backpropagation: forward through all layers (training mode), then backward from the
+    /// loss through them in reverse order. The gradients carry the parameters' names.
+    pub fn gradient<D: Dimension>(
+        &mut self,
+        x: ArrayView<'_, f32, D>,
+        labels: ArrayView1<u8>,
+    ) -> (f32, Params) {
+        let scores = self.forward(x, true);
+        let loss = self.last_layer.forward(scores.view(), labels);
+
+        let mut dout = self.last_layer.backward().into_dyn();
+        let first = if self.fused_first_block { 3 } else { 0 };
+        for layer in self.layers[first..].iter_mut().rev() {
+            dout = layer.backward(dout);
+        }
+        if self.fused_first_block {
+            // Back through pooling, ReLU and the convolution's weights in one pass; the
+            // gradient of the images themselves is not needed.
+            let dout = dout
+                .into_dimensionality()
+                .expect("the layer after pooling restores its (N, C, H, W) shape");
+            let (conv, pool) = self.first_block();
+            conv.backward_params_pooled(pool, ndarray::ArrayView4::from(&dout));
+        }
+
+        let mut grads = Params::new();
+        for (k, layer) in self.layers_with_params() {
+            let names: Vec<&'static str> = layer.params().iter().map(|(n, _)| *n).collect();
+            for (name, grad) in names.into_iter().zip(layer.take_grads()) {
+                grads.push(format!("{name}{k}"), grad);
+            }
+        }
+        (loss, grads)
+    }
+
+    /// The layers that have weights, numbered from 1 as the book names them (`W1`, `W2`...).
+    fn layers_with_params(&mut self) -> impl Iterator<Item = (usize, &mut Box<dyn Layer>)> {
+        self.layers
+            .iter_mut()
+            .filter(|l| !l.params().is_empty())
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+    }
+
+    /// A copy of every parameter under the book's names, `W1 b1 W2 b2 ...` in layer order.
+    pub fn params(&self) -> Params {
+        let mut params = Params::new();
+        for (k, layer) in self
+            .layers
+            .iter()
+            .filter(|l| !l.params().is_empty())
+            .enumerate()
+        {
+            for (name, tensor) in layer.params() {
+                params.push(format!("{name}{}", k + 1), tensor.to_owned());
+            }
+        }
+        params
+    }
+
+    /// One parameter, by its name (`"W1"`), without copying.
+    pub fn param(&self, name: &str) -> Option<ArrayViewD<'_, f32>> {
+        self.layers
+            .iter()
+            .filter(|l| !l.params().is_empty())
+            .enumerate()
+            .flat_map(|(k, layer)| {
+                layer
+                    .params()
+                    .into_iter()
+                    .map(move |(n, t)| (format!("{n}{}", k + 1), t))
+            })
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+    }
+
+    /// Every parameter as a mutable view into its layer, under the same names as
+    /// [`Network::params`]: what an optimiser updates.
+    pub fn params_mut(&mut self) -> ParamsMut<'_> {
+        let mut tensors = Vec::new();
+        for (k, layer) in self.layers_with_params() {
+            for (name, tensor) in layer.params_mut() {
+                tensors.push((format!("{name}{k}"), tensor));
+            }
+        }
+        ParamsMut { tensors }
+    }
+
+    /// Copies `params` into the layers (loaded from a file, or from another network of
+    /// the same design). Every tensor the network has must be there with its shape;
+    /// nothing is changed otherwise.
+    pub fn set_params(&mut self, params: &Params) -> Result<(), NetworkError> {
+        let found = params.names().join(", ");
+        let mut targets = self.params_mut().into_vec();
+        for (name, target) in &targets {
+            let source = params
+                .get(name)
+                .ok_or_else(|| NetworkError::MissingParam {
+                    name: name.clone(),
+                    found: found.clone(),
+                })?;
+            if source.shape() != target.shape() {
+                return Err(NetworkError::WrongParamShape {
+                    name: name.clone(),
+                    expected: target.shape().to_vec(),
+                    found: source.shape().to_vec(),
+                });
+            }
+        }
+        for (name, target) in &mut targets {
+            target.assign(&params[name.as_str()]);
+        }
+        Ok(())
+    }
+
+    /// Total number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| l.params().into_iter().map(|(_, t)| t.len()))
+            .sum()
+    }
+
+    /// The architecture as a table: each layer, its output shape for one example and its
+    /// number of parameters, then the total (the same text as `format!("{net}")`).
+    pub fn architecture(&self) -> String {
+        let mut rows: Vec<(String, String, usize)> =
+            vec![("Input".into(), shape_text(&self.input), 0)];
+        for (layer, shape) in self.layers.iter().zip(&self.shapes) {
+            let count = layer.params().iter().map(|(_, t)| t.len()).sum();
+            rows.push((layer.describe(), shape_text(shape), count));
+        }
+        rows.push((
+            "SoftmaxWithLoss".into(),
+            shape_text(&[self.classes()]),
+            0,
+        ));
+        let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+        let shape_width = rows
+            .iter()
+            .map(|r| r.1.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(14);
+        let mut out = format!(
+            "{:<width$}  {:<shape_width$}  {:>10}\n",
+            "layer", "output shape", "parameters"
+        );
+        for (name, shape, count) in &rows {
+            out += &format!("{name:<width$}  {shape:<shape_width$}  {count:>10}\n");
+        }
+        out += &format!(
+            "{:<width$}  {:<shape_width$}  {:>10}\n",
+            "total",
+            "",
+            self.num_params()
+        );
+        out
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.architecture())
+    }
+}
+
+/// Index of the largest entry in each row (the predicted class).
+pub fn argmax_rows(scores: &Array2<f32>) -> Vec<usize> {
+    scores
+        .axis_iter(ndarray::Axis(0))
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv { (i, v) } else { (bi, bv) }
+                })
+                .0
+        })
+        .collect()
+}
