@@ -11,7 +11,7 @@
 
 use cnn_from_scratch::batching::{col2im, conv_forward_im2col, im2col};
 use cnn_from_scratch::full_cnn::{
-    Adam, Convolution, Optimizer, SimpleConvNet, SimpleConvNetConfig,
+    Adam, Convolution, Optimizer, SimpleConvNetConfig, simple_conv_net,
 };
 use cnn_from_scratch::pooling::max_pool_with_argmax;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -61,7 +61,7 @@ fn kernels(c: &mut Criterion) {
         bench.iter(|| max_pool_with_argmax(black_box(y.view()), 2, 2, 2, 0).unwrap())
     });
 
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+    let mut net = simple_conv_net(&SimpleConvNetConfig::default(), 0).unwrap();
     let labels = Array1::from_shape_fn(BATCH, |i| (i % 10) as u8);
     let mut adam = Adam::default();
     c.bench_function("SimpleConvNet train step b100", |bench| {

@@ -26,11 +26,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use cnn_from_scratch::full_cnn::simple_conv_net::argmax_rows;
 use cnn_from_scratch::full_cnn::{
-    Adam, Convolution, Optimizer, SimpleConvNet, SimpleConvNetConfig,
+    Adam, Convolution, Optimizer, SimpleConvNetConfig, argmax_rows, simple_conv_net,
 };
-use ndarray::{Array1, Array4, s};
+use ndarray::{Array1, Array4, Ix1, Ix4, s};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -190,7 +189,7 @@ fn main() -> ExitCode {
     let mut rng = StdRng::seed_from_u64(args.seed);
     let images = Array4::from_shape_simple_fn((batch, c, h, w), || rng.random_range(0.0f32..1.0));
     let labels = Array1::from_shape_simple_fn(batch, || rng.random_range(0..config.classes as u8));
-    let mut net = SimpleConvNet::new(config, args.seed).expect("the book's network fits");
+    let mut net = simple_conv_net(&config, args.seed).expect("the book's network fits");
 
     if what.contains(&"train_step") {
         // A copy, so that training does not change the weights the other measurements use.
@@ -225,12 +224,15 @@ fn main() -> ExitCode {
     }
 
     let params = net.params();
-    let mut conv = Convolution::new(
-        params.w1.clone(),
-        params.b1.clone(),
-        config.stride,
-        config.pad,
-    );
+    let w1 = params["W1"]
+        .clone()
+        .into_dimensionality::<Ix4>()
+        .expect("filters");
+    let b1 = params["b1"]
+        .clone()
+        .into_dimensionality::<Ix1>()
+        .expect("biases");
+    let mut conv = Convolution::new(w1.clone(), b1.clone(), config.stride, config.pad);
     if what.contains(&"conv_forward") {
         let seconds = timing.seconds_per_step(|| {
             std::hint::black_box(conv.forward(images.view()).expect("fits"));
@@ -253,7 +255,7 @@ fn main() -> ExitCode {
             warmup: timing.warmup.min(1),
             ..timing
         };
-        let (weights, bias) = (&params.w1, &params.b1);
+        let (weights, bias) = (&w1, &b1);
         let fast = conv.forward(images.view()).expect("fits");
         let slow = naive_conv(&images, weights, bias);
         let max_diff = fast

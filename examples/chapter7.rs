@@ -115,7 +115,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let epochs = match (args.quick, args.epochs) {
         (_, Some(e)) => e as usize,
         (true, None) => 1,
-        (false, None) if source == Source::Sample => 10,
+        (false, None) if source == Source::Sample => 20,
         (false, None) => 2,
     };
     sections::section1_fc_limits(&mut out, args.seed)?;

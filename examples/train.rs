@@ -197,11 +197,15 @@ fn build(args: &Args) -> Result<Network, cnn_from_scratch::full_cnn::NetworkErro
                 // scale per layer, so only a fixed scale fits its `weight_scale`.
                 match init {
                     Init::Scale(s) => config.weight_scale = s,
-                    _ => return Err(cnn_from_scratch::full_cnn::NetworkError::BadValue {
-                        what: "--init for --net simple",
-                        value: format!("{init:?}"),
-                        expected: "book or a number (the book's SimpleConvNet uses one fixed scale)".into(),
-                    }),
+                    _ => {
+                        return Err(cnn_from_scratch::full_cnn::NetworkError::BadValue {
+                            what: "--init for --net simple",
+                            value: format!("{init:?}"),
+                            expected:
+                                "book or a number (the book's SimpleConvNet uses one fixed scale)"
+                                    .into(),
+                        });
+                    }
                 }
             }
             simple_conv_net(&config, seed)

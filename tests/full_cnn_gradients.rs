@@ -6,10 +6,11 @@
 //! `full_cnn::gradient_check`) is independent of the hand-derived backward pass.
 
 use cnn_from_scratch::full_cnn::gradient_check::{
-    DEFAULT_STEP, F32_TOLERANCE, numerical_gradient, relative_error,
+    DEFAULT_STEP, F32_TOLERANCE, network_numerical_gradient, numerical_gradient, relative_error,
 };
-use cnn_from_scratch::full_cnn::simple_conv_net::{SimpleConvNet, SimpleConvNetConfig};
-use cnn_from_scratch::full_cnn::{Affine, Convolution, Pooling, Relu, SoftmaxWithLoss};
+use cnn_from_scratch::full_cnn::{
+    Affine, Convolution, Pooling, Relu, SimpleConvNetConfig, SoftmaxWithLoss, simple_conv_net,
+};
 use ndarray::{Array, Array1, Array2, Array4, ArrayView, Dimension, Ix4};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -304,41 +305,16 @@ fn softmax_with_loss_gradients() {
     );
 }
 
-/// Numerical gradients of the network's loss with respect to each of its six parameters.
-fn network_numerical_gradients(
-    net: &mut SimpleConvNet,
-    x: &Array4<f32>,
-    labels: &Array1<u8>,
-) -> Vec<(&'static str, Array<f32, ndarray::IxDyn>)> {
-    let names = ["W1", "b1", "W2", "b2", "W3", "b3"];
-    names
-        .iter()
-        .enumerate()
-        .map(|(k, &name)| {
-            let mut p = net.params().named()[k].1.to_owned();
-            let g = numerical_gradient(
-                |p| {
-                    net.params_mut().named_mut()[k].1.assign(&p);
-                    net.loss(x.view(), labels.view())
-                },
-                &mut p,
-                DEFAULT_STEP,
-            );
-            net.params_mut().named_mut()[k].1.assign(&p);
-            (name, g)
-        })
-        .collect()
-}
-
 fn check_network(config: SimpleConvNetConfig, seed: u64) {
-    let mut net = SimpleConvNet::new(config, seed).unwrap();
+    let mut net = simple_conv_net(&config, seed).unwrap();
     let mut rng = StdRng::seed_from_u64(seed + 100);
     let (c, h, w) = config.input;
-    let x = normal((3, c, h, w), &mut rng);
+    let x: Array4<f32> = normal((3, c, h, w), &mut rng);
     let labels = Array1::from_shape_fn(3, |i| (i % config.classes) as u8);
     let (_, grads) = net.gradient(x.view(), labels.view());
-    let numeric = network_numerical_gradients(&mut net, &x, &labels);
-    for ((name, analytic), (_, num)) in grads.named().iter().zip(&numeric) {
+    let numeric = network_numerical_gradient(&mut net, x.view(), labels.view(), DEFAULT_STEP);
+    assert_eq!(grads.names(), ["W1", "b1", "W2", "b2", "W3", "b3"]);
+    for ((name, analytic), (_, num)) in grads.named().iter().zip(numeric.named()) {
         assert_passes(
             &format!(
                 "SimpleConvNet {name} (stride {}, pad {})",
@@ -351,13 +327,13 @@ fn check_network(config: SimpleConvNetConfig, seed: u64) {
     // Broken on purpose: the output bias gradient missing, W1's sign flipped.
     assert_caught(
         "SimpleConvNet b3 missing",
-        (0.0 * &grads.b3).into_dyn().view(),
-        numeric[5].1.view(),
+        (0.0 * &grads["b3"]).view(),
+        numeric["b3"].view(),
     );
     assert_caught(
         "SimpleConvNet W1 sign flipped",
-        (-&grads.w1).into_dyn().view(),
-        numeric[0].1.view(),
+        (-&grads["W1"]).view(),
+        numeric["W1"].view(),
     );
 }
 

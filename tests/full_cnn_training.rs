@@ -3,7 +3,9 @@
 
 use cnn_from_scratch::data::Dataset;
 use cnn_from_scratch::full_cnn::trainer::{TrainError, Trainer};
-use cnn_from_scratch::full_cnn::{Adam, Optimizer, Params, SimpleConvNet, SimpleConvNetConfig};
+use cnn_from_scratch::full_cnn::{
+    Adam, Network, Optimizer, Params, ParamsMut, SimpleConvNetConfig, simple_conv_net,
+};
 use ndarray::s;
 
 /// The first `n_train` training and `n_test` test images of the embedded sample (stored
@@ -31,6 +33,10 @@ fn quiet(epochs: usize, seed: u64) -> Trainer {
     }
 }
 
+fn book_net(seed: u64) -> Network {
+    simple_conv_net(&SimpleConvNetConfig::default(), seed).unwrap()
+}
+
 fn bits(params: &Params) -> Vec<u32> {
     params
         .named()
@@ -44,7 +50,7 @@ fn bits(params: &Params) -> Vec<u32> {
 #[test]
 fn book_defaults_reach_93_percent_on_the_sample_in_10_epochs() {
     let data = Dataset::sample();
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 2024).unwrap();
+    let mut net = book_net(2024);
     // Evaluate on all 1,000 test images but only the first 1,000 training images.
     let mut trainer = Trainer {
         eval_subset: Some(1000),
@@ -67,7 +73,7 @@ fn book_defaults_reach_93_percent_on_the_sample_in_10_epochs() {
     );
 
     // The history's numbers agree with the network's own loss and accuracy on the whole
-    // test set (a separate code path: one batch, SimpleConvNet::loss and ::accuracy).
+    // test set (a separate code path: one batch, Network::loss and ::accuracy).
     let acc = net.accuracy(data.test_images.view(), data.test_labels.view(), 1000);
     let loss = net.loss(data.test_images.view(), data.test_labels.view());
     assert_eq!(last.test_acc, acc);
@@ -85,9 +91,9 @@ fn book_defaults_reach_93_percent_on_the_sample_in_10_epochs() {
 fn same_seed_same_history_and_weights_bit_for_bit() {
     let data = small_sample(600, 200);
     let run = |seed: u64| {
-        let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), seed).unwrap();
+        let mut net = book_net(seed);
         let history = quiet(2, seed).fit(&mut net, &data).unwrap();
-        (history, bits(net.params()))
+        (history, bits(&net.params()))
     };
     let (history_a, weights_a) = run(7);
     let (history_b, weights_b) = run(7);
@@ -118,7 +124,7 @@ fn shuffle_seed_alone_changes_the_batches() {
     // because the first mini-batch holds other images.
     let data = small_sample(400, 100);
     let first_loss = |seed: u64| {
-        let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 1).unwrap();
+        let mut net = book_net(1);
         quiet(1, seed).fit(&mut net, &data).unwrap().step_losses[0]
     };
     assert_eq!(first_loss(3).to_bits(), first_loss(3).to_bits());
@@ -129,7 +135,7 @@ fn shuffle_seed_alone_changes_the_batches() {
 fn history_has_one_entry_per_epoch_and_step() {
     // 250 images in batches of 100: steps of 100, 100 and 50.
     let data = small_sample(250, 50);
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+    let mut net = book_net(0);
     let mut trainer = Trainer {
         eval_subset: Some(30),
         ..quiet(3, 0)
@@ -157,11 +163,11 @@ struct PoisonAfter {
 }
 
 impl Optimizer for PoisonAfter {
-    fn update(&mut self, params: &mut Params, grads: &Params) {
-        self.inner.update(params, grads);
+    fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
+        self.inner.update(params.reborrow(), grads);
         self.updates += 1;
         if self.updates == self.poison_after {
-            params.w3[[0, 0]] = f32::NAN;
+            params.get_mut("W3").expect("SimpleConvNet has W3")[[0, 0]] = f32::NAN;
         }
     }
 }
@@ -171,7 +177,7 @@ fn nan_loss_stops_training_naming_epoch_and_step() {
     // 300 images in batches of 100: 3 steps per epoch. Poisoned after the 5th update, the
     // 6th step (epoch 2, step 3) sees a NaN loss.
     let data = small_sample(300, 50);
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+    let mut net = book_net(0);
     let mut trainer = Trainer {
         optimizer: Box::new(PoisonAfter {
             inner: Adam::default(),
@@ -206,8 +212,8 @@ fn nan_in_the_images_stops_at_the_first_step() {
     // incoming gradient) does not, and that stops training before W1 is spoiled.
     let mut data = small_sample(200, 50);
     data.train_images.fill(f32::NAN);
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
-    let before = bits(net.params());
+    let mut net = book_net(0);
+    let before = bits(&net.params());
     let err = quiet(1, 0).fit(&mut net, &data).unwrap_err();
     assert!(
         matches!(
@@ -225,13 +231,13 @@ fn nan_in_the_images_stops_at_the_first_step() {
         "{err:?}"
     );
     // The poisoned step was not applied.
-    assert_eq!(bits(net.params()), before);
+    assert_eq!(bits(&net.params()), before);
 }
 
 #[test]
 fn an_absurd_learning_rate_blows_up_with_an_error_not_garbage() {
     let data = small_sample(1000, 50);
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+    let mut net = book_net(0);
     let mut trainer = Trainer {
         optimizer: Box::new(cnn_from_scratch::full_cnn::Sgd { lr: 1e30 }),
         ..quiet(3, 0)
@@ -245,7 +251,7 @@ fn an_absurd_learning_rate_blows_up_with_an_error_not_garbage() {
 #[test]
 fn zero_batch_size_is_an_error() {
     let data = small_sample(10, 10);
-    let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+    let mut net = book_net(0);
     let mut trainer = Trainer {
         batch_size: 0,
         ..quiet(1, 0)

@@ -14,7 +14,10 @@ use cnn_from_scratch::fc_limits::{
     pixel_permutation,
 };
 use cnn_from_scratch::full_cnn::learn_filter::learn_sobel_x;
-use cnn_from_scratch::full_cnn::{SimpleConvNet, SimpleConvNetConfig};
+use cnn_from_scratch::full_cnn::{
+    Affine, Convolution, Init, Layer, Network, Pooling, Relu, SimpleConvNetConfig, mlp,
+    simple_conv_net,
+};
 use cnn_from_scratch::multichannel::{conv_filter_bank, conv_multichannel, example_filter_bank};
 use cnn_from_scratch::padding_stride::{conv2d_pad_stride, output_size_table};
 use cnn_from_scratch::pooling::{avg_pool, max_pool, shift_experiment};
@@ -578,11 +581,34 @@ pub fn section9_conv_vs_pool(out: &mut Output) -> Result {
 
 pub fn section10_architecture(seed: u64) -> Result {
     heading(10, "The whole CNN", "CNN の全体アーキテクチャ");
-    let net = SimpleConvNet::new(SimpleConvNetConfig::default(), seed)?;
+    // The book's SimpleConvNet, written out as what it is: an ordered list of layers.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, 0.01)?; // the book's weight_init_std
+    let mut weights =
+        |shape: &[usize]| ndarray::ArrayD::from_shape_simple_fn(shape, || normal.sample(&mut rng));
+    let w1 = weights(&[30, 1, 5, 5]).into_dimensionality()?;
+    let w2 = weights(&[4320, 100]).into_dimensionality()?;
+    let w3 = weights(&[100, 10]).into_dimensionality()?;
+    let layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(Convolution::new(w1, Array1::zeros(30), 1, 0)),
+        Box::new(Relu::new()),
+        Box::new(Pooling::new(2, 2, 2, 0)),
+        Box::new(Affine::new(w2, Array1::zeros(100))),
+        Box::new(Relu::new()),
+        Box::new(Affine::new(w3, Array1::zeros(10))),
+    ];
+    let net = Network::new(&[1, 28, 28], layers)?;
+    let built = simple_conv_net(&SimpleConvNetConfig::default(), seed)?;
     println!(
-        "The book's SimpleConvNet: Convolution - ReLU - Pooling, then Affine - ReLU - Affine - Softmax.\n\
-         (Goodfellow et al.: a CNN is a net that uses convolution in place of a general matrix\n\
-         product in at least one layer.)\n\n{net}"
+        "The book's SimpleConvNet is a list of layers: Convolution - ReLU - Pooling, then\n\
+         Affine - ReLU - Affine - Softmax. (Goodfellow et al.: a CNN is a net that uses\n\
+         convolution in place of a general matrix product in at least one layer.)\n\n{net}\n\
+         `simple_conv_net(&SimpleConvNetConfig::default(), seed)` builds the same list ({} parameters).",
+        built.num_params()
+    );
+    let fc = mlp(&[784, 100, 100, 10], Init::He, seed)?;
+    println!(
+        "\nThe fully connected net of §1, from the same Affine and ReLU layers, for comparison:\n\n{fc}"
     );
     Ok(())
 }

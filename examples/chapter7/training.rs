@@ -5,9 +5,8 @@ use std::error::Error;
 use cnn_from_scratch::batching::conv_forward_im2col;
 use cnn_from_scratch::data::{Dataset, Source};
 use cnn_from_scratch::full_cnn::params_io::save_params;
-use cnn_from_scratch::full_cnn::simple_conv_net::argmax_rows;
 use cnn_from_scratch::full_cnn::trainer::Trainer;
-use cnn_from_scratch::full_cnn::{SimpleConvNet, SimpleConvNetConfig};
+use cnn_from_scratch::full_cnn::{Network, SimpleConvNetConfig, argmax_rows, simple_conv_net};
 use cnn_from_scratch::viz;
 use ndarray::{Array2, Array4, Axis, s};
 
@@ -35,7 +34,7 @@ fn subset(data: Dataset, train: usize, test: usize) -> Dataset {
 }
 
 /// Predicted class of every image, a few hundred at a time.
-fn predict_all(net: &mut SimpleConvNet, images: &Array4<f32>) -> Vec<usize> {
+fn predict_all(net: &mut Network, images: &Array4<f32>) -> Vec<usize> {
     let n = images.dim().0;
     (0..n)
         .step_by(500)
@@ -64,7 +63,7 @@ pub fn section11_train(
         input: (c, h, w),
         ..SimpleConvNetConfig::default()
     };
-    let mut net = SimpleConvNet::new(config, seed)?;
+    let mut net = simple_conv_net(&config, seed)?;
     println!(
         "Training on {}: {} training / {} test images, {epochs} epoch(s), mini-batches of 100, Adam (lr 0.001), seed {seed}.",
         data.name,
@@ -76,7 +75,7 @@ pub fn section11_train(
         "§11 SimpleConvNet's 30 first-layer 5x5 filters before training: random noise",
         viz::filter_grid(
             "First-layer filters before training (30 x 5x5, random)",
-            net.params().w1.view(),
+            net.params()["W1"].view().into_dimensionality()?,
         ),
     )?;
 
@@ -88,9 +87,8 @@ pub fn section11_train(
         eval_subset: (source != Source::Sample).then_some(10_000),
         ..Trainer::default()
     };
-    let history = trainer.fit(&mut net, &data)?;
     println!("epoch   train loss   train acc   test loss   test acc   seconds");
-    for e in &history.epochs {
+    let history = trainer.fit_reporting(&mut net, &data, |e| {
         println!(
             "{:>5}   {:>10.4}   {:>8.2}%   {:>9.4}   {:>7.2}%   {:>7.1}",
             e.epoch,
@@ -100,7 +98,8 @@ pub fn section11_train(
             100.0 * e.test_acc,
             e.seconds
         );
-    }
+        std::io::Write::flush(&mut std::io::stdout()).ok();
+    })?;
 
     // Everything below looks at the trained net.
     let predicted = predict_all(&mut net, &data.test_images);
@@ -122,7 +121,7 @@ pub fn section11_train(
         "§11 the same 30 filters after training: edge and blob detectors",
         viz::filter_grid(
             "First-layer filters after training (30 x 5x5)",
-            net.params().w1.view(),
+            net.params()["W1"].view().into_dimensionality()?,
         ),
     )?;
 
@@ -132,8 +131,8 @@ pub fn section11_train(
     let first = data.test_images.slice(s![pick..pick + 1, .., .., ..]);
     let maps = conv_forward_im2col(
         first,
-        params.w1.view(),
-        params.b1.view(),
+        params["W1"].view().into_dimensionality()?,
+        params["b1"].view().into_dimensionality()?,
         config.stride,
         config.pad,
     )?
@@ -217,7 +216,7 @@ pub fn section11_train(
     }
 
     let params_file = "simple_conv_net.safetensors";
-    save_params(out.path(params_file), net.params(), &config)?;
+    save_params(out.path(params_file), &net)?;
     out.record(
         params_file,
         "§11 the trained parameters W1 b1 W2 b2 W3 b3 (safetensors, config in the metadata)",

@@ -32,7 +32,9 @@
 //! show both sides). Check a network with a `weight_scale` of 0.1 or more: with the book's
 //! 0.01 the first layers' gradients are so small that rounding noise dominates them.
 
-use ndarray::{Array, ArrayView, Dimension, Zip};
+use ndarray::{Array, ArrayView, ArrayView1, ArrayViewD, Dimension, Zip};
+
+use super::{Network, Params};
 
 /// Default finite-difference step for `f32` tensors whose entries are of order 0.1 to 1
 /// (see the module docs for how it was chosen).
@@ -160,4 +162,70 @@ pub fn relative_error<D: Dimension>(
     } else {
         (diff.sqrt() / denominator) as f32
     }
+}
+
+/// The numerical gradient of a network's loss (training mode) with respect to every one of
+/// its parameters, by central differences with step `h`, under the parameters' names.
+/// Two forward passes per parameter: for small networks only. Dropout layers must draw a
+/// fixed mask ([`Dropout::with_fixed_mask`](super::Dropout::with_fixed_mask)), or the loss
+/// changes between the two passes for reasons other than the step.
+pub fn network_numerical_gradient<D: Dimension>(
+    net: &mut Network,
+    x: ArrayView<f32, D>,
+    labels: ArrayView1<u8>,
+    h: f32,
+) -> Params {
+    let mut numeric = Params::new();
+    for (name, tensor) in net.params().into_vec() {
+        let mut p = tensor;
+        let grad = numerical_gradient(
+            |p| {
+                set(net, &name, p);
+                net.loss(x.view(), labels)
+            },
+            &mut p,
+            h,
+        );
+        set(net, &name, p.view());
+        numeric.push(name, grad);
+    }
+    numeric
+}
+
+fn set(net: &mut Network, name: &str, value: ArrayViewD<f32>) {
+    net.params_mut()
+        .get_mut(name)
+        .expect("the network's own parameter names")
+        .assign(&value);
+}
+
+/// Checks backpropagation through a whole network: for every parameter, the
+/// [`relative_error`] between [`Network::gradient`] and [`network_numerical_gradient`]
+/// (step [`DEFAULT_STEP`]), in the parameters' order. A correct network gives errors
+/// below [`F32_TOLERANCE`] for weights of order 0.1 or more.
+///
+/// ```
+/// use cnn_from_scratch::full_cnn::gradient_check::{check_network_gradients, F32_TOLERANCE};
+/// use cnn_from_scratch::full_cnn::{Init, mlp};
+/// use ndarray::{Array1, Array2};
+/// let mut net = mlp(&[4, 5, 3], Init::Scale(0.5), 1).unwrap();
+/// let x = Array2::from_shape_fn((6, 4), |(i, j)| (i as f32 - j as f32) / 3.0);
+/// let t = Array1::from(vec![0u8, 1, 2, 0, 1, 2]);
+/// for (name, error) in check_network_gradients(&mut net, x.view(), t.view()) {
+///     assert!(error < F32_TOLERANCE, "{name}: {error}");
+/// }
+/// ```
+pub fn check_network_gradients<D: Dimension>(
+    net: &mut Network,
+    x: ArrayView<f32, D>,
+    labels: ArrayView1<u8>,
+) -> Vec<(String, f32)> {
+    let (_, analytic) = net.gradient(x.view(), labels);
+    let numeric = network_numerical_gradient(net, x, labels, DEFAULT_STEP);
+    analytic
+        .named()
+        .into_iter()
+        .zip(numeric.named())
+        .map(|((name, a), (_, n))| (name.to_string(), relative_error(a, n)))
+        .collect()
 }

@@ -148,7 +148,10 @@ impl Layer for Convolution {
     }
 
     fn params(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
-        vec![("W", self.w.view().into_dyn()), ("b", self.b.view().into_dyn())]
+        vec![
+            ("W", self.w.view().into_dyn()),
+            ("b", self.b.view().into_dyn()),
+        ]
     }
 
     fn params_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, f32>)> {
@@ -255,7 +258,10 @@ impl Layer for Affine {
     }
 
     fn params(&self) -> Vec<(&'static str, ArrayViewD<'_, f32>)> {
-        vec![("W", self.w.view().into_dyn()), ("b", self.b.view().into_dyn())]
+        vec![
+            ("W", self.w.view().into_dyn()),
+            ("b", self.b.view().into_dyn()),
+        ]
     }
 
     fn params_mut(&mut self) -> Vec<(&'static str, ArrayViewMutD<'_, f32>)> {

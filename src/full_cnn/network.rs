@@ -159,19 +159,20 @@ impl Network {
         let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
             let previous = shapes.last().map_or(input, |s| s.as_slice());
-            let shape = layer.output_shape(previous).map_err(|reason| {
-                NetworkError::LayersDoNotFit {
-                    index: i + 1,
-                    layer: layer.describe(),
-                    previous: if i == 0 {
-                        "the input".to_string()
-                    } else {
-                        format!("layer {i} ({})", layers[i - 1].describe())
-                    },
-                    input: previous.to_vec(),
-                    reason,
-                }
-            })?;
+            let shape =
+                layer
+                    .output_shape(previous)
+                    .map_err(|reason| NetworkError::LayersDoNotFit {
+                        index: i + 1,
+                        layer: layer.describe(),
+                        previous: if i == 0 {
+                            "the input".to_string()
+                        } else {
+                            format!("layer {i} ({})", layers[i - 1].describe())
+                        },
+                        input: previous.to_vec(),
+                        reason,
+                    })?;
             shapes.push(shape);
         }
         let last = shapes.last().expect("at least one layer");
@@ -233,6 +234,11 @@ impl Network {
         &self.layers
     }
 
+    /// The layers, to take apart or rebuild (`Network::new` checks them again).
+    pub fn into_layers(self) -> Vec<Box<dyn Layer>> {
+        self.layers
+    }
+
     /// Each layer's output shape for one example, in order.
     pub fn output_shapes(&self) -> &[Vec<usize>] {
         &self.shapes
@@ -268,7 +274,11 @@ impl Network {
             CowArray::from(view.expect("a standard-layout view reshapes without copying"))
         } else {
             let owned = x.as_standard_layout().into_owned();
-            CowArray::from(owned.into_shape_with_order(IxDyn(&shape)).expect("standard layout"))
+            CowArray::from(
+                owned
+                    .into_shape_with_order(IxDyn(&shape))
+                    .expect("standard layout"),
+            )
         }
     }
 
@@ -283,7 +293,10 @@ impl Network {
         let x = self.as_input(x);
         let (mut h, rest) = if self.fused_first_block {
             let (conv, pool) = self.first_block();
-            let x4 = x.view().into_dimensionality().expect("a batch of images, checked");
+            let x4 = x
+                .view()
+                .into_dimensionality()
+                .expect("a batch of images, checked");
             let pooled = conv
                 .forward_relu_pool(x4, pool)
                 .expect("the network checked the shapes when it was built");
@@ -453,12 +466,10 @@ impl Network {
         let found = params.names().join(", ");
         let mut targets = self.params_mut().into_vec();
         for (name, target) in &targets {
-            let source = params
-                .get(name)
-                .ok_or_else(|| NetworkError::MissingParam {
-                    name: name.clone(),
-                    found: found.clone(),
-                })?;
+            let source = params.get(name).ok_or_else(|| NetworkError::MissingParam {
+                name: name.clone(),
+                found: found.clone(),
+            })?;
             if source.shape() != target.shape() {
                 return Err(NetworkError::WrongParamShape {
                     name: name.clone(),
@@ -490,11 +501,7 @@ impl Network {
             let count = layer.params().iter().map(|(_, t)| t.len()).sum();
             rows.push((layer.describe(), shape_text(shape), count));
         }
-        rows.push((
-            "SoftmaxWithLoss".into(),
-            shape_text(&[self.classes()]),
-            0,
-        ));
+        rows.push(("SoftmaxWithLoss".into(), shape_text(&[self.classes()]), 0));
         let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
         let shape_width = rows
             .iter()

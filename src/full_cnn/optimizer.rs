@@ -235,7 +235,11 @@ mod tests {
     /// Parameters that are all `value`, in small shapes.
     fn filled(value: f32) -> Params {
         let mut p = Params::new();
-        for (name, shape) in [("W1", vec![2, 1, 2, 2]), ("b1", vec![2]), ("W2", vec![3, 2])] {
+        for (name, shape) in [
+            ("W1", vec![2, 1, 2, 2]),
+            ("b1", vec![2]),
+            ("W2", vec![3, 2]),
+        ] {
             p.push(name, ArrayD::from_elem(shape, value));
         }
         p

@@ -157,6 +157,17 @@ impl<'a> ParamsMut<'a> {
             .map(|(_, t)| t)
     }
 
+    /// A shorter-lived copy of the views, to hand to an optimiser and keep these.
+    pub fn reborrow(&mut self) -> ParamsMut<'_> {
+        ParamsMut {
+            tensors: self
+                .tensors
+                .iter_mut()
+                .map(|(n, t)| (n.clone(), t.view_mut()))
+                .collect(),
+        }
+    }
+
     /// The views themselves, in order.
     pub fn into_vec(self) -> Vec<(String, ArrayViewMutD<'a, f32>)> {
         self.tensors

@@ -82,7 +82,9 @@ pub enum ParamsError {
     },
 
     /// A tensor has another shape than the network's.
-    #[error("tensor {name} in {path} has shape {found:?}, but the network's {name} is {expected:?}")]
+    #[error(
+        "tensor {name} in {path} has shape {found:?}, but the network's {name} is {expected:?}"
+    )]
     WrongShape {
         path: PathBuf,
         name: String,
@@ -224,14 +226,14 @@ fn params_from_bytes(bytes: &[u8], path: &Path, net: &Network) -> Result<Params,
         params.push(name, tensor);
     }
 
-    if let Some(found) = header.metadata().as_ref().and_then(|m| m.get("config")) {
-        if found != net.config() {
-            return Err(ParamsError::WrongConfig {
-                path: path.to_path_buf(),
-                expected: net.config().to_string(),
-                found: found.clone(),
-            });
-        }
+    if let Some(found) = header.metadata().as_ref().and_then(|m| m.get("config"))
+        && found != net.config()
+    {
+        return Err(ParamsError::WrongConfig {
+            path: path.to_path_buf(),
+            expected: net.config().to_string(),
+            found: found.clone(),
+        });
     }
     Ok(params)
 }

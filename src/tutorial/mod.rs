@@ -50,6 +50,9 @@ pub mod _06_pooling {}
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial/_07_full_cnn.md"))]
 pub mod _07_full_cnn {}
 
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial/_08_build_your_own.md"))]
+pub mod _08_build_your_own {}
+
 #[cfg(test)]
 mod tests {
     /// The pages as rustdoc sees them (text plus the definitions build.rs appended).
