@@ -64,7 +64,7 @@
 //! connection is plenty. The obvious crate for that, `tiny_http` 0.12, takes its body
 //! limits on trust: a request that merely *declares* `Content-Length: 1000000000000000`
 //! makes it allocate that many bytes when the request is dropped, which aborts the whole
-//! process (tried). So the HTTP here is ~300 lines of `std::net` in [`http`], with every
+//! process (tried). So the HTTP here is a few hundred lines of `std::net` in [`http`], with every
 //! limit in one struct, on top of `httparse` (the request-head parser under hyper and ureq,
 //! already built for this crate's downloads); JSON is `serde_json`.
 //!
