@@ -132,6 +132,18 @@ def main():
                 assert caption != caption_before and "moved" in caption, caption
                 assert "on" in driver.find_element(By.ID, button).get_attribute("class")
 
+            # The fully connected net of §1: it reads the digit too, but has no feature maps.
+            from selenium.webdriver.support.ui import Select
+            choice = Select(driver.find_element(By.ID, "network"))
+            options = [o.get_attribute("value") for o in choice.options]
+            assert options == ["simple_conv_net", "mlp"], options
+            choice.select_by_value("mlp")
+            draw_and_check(driver, canvas, '"1" for the fully connected net', one, "1")
+            wait_for(driver, "the no-maps note", lambda d: d.find_element(By.ID, "no-maps").is_displayed())
+            assert not driver.find_element(By.ID, "layers").is_displayed()
+            choice.select_by_value("simple_conv_net")
+            draw_and_check(driver, canvas, '"0" back on SimpleConvNet', zero, "0")
+
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, f"the browser logged errors: {errors}"
 

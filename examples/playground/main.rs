@@ -35,7 +35,8 @@
 //!   Optional fields: `"maps": true` adds `"maps": {"conv_size": [24, 24], "pooled_size":
 //!   [12, 12], "conv": [[576] x 30], "pooled": [[144] x 30], "strength": [30],
 //!   "strongest": [5 indices]}` (ReLU maps, pooled maps, each map's mean and the strongest
-//!   first); `"network": "simple_conv_net"` picks the network (the only one so far).
+//!   first); `"network": "simple_conv_net"` or `"mlp"` (the fully connected net) picks the
+//!   network; `"maps"` is `null` for the fully connected net, which has none.
 //! - `POST /api/shift` with `{"pixels": [784], "dx": -3..3, "dy": -3..3}` (right and down
 //!   are positive) moves the image, answers the moved `pixels`, `before` and `after` (two
 //!   predictions, `after` with its maps), `conv_change` and `pooled_change`
@@ -160,9 +161,19 @@ fn run(args: &Args) -> Result<(), String> {
         }
     };
     println!("{}", model.origin());
+    // The fully connected net of §1, to compare: no feature maps, and how it takes shifts.
+    let fc = Model::train_mlp(
+        &sample,
+        TrainSettings {
+            epochs: args.epochs as usize,
+            seed: args.seed,
+            show_progress: !args.no_progress,
+        },
+    )?;
+    println!("fully connected net: {}", fc.origin());
 
     let digits = test_digits(sample);
-    let app = Arc::new(App::new(vec![model], digits));
+    let app = Arc::new(App::new(vec![model, fc], digits));
     for (id, accuracy) in app.accuracies() {
         println!("{id}: test accuracy {:.1}%", 100.0 * accuracy);
     }

@@ -2,21 +2,25 @@
 //! embedded sample, or load saved parameters), ask it for class probabilities, and open it
 //! up for the first layer's filters and feature maps.
 //!
-//! The rest of the playground only sees [`Model`] and plain numbers, so a second kind of
-//! network (the fully connected net) is one more constructor here and a `None` from
-//! [`Model::maps`] and [`Model::filters`]: it has no convolution layer to look into.
+//! The rest of the playground only sees [`Model`] and plain numbers. Two kinds of network
+//! are offered: the book's SimpleConvNet and the fully connected net of §1, which gives
+//! `None` from [`Model::maps`] and [`Model::filters`]: it has no convolution layer to look
+//! into.
 
+use std::any::Any;
 use std::path::Path;
 use std::time::Instant;
 
 use cnn_from_scratch::batching::conv_forward_im2col;
 use cnn_from_scratch::data::Dataset;
 use cnn_from_scratch::full_cnn::params_io::load_params;
-use cnn_from_scratch::full_cnn::simple_conv_net::argmax_rows;
 use cnn_from_scratch::full_cnn::trainer::{Trainer, evaluate};
-use cnn_from_scratch::full_cnn::{Adam, SimpleConvNet, SimpleConvNetConfig, softmax};
+use cnn_from_scratch::full_cnn::{
+    Adam, Convolution, Init, Network, PoolKind, Pooling, SimpleConvNetConfig, argmax_rows, mlp,
+    simple_conv_net, softmax,
+};
 use cnn_from_scratch::pooling::max_pool;
-use ndarray::{Array1, Array3, Array4, Axis};
+use ndarray::{Array1, Array3, Array4, Axis, Ix1, Ix4};
 
 /// Side of an input image: MNIST's 28 pixels.
 pub const SIDE: usize = 28;
@@ -50,7 +54,7 @@ pub struct Model {
     id: &'static str,
     name: &'static str,
     origin: String,
-    net: SimpleConvNet,
+    net: Network,
 }
 
 /// What the network says about one image.
@@ -75,10 +79,20 @@ pub struct FeatureMaps {
 
 impl Model {
     /// Wraps a SimpleConvNet (trained or loaded by the caller).
-    pub fn from_simple_conv_net(net: SimpleConvNet, origin: String) -> Model {
+    pub fn from_simple_conv_net(net: Network, origin: String) -> Model {
         Model {
             id: "simple_conv_net",
             name: "SimpleConvNet",
+            origin,
+            net,
+        }
+    }
+
+    /// Wraps a fully connected net 784-100-100-10 (trained by the caller).
+    pub fn from_mlp(net: Network, origin: String) -> Model {
+        Model {
+            id: "mlp",
+            name: "fully connected 784-100-100-10",
             origin,
             net,
         }
@@ -89,35 +103,24 @@ impl Model {
         sample: &Dataset,
         settings: TrainSettings,
     ) -> Result<Model, String> {
-        let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), settings.seed)
+        let net = simple_conv_net(&SimpleConvNetConfig::default(), settings.seed)
             .map_err(|e| e.to_string())?;
-        let mut trainer = Trainer {
-            epochs: settings.epochs,
-            batch_size: TrainSettings::BATCH_SIZE,
-            seed: settings.seed,
-            optimizer: Box::new(Adam::new(TrainSettings::LEARNING_RATE, 0.9, 0.999)),
-            // The trainer's own per-epoch evaluation is skipped; the server measures the
-            // test accuracy once at the end.
-            eval_subset: Some(0),
-            show_progress: settings.show_progress,
-        };
-        let started = Instant::now();
-        trainer.fit(&mut net, sample).map_err(|e| e.to_string())?;
-        let origin = format!(
-            "trained at start: {} epochs on the {} training digits of the {} in {:.1} s",
-            settings.epochs,
-            sample.train_labels.len(),
-            sample.name,
-            started.elapsed().as_secs_f64()
-        );
+        let (net, origin) = train(net, sample, settings)?;
         Ok(Model::from_simple_conv_net(net, origin))
+    }
+
+    /// Trains the fully connected net of §1 on the sample's training digits.
+    pub fn train_mlp(sample: &Dataset, settings: TrainSettings) -> Result<Model, String> {
+        let net = mlp(&[784, 100, 100, 10], Init::He, settings.seed).map_err(|e| e.to_string())?;
+        let (net, origin) = train(net, sample, settings)?;
+        Ok(Model::from_mlp(net, origin))
     }
 
     /// Loads SimpleConvNet parameters saved by `examples/train.rs --save FILE`.
     pub fn load_simple_conv_net(path: &Path) -> Result<Model, String> {
-        let config = SimpleConvNetConfig::default();
-        let params = load_params(path, &config).map_err(|e| e.to_string())?;
-        let net = SimpleConvNet::from_params(config, params).map_err(|e| e.to_string())?;
+        let mut net =
+            simple_conv_net(&SimpleConvNetConfig::default(), 0).map_err(|e| e.to_string())?;
+        load_params(path, &mut net).map_err(|e| e.to_string())?;
         Ok(Model::from_simple_conv_net(
             net,
             format!("loaded from {}", path.display()),
@@ -165,31 +168,72 @@ impl Model {
     /// The first layer's filters `(filters, channels, height, width)`, or `None` for a
     /// network without a convolution layer.
     pub fn filters(&self) -> Option<Array4<f32>> {
-        Some(self.net.params().w1.clone())
+        self.first_block()?;
+        let w1 = self.net.param("W1")?.to_owned();
+        Some(
+            w1.into_dimensionality::<Ix4>()
+                .expect("a convolution's filters"),
+        )
+    }
+
+    /// The first convolution and the max pooling after it (Conv, ReLU, Pool), if the
+    /// network starts that way.
+    fn first_block(&self) -> Option<(&Convolution, &Pooling)> {
+        let layers = self.net.layers();
+        let conv = (layers.first()?.as_ref() as &dyn Any).downcast_ref::<Convolution>()?;
+        let pool = (layers.get(2)?.as_ref() as &dyn Any).downcast_ref::<Pooling>()?;
+        (pool.kind == PoolKind::Max).then_some((conv, pool))
     }
 
     /// The first layer's feature maps for one image after ReLU, and after max pooling, as
     /// the network computes them on its way to the prediction; `None` for a network without
     /// a convolution layer.
     pub fn maps(&self, pixels: &Pixels) -> Option<FeatureMaps> {
-        let config = self.net.config();
-        let params = self.net.params();
+        let (conv_layer, pool) = self.first_block()?;
         let conv = conv_forward_im2col(
             as_batch(pixels).view(),
-            params.w1.view(),
-            params.b1.view(),
-            config.stride,
-            config.pad,
+            conv_layer.w.view(),
+            conv_layer.b.view().into_dimensionality::<Ix1>().ok()?,
+            conv_layer.stride,
+            conv_layer.pad,
         )
         .expect("the network's own settings fit its input")
         .mapv(|v| v.max(0.0));
-        let pooled = max_pool(conv.view(), config.pool, config.pool, config.pool, 0)
+        let pooled = max_pool(conv.view(), pool.pool_h, pool.pool_w, pool.stride, pool.pad)
             .expect("the network's own settings fit its feature maps");
         Some(FeatureMaps {
             conv: conv.index_axis_move(Axis(0), 0),
             pooled: pooled.index_axis_move(Axis(0), 0),
         })
     }
+}
+
+/// Trains `net` on the sample with the playground's recipe; returns it and a line saying so.
+fn train(
+    mut net: Network,
+    sample: &Dataset,
+    settings: TrainSettings,
+) -> Result<(Network, String), String> {
+    let mut trainer = Trainer {
+        epochs: settings.epochs,
+        batch_size: TrainSettings::BATCH_SIZE,
+        seed: settings.seed,
+        optimizer: Box::new(Adam::new(TrainSettings::LEARNING_RATE, 0.9, 0.999)),
+        // The trainer's own per-epoch evaluation is skipped; the server measures the
+        // test accuracy once at the end.
+        eval_subset: Some(0),
+        show_progress: settings.show_progress,
+    };
+    let started = Instant::now();
+    trainer.fit(&mut net, sample).map_err(|e| e.to_string())?;
+    let origin = format!(
+        "trained at start: {} epochs on the {} training digits of the {} in {:.1} s",
+        settings.epochs,
+        sample.train_labels.len(),
+        sample.name,
+        started.elapsed().as_secs_f64()
+    );
+    Ok((net, origin))
 }
 
 /// One image as a batch `(1, 1, 28, 28)`, the shape the network takes.

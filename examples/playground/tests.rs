@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cnn_from_scratch::data::Dataset;
 use cnn_from_scratch::full_cnn::trainer::Trainer;
-use cnn_from_scratch::full_cnn::{Adam, SimpleConvNet, SimpleConvNetConfig, softmax};
+use cnn_from_scratch::full_cnn::{Adam, Network, SimpleConvNetConfig, simple_conv_net, softmax};
 use cnn_from_scratch::multichannel::conv_filter_bank;
 use ndarray::{Array3, Array4, s};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ use crate::model::Model;
 struct Fixture {
     addr: SocketAddr,
     app: Arc<App>,
-    net: SimpleConvNet,
+    net: Network,
     data: Dataset,
     _server: Running,
 }
@@ -32,7 +32,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let data = Dataset::sample();
-        let mut net = SimpleConvNet::new(SimpleConvNetConfig::default(), 0).unwrap();
+        let mut net = simple_conv_net(&SimpleConvNetConfig::default(), 0).unwrap();
         // The playground's recipe (batches of 50, Adam at 0.002), one epoch: ~90% right.
         let mut trainer = Trainer {
             epochs: 1,
@@ -205,7 +205,15 @@ fn expected_probabilities(pixels: &[f32]) -> (usize, Vec<f32>) {
 fn expected_maps(pixels: &[f32]) -> (Array3<f32>, Array3<f32>) {
     let params = fixture().net.params();
     let image = Array3::from_shape_vec((1, 28, 28), pixels.to_vec()).unwrap();
-    let conv = conv_filter_bank(&image, &params.w1, &params.b1, 0, 1)
+    let w1 = params["W1"]
+        .clone()
+        .into_dimensionality::<ndarray::Ix4>()
+        .unwrap();
+    let b1 = params["b1"]
+        .clone()
+        .into_dimensionality::<ndarray::Ix1>()
+        .unwrap();
+    let conv = conv_filter_bank(&image, &w1, &b1, 0, 1)
         .unwrap()
         .mapv(|v| v.max(0.0));
     let (f, h, w) = conv.dim();
@@ -410,7 +418,8 @@ fn info_lists_the_network_and_its_filters() {
     assert_eq!(nets[0]["filters"]["size"], json!([5, 5]));
     let values = nets[0]["filters"]["values"].as_array().unwrap();
     assert_eq!(values.len(), 30);
-    for (got, filter) in values.iter().zip(f.net.params().w1.outer_iter()) {
+    let w1 = f.net.params()["W1"].clone();
+    for (got, filter) in values.iter().zip(w1.outer_iter()) {
         let want: Vec<f32> = filter.iter().copied().collect(); // one channel
         assert_eq!(floats(got), want);
     }

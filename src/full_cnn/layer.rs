@@ -43,7 +43,7 @@ use crate::pooling::check_pad_below_window;
 /// let mut layer = Double;
 /// assert_eq!(layer.forward(ArrayD::ones(vec![1, 3]), true)[[0, 2]], 2.0);
 /// ```
-pub trait Layer: fmt::Debug + Send + Any + CloneLayer {
+pub trait Layer: fmt::Debug + Send + Sync + Any + CloneLayer {
     /// One line for the architecture table, e.g. `"Convolution 30x5x5, stride 1, pad 0"`.
     fn describe(&self) -> String;
 
