@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what the notebooks in notebooks/ need, idempotently (a second run only checks):
-#   1. evcxr_jupyter, the Rust kernel for Jupyter (cargo install, ~20 min the first time);
+#   1. evcxr_jupyter, the Rust kernel for Jupyter: a prebuilt binary through `cargo binstall`
+#      when cargo-binstall is installed (seconds), else `cargo install` (~20 min the first
+#      time on 2 cores); a failing binstall (no network to GitHub) falls back to cargo install;
 #   2. a Python venv with Jupyter (JupyterLab) to open the notebooks in;
 #   3. the kernel spec, so Jupyter lists a "Rust" kernel.
 #
@@ -31,12 +33,28 @@ done
 cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH=$cargo_bin:$PATH
 
-# 1. The kernel. `evcxr_jupyter` has no --version flag; cargo's install list knows it.
+# 1. The kernel. `evcxr_jupyter` has no --version flag; cargo's install list knows it
+# (cargo binstall records what it installs there too).
 if cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
   echo "evcxr_jupyter $EVCXR_VERSION: already installed"
 else
-  echo "evcxr_jupyter $EVCXR_VERSION: installing (about 20 minutes on 2 cores, once)"
-  cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+  installed=false
+  # cargo-binstall downloads the binary evcxr publishes on its GitHub releases page; it needs
+  # a network to GitHub. --disable-strategies compile: if there is no prebuilt binary, fail
+  # here and let the plain cargo install below build it with --locked.
+  if cargo binstall -V >/dev/null 2>&1; then
+    echo "evcxr_jupyter $EVCXR_VERSION: installing a prebuilt binary with cargo binstall"
+    if cargo binstall -y --disable-strategies compile evcxr_jupyter --version "$EVCXR_VERSION"; then
+      installed=true
+    else
+      echo "cargo binstall failed (no prebuilt binary or no network to GitHub?); building it instead" >&2
+    fi
+  fi
+  if ! $installed; then
+    echo "evcxr_jupyter $EVCXR_VERSION: installing with cargo install (about 20 minutes on 2 cores, once;"
+    echo "  'cargo install cargo-binstall' first makes this take seconds)"
+    cargo install --locked evcxr_jupyter --version "$EVCXR_VERSION"
+  fi
 fi
 
 # 2. Python side, in its own venv so nothing touches the system Python.

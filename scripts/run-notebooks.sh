@@ -73,6 +73,16 @@ cat >"$cache/.cargo/config.toml" <<TOML
 opt-level = ${NOTEBOOK_DEPS_OPT:-2}
 debug-assertions = false
 overflow-checks = false
+
+# ... except what only runs while building (proc macros, build-script helpers): "*" applies
+# to them too and wins over build-override, and optimising syn & co. costs minutes. Nor
+# image's glue around the png codec and the JSON reader of safetensors headers (as in the
+# crate's own Cargo.toml): their speed does not matter here.
+[profile.dev.package]
+$(for crate in autocfg cc find-msvc-tools heck proc-macro2 quote serde_derive shlex syn \
+    thiserror-impl version_check zerocopy-derive image serde_json; do
+  echo "$crate.opt-level = 0"
+done)
 TOML
 
 # evcxr 0.22 links each cell with a *relative* rpath to Rust's standard library that is one

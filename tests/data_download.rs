@@ -1,6 +1,8 @@
 //! The download path, against a tiny HTTP server on 127.0.0.1 started by each test:
 //! success, checksum mismatch, a connection dropped mid-file, and a mirror that is down.
 //! After every failure the target folder must be empty: nothing that looks like a file.
+//! Needs the `download` feature (on by default); without it this file is empty.
+#![cfg(feature = "download")]
 
 use std::collections::HashMap;
 use std::fs;

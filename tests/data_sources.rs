@@ -58,6 +58,17 @@ fn search_order_env_vars_and_best_available() {
             why.contains("sample") && why.contains(&empty.display().to_string()),
             "{why}"
         );
+        // A build without the `download` feature (the notebooks') cannot fetch the files, so
+        // loading them is an error naming every folder searched. (With the feature this
+        // would go to the network, which the tests do not.)
+        if cfg!(not(feature = "download")) {
+            match Dataset::load(Source::Mnist) {
+                Err(DataError::MnistNotFound { searched }) => {
+                    assert_eq!(searched, mnist_search_dirs())
+                }
+                other => panic!("expected DataError::MnistNotFound, got {other:?}"),
+            }
+        }
     }
 
     // Files in the cache folder are found there...

@@ -4,17 +4,31 @@
 //! SHA-256 is computed; only when the checksum matches is it renamed to its real name.
 //! So an interrupted or corrupt download never leaves a file that looks valid: the next
 //! run simply tries again. Mirrors are tried in order until one delivers the right bytes.
+//!
+//! The download itself ([`download_files`]) needs the cargo feature `download`, which is on by
+//! default. It brings an HTTPS client (ureq with rustls), the largest part of the crate's build;
+//! the notebooks turn it off (`default-features = false`) to compile faster. Without it, the
+//! plan and error types below still exist, and `Dataset::load(Source::Mnist)` explains how to
+//! put the files on disk by hand.
 
 use std::fmt;
-use std::fs;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
+#[cfg(feature = "download")]
+use std::{
+    fs,
+    io::{Read, Write},
+    path::Path,
+};
 
+#[cfg(feature = "download")]
 use indicatif::{ProgressBar, ProgressStyle};
+#[cfg(feature = "download")]
 use sha2::{Digest, Sha256};
 
-use super::{DataError, STANDARD_FILE_NAMES};
+#[cfg(feature = "download")]
+use super::DataError;
+use super::STANDARD_FILE_NAMES;
 
 /// Public mirrors of the four MNIST `.gz` files, tried in order: PyTorch's (the one
 /// torchvision uses) and the Common Visual Data Foundation's on Google Cloud (the one
@@ -165,9 +179,12 @@ pub(crate) fn by_hand_hint(searched: &[PathBuf]) -> String {
     hint
 }
 
+#[cfg(feature = "download")]
 /// Downloads every file of `plan` into `dir` (which must exist), skipping files already
 /// there. Returns [`DataError::Download`] listing every URL tried if no mirror delivers a
 /// file with the right checksum, and [`DataError::Io`] if the disk refuses to write.
+///
+/// Only with the cargo feature `download` (on by default).
 ///
 /// ```no_run
 /// use cnn_from_scratch::data::{DownloadPlan, download_files};
@@ -210,12 +227,14 @@ pub fn download_files(plan: &DownloadPlan, dir: &Path) -> Result<(), DataError> 
     Ok(())
 }
 
+#[cfg(feature = "download")]
 /// Deletes the temporary file when dropped, unless it was renamed into place.
 struct PartialFile {
     path: PathBuf,
     done: bool,
 }
 
+#[cfg(feature = "download")]
 impl Drop for PartialFile {
     fn drop(&mut self) {
         if !self.done {
@@ -224,6 +243,7 @@ impl Drop for PartialFile {
     }
 }
 
+#[cfg(feature = "download")]
 /// Tries one URL. `Ok(None)`: the file is in place. `Ok(Some(reason))`: try the next
 /// mirror. `Err`: the local disk failed, no point trying other mirrors.
 fn fetch(
@@ -304,6 +324,7 @@ fn fetch(
     Ok(None)
 }
 
+#[cfg(feature = "download")]
 fn progress_bar(show: bool, len: Option<u64>, name: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();

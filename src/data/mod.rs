@@ -75,6 +75,12 @@
 //! <https://ossci-datasets.s3.amazonaws.com/mnist/> or
 //! <https://storage.googleapis.com/cvdf-datasets/mnist/>, and copy them into one of
 //! those folders.
+//!
+//! The download needs the cargo feature `download`, on by default. It is the HTTPS client,
+//! the largest part of the build, so the notebooks leave it out
+//! (`cnn-from-scratch = { path = "..", default-features = false }`); without it
+//! `Dataset::load(Source::Mnist)` still reads the files from those folders, and if they are
+//! not there returns [`DataError::MnistNotFound`], which says where to put them.
 
 mod batches;
 mod download;
@@ -88,9 +94,9 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array4};
 
 pub use batches::{MiniBatches, mini_batches};
-pub use download::{
-    DownloadPlan, FailedAttempt, FailureReason, MNIST_MIRRORS, RemoteFile, download_files,
-};
+#[cfg(feature = "download")]
+pub use download::download_files;
+pub use download::{DownloadPlan, FailedAttempt, FailureReason, MNIST_MIRRORS, RemoteFile};
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
 pub use sources::{
     fashion_mnist_search_dirs, mnist_cache_dir, mnist_search_dirs, mnist_standard_files,
@@ -359,6 +365,15 @@ pub enum DataError {
         /// Each URL tried and why it failed.
         attempts: Vec<FailedAttempt>,
         /// Folders that were searched for the files before downloading.
+        searched: Vec<PathBuf>,
+    },
+
+    /// Full MNIST is not on disk and this build cannot download it: the crate was compiled
+    /// without its `download` feature (as in the notebooks). With the feature a missing file
+    /// is downloaded instead, and a failed download is [`DataError::Download`].
+    #[error("full MNIST not found, and this build of cnn-from-scratch cannot download it: its cargo feature `download` is off (turn it on with `features = [\"download\"]` on the dependency, or drop `default-features = false`). {}", download::by_hand_hint(.searched))]
+    MnistNotFound {
+        /// Folders searched for the four files.
         searched: Vec<PathBuf>,
     },
 

@@ -3,6 +3,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "download")]
 use super::download::{DownloadPlan, download_files};
 use super::{DataError, Dataset, FASHION_CLASS_NAMES, STANDARD_FILE_NAMES, Source};
 
@@ -83,6 +84,12 @@ pub(crate) fn load_mnist() -> Result<Dataset, DataError> {
     if let Some(dir) = first_complete(&searched) {
         return Dataset::load_dir(dir, "MNIST");
     }
+    download_mnist(searched)
+}
+
+/// Not on disk: download the four files into the cache folder, then load them.
+#[cfg(feature = "download")]
+fn download_mnist(searched: Vec<PathBuf>) -> Result<Dataset, DataError> {
     let target = mnist_cache_dir().unwrap_or_else(|| PathBuf::from("data/mnist"));
     std::fs::create_dir_all(&target).map_err(|source| DataError::Io {
         path: target.clone(),
@@ -105,6 +112,12 @@ pub(crate) fn load_mnist() -> Result<Dataset, DataError> {
     Dataset::load_dir(&target, "MNIST")
 }
 
+/// Not on disk, and this build has no HTTPS client: say so, and how to supply the files.
+#[cfg(not(feature = "download"))]
+fn download_mnist(searched: Vec<PathBuf>) -> Result<Dataset, DataError> {
+    Err(DataError::MnistNotFound { searched })
+}
+
 pub(crate) fn load_fashion_mnist() -> Result<Dataset, DataError> {
     let searched = fashion_mnist_search_dirs();
     let dir = first_complete(&searched).ok_or_else(|| DataError::FashionMnistNotFound {
@@ -114,6 +127,13 @@ pub(crate) fn load_fashion_mnist() -> Result<Dataset, DataError> {
     data.class_names = FASHION_CLASS_NAMES;
     Ok(data)
 }
+
+/// The end of [`best_available`]'s reason when it falls back to the sample.
+#[cfg(feature = "download")]
+const HOW_TO_GET_MNIST: &str = "Dataset::load(Source::Mnist) downloads it once when online";
+#[cfg(not(feature = "download"))]
+const HOW_TO_GET_MNIST: &str = "this build cannot download it, its `download` feature is off: \
+     put the four files in a folder and set MNIST_DIR to it";
 
 pub(crate) fn best_available() -> (Source, String) {
     let searched = mnist_search_dirs();
@@ -128,10 +148,41 @@ pub(crate) fn best_available() -> (Source, String) {
                 Source::Sample,
                 format!(
                     "using the 5,000-digit MNIST sample built into the crate: full MNIST is not \
-                     in {} (Dataset::load(Source::Mnist) downloads it once when online)",
-                    shown.join(", ")
+                     in {} ({})",
+                    shown.join(", "),
+                    HOW_TO_GET_MNIST
                 ),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error a build without the `download` feature returns must say that the files were
+    /// not found, where they were looked for, and both ways out: the feature, or the files
+    /// by hand. (Built in every configuration; only returned without the feature.)
+    #[test]
+    fn not_found_without_download_says_why_and_what_to_do() {
+        let searched = vec![PathBuf::from("/nowhere/mnist"), PathBuf::from("data/mnist")];
+        let message = DataError::MnistNotFound { searched }.to_string();
+        for needle in [
+            "full MNIST not found",
+            "`download` is off",
+            "features = [\"download\"]",
+            "MNIST_DIR",
+            "train-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "/nowhere/mnist, data/mnist",
+            "Source::Sample",
+        ] {
+            assert!(
+                message.contains(needle),
+                "{needle:?} missing from: {message}"
+            );
         }
     }
 }
