@@ -171,6 +171,13 @@ if failure is not None:
     # os._exit: skip nbclient's exit-time kernel cleanup, which raises after a dead kernel.
     os._exit(1)
 
+# evcxr numbers a cell's result one higher than the cell (JupyterLab then shows "[4]:" beside
+# the output of cell [3]); give each result its cell's number, as other kernels do.
+for cell in nb.cells:
+    for out in cell.get("outputs", []):
+        if out.output_type == "execute_result":
+            out.execution_count = cell.execution_count
+
 if update:
     # Keep committed notebooks free of run-specific noise: no timestamps.
     for cell in nb.cells:
