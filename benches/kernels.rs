@@ -2,10 +2,13 @@
 //! 1x28x28 images, 30 filters 5x5, 2x2 max pooling):
 //!
 //! ```text
-//! cargo bench --bench kernels                    # all
-//! cargo bench --bench kernels -- im2col          # those whose name contains "im2col"
-//! RAYON_NUM_THREADS=1 cargo bench --bench kernels  # one thread
+//! cargo bench -p cnn-benches                     # all
+//! cargo bench -p cnn-benches -- im2col           # those whose name contains "im2col"
+//! RAYON_NUM_THREADS=1 cargo bench -p cnn-benches   # one thread
 //! ```
+//!
+//! (This file is the package `cnn-benches`, `benches/Cargo.toml`, so that criterion is not
+//! built for the walk-through or `cargo test`.)
 //!
 //! For the whole-network numbers next to PyTorch, see `cargo run --release --example bench`.
 
