@@ -27,7 +27,7 @@
 //! Each line also says how busy the cores were while it was measured: `cpu_s` (user + system
 //! CPU seconds of the whole process, from `/proc/self/stat`), `wall_s` and `cores_busy =
 //! cpu_s / wall_s` (2.0 = both cores busy all the time; on a loaded machine it is lower
-//! because the process waits for a core).
+//! because the process waits for a core). Left out when the timed runs took under 0.5 s.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -114,12 +114,13 @@ struct Busy {
 impl Busy {
     fn keys(&self) -> String {
         match self.cpu_s {
-            Some(cpu) => format!(
+            // /proc counts CPU time in 10 ms ticks: too coarse for a short measurement.
+            Some(cpu) if self.wall_s >= 0.5 => format!(
                 " cpu_s={cpu:.2} wall_s={:.2} cores_busy={:.2}",
                 self.wall_s,
                 cpu / self.wall_s.max(1e-9)
             ),
-            None => String::new(),
+            _ => String::new(),
         }
     }
 }
