@@ -27,7 +27,9 @@
 //! Each line also says how busy the cores were while it was measured: `cpu_s` (user + system
 //! CPU seconds of the whole process, from `/proc/self/stat`), `wall_s` and `cores_busy =
 //! cpu_s / wall_s` (2.0 = both cores busy all the time; on a loaded machine it is lower
-//! because the process waits for a core). Left out when the timed runs took under 0.5 s.
+//! because the process waits for a core), and `cpu_ms_per_step`, the CPU time of one step
+//! summed over the threads: the work a step takes, which other processes on the machine
+//! change much less than the wall time. Left out when the timed runs took under 0.5 s.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -109,6 +111,7 @@ fn process_cpu_seconds() -> Option<f64> {
 struct Busy {
     cpu_s: Option<f64>,
     wall_s: f64,
+    steps: usize,
 }
 
 impl Busy {
@@ -116,9 +119,10 @@ impl Busy {
         match self.cpu_s {
             // /proc counts CPU time in 10 ms ticks: too coarse for a short measurement.
             Some(cpu) if self.wall_s >= 0.5 => format!(
-                " cpu_s={cpu:.2} wall_s={:.2} cores_busy={:.2}",
+                " cpu_s={cpu:.2} wall_s={:.2} cores_busy={:.2} cpu_ms_per_step={:.3}",
                 self.wall_s,
-                cpu / self.wall_s.max(1e-9)
+                cpu / self.wall_s.max(1e-9),
+                cpu * 1e3 / self.steps.max(1) as f64
             ),
             _ => String::new(),
         }
@@ -147,6 +151,7 @@ impl Timing {
                 .zip(cpu0)
                 .map(|(end, start)| end - start),
             wall_s: wall0.elapsed().as_secs_f64(),
+            steps: self.repeats * self.steps,
         };
         times.sort_by(f64::total_cmp);
         (times[times.len() / 2], busy)
