@@ -12,6 +12,8 @@
 //!
 //! - `train_step`: forward, softmax-with-loss, backward, one Adam update (batch `--batch`);
 //! - `infer`: forward to the scores and the arg-max class, at `--batch` and at batch 1;
+//! - `train_step_deep`, `infer_deep`: the same for the book's DeepConvNet
+//!   ([`deep_conv_net`]: six 3x3 convolutions, three poolings, two Affine layers, Dropout);
 //! - `conv_forward`, `conv_backward`: the Convolution layer alone (backward gives dx, dW, db);
 //! - `conv_naive`: the chapter's lesson, the same convolution as seven nested loops, with
 //!   the im2col speed-up (`speedup=`) next to it.
@@ -21,22 +23,32 @@
 //! `matrixmultiply` without its `threading` feature; nested threads made training ten times
 //! slower on a busy machine). Timing: `--warmup` untimed steps, then `--repeats` runs of `--steps` steps;
 //! the median run is reported. Data are seeded random images: loading is not measured.
+//!
+//! Each line also says how busy the cores were while it was measured: `cpu_s` (user + system
+//! CPU seconds of the whole process, from `/proc/self/stat`), `wall_s` and `cores_busy =
+//! cpu_s / wall_s` (2.0 = both cores busy all the time; on a loaded machine it is lower
+//! because the process waits for a core), and `cpu_ms_per_step`, the CPU time of one step
+//! summed over the threads: the work a step takes, which other processes on the machine
+//! change much less than the wall time. Left out when the timed runs took under 0.5 s.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
 use cnn_from_scratch::full_cnn::{
-    Adam, Convolution, Optimizer, SimpleConvNetConfig, argmax_rows, simple_conv_net,
+    Adam, Convolution, Network, Optimizer, SimpleConvNetConfig, argmax_rows, deep_conv_net,
+    simple_conv_net,
 };
 use ndarray::{Array1, Array4, Ix1, Ix4, s};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-const MEASUREMENTS: [&str; 5] = [
+const MEASUREMENTS: [&str; 7] = [
     "train_step",
     "infer",
+    "train_step_deep",
+    "infer_deep",
     "conv_forward",
     "conv_backward",
     "conv_naive",
@@ -60,10 +72,11 @@ struct Args {
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     repeats: u64,
-    /// Comma-separated subset of train_step,infer,conv_forward,conv_backward,conv_naive.
+    /// Comma-separated subset of
+    /// train_step,infer,train_step_deep,infer_deep,conv_forward,conv_backward,conv_naive.
     #[arg(
         long,
-        default_value = "train_step,infer,conv_forward,conv_backward,conv_naive"
+        default_value = "train_step,infer,train_step_deep,infer_deep,conv_forward,conv_backward,conv_naive"
     )]
     what: String,
     /// Seed for weights and data.
@@ -80,12 +93,50 @@ struct Timing {
     threads: usize,
 }
 
+/// User + system CPU seconds used so far by this process (all threads), from
+/// `/proc/self/stat` (Linux; `None` elsewhere).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces):
+    // state is field 3, utime field 14, stime field 15, in clock ticks (100 per second
+    // on Linux).
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+    Some((ticks(14)? + ticks(15)?) / 100.0)
+}
+
+/// CPU and wall time of the timed runs of the last measurement, for the report line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Busy {
+    cpu_s: Option<f64>,
+    wall_s: f64,
+    steps: usize,
+}
+
+impl Busy {
+    fn keys(&self) -> String {
+        match self.cpu_s {
+            // /proc counts CPU time in 10 ms ticks: too coarse for a short measurement.
+            Some(cpu) if self.wall_s >= 0.5 => format!(
+                " cpu_s={cpu:.2} wall_s={:.2} cores_busy={:.2} cpu_ms_per_step={:.3}",
+                self.wall_s,
+                cpu / self.wall_s.max(1e-9),
+                cpu * 1e3 / self.steps.max(1) as f64
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
 impl Timing {
-    /// Median over the repeats of the mean seconds of one call of `step`.
-    fn seconds_per_step(&self, mut step: impl FnMut()) -> f64 {
+    /// Median over the repeats of the mean seconds of one call of `step`, and how busy
+    /// the cores were during the timed runs.
+    fn seconds_per_step(&self, mut step: impl FnMut()) -> (f64, Busy) {
         for _ in 0..self.warmup {
             step();
         }
+        let (cpu0, wall0) = (process_cpu_seconds(), Instant::now());
         let mut times: Vec<f64> = (0..self.repeats)
             .map(|_| {
                 let start = Instant::now();
@@ -95,20 +146,28 @@ impl Timing {
                 start.elapsed().as_secs_f64() / self.steps as f64
             })
             .collect();
+        let busy = Busy {
+            cpu_s: process_cpu_seconds()
+                .zip(cpu0)
+                .map(|(end, start)| end - start),
+            wall_s: wall0.elapsed().as_secs_f64(),
+            steps: self.repeats * self.steps,
+        };
         times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
+        (times[times.len() / 2], busy)
     }
 
     /// One result line (format: benches/reference/README.md), with optional extra keys.
-    fn report(&self, name: &str, batch: usize, seconds: f64, extra: &str) {
+    fn report(&self, name: &str, batch: usize, (seconds, busy): (f64, Busy), extra: &str) {
         println!(
             "{name} impl=rust layout=nchw batch={batch} threads={} images_per_s={:.1} \
-             ms_per_step={:.3} steps={} repeats={}{extra}",
+             ms_per_step={:.3} steps={} repeats={}{extra}{}",
             self.threads,
             batch as f64 / seconds,
             seconds * 1e3,
             self.steps,
             self.repeats,
+            busy.keys(),
         );
     }
 }
@@ -147,6 +206,47 @@ fn set_threads(threads: Option<usize>) -> Result<usize, String> {
         .build_global()
         .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
     Ok(threads)
+}
+
+/// Times a training step (forward, loss, backward, Adam) of a copy of `net`, so the
+/// weights the other measurements use stay as they are.
+fn train_step(
+    timing: &Timing,
+    name: &str,
+    net: &Network,
+    images: &Array4<f32>,
+    labels: &Array1<u8>,
+) {
+    let mut train_net = net.clone();
+    let mut adam = Adam::new(0.001, 0.9, 0.999);
+    let mut losses = Vec::new();
+    let measured = timing.seconds_per_step(|| {
+        let (loss, grads) = train_net.gradient(images.view(), labels.view());
+        adam.update(train_net.params_mut(), &grads);
+        losses.push(loss);
+    });
+    timing.report(name, images.dim().0, measured, "");
+    // Random labels: the loss starts near ln 10 = 2.303 and falls as the network
+    // memorises this one batch; a sanity check, not a result.
+    println!(
+        "# {name} loss first={:.4} last={:.4}",
+        losses[0],
+        losses[losses.len() - 1]
+    );
+}
+
+/// Times inference (scores and arg-max) at the batch size and at batch 1.
+fn infer(timing: &Timing, name: &str, net: &mut Network, images: &Array4<f32>) {
+    let batch = images.dim().0;
+    let sizes = if batch == 1 { vec![1] } else { vec![batch, 1] };
+    for n in sizes {
+        let x = images.slice(s![..n, .., .., ..]).to_owned();
+        let measured = timing.seconds_per_step(|| {
+            let scores = net.predict(x.view());
+            std::hint::black_box(argmax_rows(&scores));
+        });
+        timing.report(name, n, measured, "");
+    }
 }
 
 fn main() -> ExitCode {
@@ -192,34 +292,18 @@ fn main() -> ExitCode {
     let mut net = simple_conv_net(&config, args.seed).expect("the book's network fits");
 
     if what.contains(&"train_step") {
-        // A copy, so that training does not change the weights the other measurements use.
-        let mut train_net = net.clone();
-        let mut adam = Adam::new(0.001, 0.9, 0.999);
-        let mut losses = Vec::new();
-        let seconds = timing.seconds_per_step(|| {
-            let (loss, grads) = train_net.gradient(images.view(), labels.view());
-            adam.update(train_net.params_mut(), &grads);
-            losses.push(loss);
-        });
-        timing.report("train_step", batch, seconds, "");
-        // Random labels: the loss starts near ln 10 = 2.303 and falls as the network
-        // memorises this one batch; a sanity check, not a result.
-        println!(
-            "# train_step loss first={:.4} last={:.4}",
-            losses[0],
-            losses[losses.len() - 1]
-        );
+        train_step(&timing, "train_step", &net, &images, &labels);
     }
-
     if what.contains(&"infer") {
-        let sizes = if batch == 1 { vec![1] } else { vec![batch, 1] };
-        for n in sizes {
-            let x = images.slice(s![..n, .., .., ..]).to_owned();
-            let seconds = timing.seconds_per_step(|| {
-                let scores = net.predict(x.view());
-                std::hint::black_box(argmax_rows(&scores));
-            });
-            timing.report("infer", n, seconds, "");
+        infer(&timing, "infer", &mut net, &images);
+    }
+    if what.contains(&"train_step_deep") || what.contains(&"infer_deep") {
+        let mut deep = deep_conv_net(args.seed).expect("the book's DeepConvNet fits");
+        if what.contains(&"train_step_deep") {
+            train_step(&timing, "train_step_deep", &deep, &images, &labels);
+        }
+        if what.contains(&"infer_deep") {
+            infer(&timing, "infer_deep", &mut deep, &images);
         }
     }
 
@@ -234,19 +318,19 @@ fn main() -> ExitCode {
         .expect("biases");
     let mut conv = Convolution::new(w1.clone(), b1.clone(), config.stride, config.pad);
     if what.contains(&"conv_forward") {
-        let seconds = timing.seconds_per_step(|| {
+        let measured = timing.seconds_per_step(|| {
             std::hint::black_box(conv.forward(images.view()).expect("fits"));
         });
-        timing.report("conv_forward", batch, seconds, "");
+        timing.report("conv_forward", batch, measured, "");
     }
     if what.contains(&"conv_backward") {
         let out_shape = conv.output_shape(images.dim()).expect("fits");
         let dout = Array4::from_shape_simple_fn(out_shape, || rng.sample::<f32, _>(StandardNormal));
         conv.forward(images.view()).expect("fits");
-        let seconds = timing.seconds_per_step(|| {
+        let measured = timing.seconds_per_step(|| {
             std::hint::black_box(conv.backward(dout.view()));
         });
-        timing.report("conv_backward", batch, seconds, "");
+        timing.report("conv_backward", batch, measured, "");
     }
     if what.contains(&"conv_naive") {
         // The seven loops are slow: a few steps are plenty.
@@ -273,7 +357,7 @@ fn main() -> ExitCode {
             "conv_naive",
             batch,
             t_naive,
-            &format!(" speedup_im2col={:.1}", t_naive / t_im2col),
+            &format!(" speedup_im2col={:.1}", t_naive.0 / t_im2col.0),
         );
         println!("# conv_naive max_abs_diff_vs_im2col={max_diff:.2e}");
     }

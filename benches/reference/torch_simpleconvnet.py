@@ -10,7 +10,16 @@ side in one session:
     conv(30 filters 5x5, stride 1, pad 0) -> ReLU -> max pool 2x2 stride 2
     -> flatten -> affine 4320->100 -> ReLU -> affine 100->10 -> softmax + cross-entropy
 
-Weights are normal(0, 1) * 0.01 and biases zero (the book's weight_init_std),
+and (measurements train_step_deep, infer_deep) the book's DeepConvNet (chapter 8,
+the crate's `deep_conv_net`):
+
+    [conv 3x3 -> ReLU -> conv 3x3 -> ReLU -> max pool 2x2] x 3
+        (16, 16 filters pad 1; 32 pad 1, 32 pad 2; 64, 64 pad 1)
+    -> flatten -> affine 1024->50 -> ReLU -> dropout 0.5 -> affine 50->10 -> dropout 0.5
+    -> softmax + cross-entropy
+
+SimpleConvNet's weights are normal(0, 1) * 0.01 and biases zero (the book's
+weight_init_std); DeepConvNet's are He-scaled, normal(0, 1) * sqrt(2 / fan_in),
 Adam with lr 0.001 and betas (0.9, 0.999), f32.  The input is seeded random
 data of MNIST shape in [0, 1): data loading is not what we measure.
 
@@ -43,7 +52,14 @@ except ImportError:
     )
     sys.exit(2)
 
-MEASUREMENTS = ("train_step", "infer", "conv_forward", "conv_backward")
+MEASUREMENTS = (
+    "train_step",
+    "infer",
+    "train_step_deep",
+    "infer_deep",
+    "conv_forward",
+    "conv_backward",
+)
 FILTERS, FILTER_SIZE, HIDDEN, CLASSES = 30, 5, 100, 10
 IMAGE = (1, 28, 28)
 WEIGHT_INIT_STD = 0.01
@@ -72,6 +88,38 @@ class SimpleConvNet(torch.nn.Module):
         # either memory layout: a channels_last tensor is reshaped logically.
         x = F.relu(self.affine1(torch.flatten(x, 1)))
         return self.affine2(x)  # scores; softmax lives in the loss
+
+
+class DeepConvNet(torch.nn.Module):
+    """The book's DeepConvNet (deep_convnet.py), layer for layer, He initialisation."""
+
+    # (filters, padding) of the six 3x3 convolutions; a 2x2 max pool after each pair.
+    CONVS = ((16, 1), (16, 1), (32, 1), (32, 2), (64, 1), (64, 1))
+
+    def __init__(self):
+        super().__init__()
+        channels = IMAGE[0]
+        convs = []
+        for filters, pad in self.CONVS:
+            convs.append(torch.nn.Conv2d(channels, filters, 3, stride=1, padding=pad))
+            channels = filters
+        self.convs = torch.nn.ModuleList(convs)
+        self.affine1 = torch.nn.Linear(64 * 4 * 4, 50)
+        self.affine2 = torch.nn.Linear(50, CLASSES)
+        self.dropout = torch.nn.Dropout(0.5)
+        with torch.no_grad():
+            for layer in (*self.convs, self.affine1, self.affine2):
+                fan_in = layer.weight[0].numel()
+                layer.weight.normal_(0.0, 1.0).mul_((2.0 / fan_in) ** 0.5)
+                layer.bias.zero_()
+
+    def forward(self, x):
+        for i, conv in enumerate(self.convs):
+            x = F.relu(conv(x))
+            if i % 2 == 1:
+                x = F.max_pool2d(x, kernel_size=2, stride=2)
+        x = self.dropout(F.relu(self.affine1(torch.flatten(x, 1))))
+        return self.dropout(self.affine2(x))
 
 
 def seconds_per_step(step, steps, warmup, repeats):
@@ -158,15 +206,16 @@ def main(argv=None):
         seconds = seconds_per_step(step, **timing)
         report(name, layout, batch, args.threads, seconds, args.steps, args.repeats)
 
-    if "train_step" in args.what:
+    def train_step(name, model_class, source):
         # A copy, so that training does not change the weights the other
         # measurements use.
-        train_net = SimpleConvNet().to(memory_format=memory_format)
-        train_net.load_state_dict(net.state_dict())
+        train_net = model_class().to(memory_format=memory_format)
+        train_net.load_state_dict(source.state_dict())
+        train_net.train()
         optimizer = torch.optim.Adam(train_net.parameters(), lr=0.001, betas=(0.9, 0.999))
         losses = []
 
-        def train_step():
+        def step():
             # Forward, softmax-with-loss (mean over the batch), backward, Adam update.
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(train_net(images), labels)
@@ -174,21 +223,33 @@ def main(argv=None):
             optimizer.step()
             losses.append(loss.detach())
 
-        measure("train_step", train_step)
+        measure(name, step)
         # Random labels: the loss should start near ln 10 = 2.303 and fall as
         # the network memorises this one batch; a sanity check, not a result.
-        print(f"# train_step loss first={losses[0]:.4f} last={losses[-1]:.4f}", flush=True)
+        print(f"# {name} loss first={losses[0]:.4f} last={losses[-1]:.4f}", flush=True)
 
-    if "infer" in args.what:
+    def infer(name, model):
         # The same batch, then one image at a time (latency), like the Rust bench.
+        model.eval()
         for batch in dict.fromkeys((args.batch, 1)):
             x = images[:batch].contiguous(memory_format=memory_format)
 
-            def infer(x=x):
+            def step(x=x):
                 with torch.inference_mode():
-                    net(x).argmax(dim=1)
+                    model(x).argmax(dim=1)
 
-            measure("infer", infer, batch)
+            measure(name, step, batch)
+
+    if "train_step" in args.what:
+        train_step("train_step", SimpleConvNet, net)
+    if "infer" in args.what:
+        infer("infer", net)
+    if "train_step_deep" in args.what or "infer_deep" in args.what:
+        deep = DeepConvNet().to(memory_format=memory_format)
+        if "train_step_deep" in args.what:
+            train_step("train_step_deep", DeepConvNet, deep)
+        if "infer_deep" in args.what:
+            infer("infer_deep", deep)
 
     if "conv_forward" in args.what or "conv_backward" in args.what:
         conv = net.conv

@@ -2,6 +2,8 @@
 
 use ndarray::{Array, Array1, Array2, ArrayD, ArrayView2, Axis, Dimension, IxDyn};
 
+use super::matmul::mat_mul;
+
 /// A fully connected layer, `y = x·W + b` with `W` of shape `(in, out)` as in the book.
 ///
 /// It accepts a batch of any rank, `(N, in)` or `(N, C, H, W)` with `C*H*W == in`: each
@@ -19,7 +21,8 @@ use ndarray::{Array, Array1, Array2, ArrayD, ArrayView2, Axis, Dimension, IxDyn}
 /// ```
 ///
 /// The layer keeps `x` (as the flattened matrix) for `dW`, and exposes `dw`, `db` after
-/// [`Affine::backward`].
+/// [`Affine::backward`]. The three products are split over the threads when they are
+/// large (the module `matmul`: same result on every run, whatever the thread count).
 ///
 /// ```
 /// use cnn_from_scratch::full_cnn::Affine;
@@ -95,7 +98,7 @@ impl Affine {
         let x = x
             .into_shape_with_order((n, features))
             .expect("a standard-layout array reshapes without copying");
-        let mut y = x.dot(&self.w);
+        let mut y = mat_mul(x.view(), self.w.view());
         y += &self.b;
         self.x = Some(x);
         self.x_shape = x_shape;
@@ -116,9 +119,9 @@ impl Affine {
             dout.shape(),
             [x.nrows(), self.w.ncols()]
         );
-        self.dw = x.t().dot(&dout);
+        self.dw = mat_mul(x.t(), dout);
         self.db = dout.sum_axis(Axis(0));
-        dout.dot(&self.w.t())
+        mat_mul(dout, self.w.t())
             .into_shape_with_order(IxDyn(&self.x_shape))
             .expect("a fresh matrix product reshapes without copying")
     }

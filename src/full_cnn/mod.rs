@@ -80,6 +80,7 @@ mod affine;
 mod convolution_layer;
 mod dropout;
 mod layer;
+mod matmul;
 mod network;
 mod params;
 mod pooling_layer;

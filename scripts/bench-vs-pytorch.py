@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""This crate's `bench` next to the PyTorch reference, interleaved, with ratios.
+
+Runs, round after round (A B A B ...), the crate's `bench` example and
+benches/reference/torch_simpleconvnet.py in both memory layouts (NCHW and
+channels_last), one program at a time with the same thread count, then prints
+for every measurement the images/s of each side (median, min-max over the
+rounds) and the ratio of this crate to PyTorch's *best* layout of the same
+round, with its min/median/max over the rounds. Interleaving spreads whatever
+else the machine is doing over all sides alike.
+
+    scripts/bench-vs-pytorch.py                       # 3 rounds, 2 threads, everything
+    scripts/bench-vs-pytorch.py --rounds 5 --what train_step,train_step_deep
+    scripts/bench-vs-pytorch.py --baseline /tmp/bench-old   # also an older bench binary
+    scripts/bench-vs-pytorch.py --markdown            # the README's table too
+
+PyTorch comes from $TORCH_PYTHON if set, else .venv-torch/bin/python, else this Python.
+Without it the script prints how to install it and exits with status 2.
+Only the standard library is needed here; the line format is
+benches/reference/README.md's.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFERENCE = os.path.join(ROOT, "benches", "reference", "torch_simpleconvnet.py")
+# The measurements both sides know (conv_naive is the crate's alone).
+SHARED = "train_step,infer,train_step_deep,infer_deep,conv_forward,conv_backward"
+INSTALL = f"""PyTorch is not installed for {{python}}.
+Install it (CPU use only; the PyPI wheel is large) in a virtual environment:
+
+    python3 -m venv {ROOT}/.venv-torch
+    {ROOT}/.venv-torch/bin/pip install torch numpy
+
+then run this script again (or point TORCH_PYTHON at another Python with torch)."""
+
+
+def torch_python():
+    """The Python that has torch, or None (after printing how to install it)."""
+    if os.environ.get("TORCH_PYTHON"):
+        candidates = [os.environ["TORCH_PYTHON"]]  # only the one asked for
+    else:
+        venv = os.path.join(ROOT, ".venv-torch", "bin", "python")
+        candidates = [venv] if os.path.exists(venv) else []
+        candidates.append(sys.executable)
+    for python in candidates:
+        try:
+            probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
+        except OSError:
+            continue
+        if probe.returncode == 0:
+            return python
+    print(INSTALL.format(python=" or ".join(candidates)), file=sys.stderr)
+    return None
+
+
+def parse(output):
+    """Result lines as {(name, batch): images_per_s} and the extra keys of each."""
+    results = {}
+    for line in output.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, *pairs = line.split(" ")
+        keys = dict(p.split("=", 1) for p in pairs if "=" in p)
+        results[(name, int(keys["batch"]))] = keys
+    return results
+
+
+def run(command):
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    return parse(done.stdout)
+
+
+def load_average():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def spread(values):
+    """`median (min-max)` of images/s."""
+    if not values:
+        return "-"
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="A B A B rounds (default 3, at least 3)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for both sides (default 2)")
+    parser.add_argument("--what", default=SHARED, help=f"measurements (default {SHARED})")
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per repeat (default 50)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats per run (default 5)")
+    parser.add_argument("--bench", help="the crate's bench binary (default: cargo build --release)")
+    parser.add_argument("--baseline", help="another bench binary (an older commit) to run in each round")
+    parser.add_argument("--markdown", action="store_true", help="also print the README's table")
+    args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3")
+
+    python = torch_python()
+    if python is None:
+        return 2
+    bench = args.bench
+    if bench is None:
+        build = ["cargo", "build", "--release", "--example", "bench"]
+        subprocess.run(build, cwd=ROOT, check=True)
+        bench = os.path.join(ROOT, "target", "release", "examples", "bench")
+
+    common = ["--threads", str(args.threads), "--steps", str(args.steps), "--repeats", str(args.repeats)]
+    sides = [("rust", "nchw", [bench, "--what", args.what, *common])]
+    if args.baseline:
+        sides.append(("baseline", "nchw", [args.baseline, "--what", args.what, *common]))
+    reference = [python, REFERENCE, "--what", args.what, *common]
+    sides.append(("torch", "nchw", reference))
+    sides.append(("torch", "channels_last", [*reference, "--channels-last"]))
+
+    print(f"# machine: {cpu_name()}, {os.cpu_count()} logical CPUs; load average before: {load_average()}")
+    # rounds[r][(impl, layout)] = {(name, batch): keys}
+    rounds = []
+    for r in range(args.rounds):
+        this = {}
+        for impl, layout, command in sides:
+            print(f"# round {r + 1}/{args.rounds}: {impl} {layout} (load {load_average()})", file=sys.stderr)
+            this[(impl, layout)] = run(command)
+        rounds.append(this)
+    print(f"# load average after: {load_average()}; {args.rounds} rounds, threads={args.threads}")
+
+    measurements = sorted(
+        {m for rnd in rounds for side in rnd.values() for m in side},
+        key=lambda m: (args.what.split(",").index(m[0]) if m[0] in args.what.split(",") else 99, -m[1]),
+    )
+
+    def values(impl, layout, m, key="images_per_s"):
+        return [float(rnd[(impl, layout)][m][key]) for rnd in rounds if m in rnd[(impl, layout)]]
+
+    header = ["measurement", "batch", "rust img/s", "torch nchw", "torch channels_last", "rust / best torch (min med max)", "rust cores_busy"]
+    if args.baseline:
+        header[3:3] = ["baseline img/s", "rust / baseline (min med max)"]
+    rows = []
+    for m in measurements:
+        rust = values("rust", "nchw", m)
+        nchw, last = values("torch", "nchw", m), values("torch", "channels_last", m)
+        ratios = []
+        for rnd in rounds:
+            torch_best = max(
+                (float(rnd[side][m]["images_per_s"]) for side in (("torch", "nchw"), ("torch", "channels_last")) if m in rnd[side]),
+                default=None,
+            )
+            if m in rnd[("rust", "nchw")] and torch_best:
+                ratios.append(float(rnd[("rust", "nchw")][m]["images_per_s"]) / torch_best)
+        ratio = f"{min(ratios):.2f} {statistics.median(ratios):.2f} {max(ratios):.2f}" if ratios else "-"
+        busy = values("rust", "nchw", m, "cores_busy") if all("cores_busy" in rnd[("rust", "nchw")].get(m, {}) for rnd in rounds) else []
+        row = [m[0], str(m[1]), spread(rust), spread(nchw), spread(last), ratio, f"{statistics.median(busy):.2f}" if busy else "-"]
+        if args.baseline:
+            base = values("baseline", "nchw", m)
+            pairs = [
+                float(rnd[("rust", "nchw")][m]["images_per_s"]) / float(rnd[("baseline", "nchw")][m]["images_per_s"])
+                for rnd in rounds
+                if m in rnd[("rust", "nchw")] and m in rnd[("baseline", "nchw")]
+            ]
+            vs = f"{min(pairs):.2f} {statistics.median(pairs):.2f} {max(pairs):.2f}" if pairs else "-"
+            row[3:3] = [spread(base), vs]
+        rows.append(row)
+
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+    if args.markdown:
+        print()
+        print("| measurement | batch | this crate | PyTorch NCHW | PyTorch channels_last | this crate / best PyTorch |")
+        print("|---|---|---|---|---|---|")
+        for m, r in zip(measurements, rows):
+            med = lambda vals: f"{statistics.median(vals):,.0f}" if vals else "-"
+            rust = med(values("rust", "nchw", m))
+            ratio = r[-2].split()
+            ratio_text = f"**{ratio[1]}x** ({ratio[0]}-{ratio[2]})" if len(ratio) == 3 else "-"
+            print(
+                f"| {m[0]} | {m[1]} | **{rust}** | {med(values('torch', 'nchw', m))} | "
+                f"{med(values('torch', 'channels_last', m))} | {ratio_text} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

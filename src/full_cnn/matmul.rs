@@ -1,0 +1,165 @@
+//! Matrix products split over the threads, for the Affine layers.
+//!
+//! A convolution layer already keeps both cores busy by handing whole images to the
+//! threads, each image's product running on one thread. An Affine layer has one big
+//! product per pass (SimpleConvNet's first one is `(100 x 4320) · (4320 x 100)` forward,
+//! and two more of that size backward), which `ndarray`'s `dot` runs on one thread. Here
+//! such a product is cut into pieces that the rayon pool runs in parallel, each piece an
+//! ordinary single-threaded product (so no second thread pool is started inside rayon's).
+//!
+//! The cut is along the product's largest dimension:
+//!
+//! ```text
+//! C = A · B,  A (m x k), B (k x n)
+//! m largest:  rows of C    = rows of A    · B          (pieces are independent)
+//! n largest:  columns of C = A · columns of B          (pieces are independent)
+//! k largest:  C = A[:, k0..k1] · B[k0..k1, :] + ...    (partial products, added in order)
+//! ```
+//!
+//! How many pieces depends only on the shapes, never on the number of threads, and the
+//! partial products are added in a fixed order: the same inputs give bit-identical results
+//! on any run and any thread count.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
+
+/// Products smaller than this many multiply-adds run on one thread (splitting costs more
+/// than it saves).
+const PARALLEL_FROM: usize = 1 << 21;
+
+/// Split pieces are at least this long along the cut dimension (a multiple of the GEMM
+/// kernels' block sizes), and there are at most `MAX_PIECES` of them.
+const PIECE_ALIGN: usize = 64;
+const MAX_PIECES: usize = 8;
+
+/// `(start, end)` of the pieces a dimension of `len` is cut into.
+fn pieces(len: usize, flops: usize) -> Vec<(usize, usize)> {
+    let wanted = (flops / PARALLEL_FROM).clamp(2, MAX_PIECES);
+    let size = len
+        .div_ceil(wanted)
+        .next_multiple_of(PIECE_ALIGN)
+        .max(PIECE_ALIGN);
+    (0..len)
+        .step_by(size)
+        .map(|start| (start, (start + size).min(len)))
+        .collect()
+}
+
+/// `A · B`, split over the rayon pool when it is large (see the module docs).
+///
+/// Panics if the inner dimensions differ.
+pub(crate) fn mat_mul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert_eq!(
+        k,
+        k2,
+        "mat_mul: A has shape {:?} but B has shape {:?}",
+        a.shape(),
+        b.shape()
+    );
+    let flops = m * k * n;
+    if flops < PARALLEL_FROM {
+        return a.dot(&b);
+    }
+    if k >= m && k >= n {
+        // Partial products over slices of the inner dimension, then their sum in order.
+        let partials: Vec<Array2<f32>> = pieces(k, flops)
+            .into_par_iter()
+            .map(|(k0, k1)| a.slice(s![.., k0..k1]).dot(&b.slice(s![k0..k1, ..])))
+            .collect();
+        let mut parts = partials.into_iter();
+        let mut c = parts.next().expect("at least one piece");
+        for part in parts {
+            c += &part;
+        }
+        return c;
+    }
+    let mut c = Array2::<f32>::zeros((m, n));
+    // Rows (m largest) or columns (n largest) of C, each piece written by one task.
+    let axis = if m >= n { Axis(0) } else { Axis(1) };
+    let cuts = pieces(c.len_of(axis), flops);
+    let mut blocks = Vec::with_capacity(cuts.len());
+    let mut rest = c.view_mut();
+    for &(start, end) in cuts.iter().rev() {
+        let (left, block) = rest.split_at(axis, start);
+        blocks.push(((start, end), block));
+        rest = left;
+    }
+    blocks
+        .into_par_iter()
+        .for_each(|((start, end), mut block)| {
+            let (a_part, b_part) = if axis == Axis(0) {
+                (a.slice(s![start..end, ..]), b.view())
+            } else {
+                (a.view(), b.slice(s![.., start..end]))
+            };
+            general_mat_mul(1.0, &a_part, &b_part, 0.0, &mut block);
+        });
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product as three plain loops, summed in f64: independent of any GEMM.
+    fn naive(a: &Array2<f32>, b: &Array2<f32>) -> Array2<f32> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols())
+                .map(|p| a[[i, p]] as f64 * b[[p, j]] as f64)
+                .sum::<f64>() as f32
+        })
+    }
+
+    fn matrix(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 31 + j * 17 + seed * 7) % 23) as f32 / 23.0 - 0.5
+        })
+    }
+
+    #[test]
+    fn every_way_of_cutting_matches_the_plain_loops() {
+        // k largest (the Affine forward), m largest (dW), n largest (dx), and one too small
+        // to split; odd sizes so that the last piece is shorter.
+        for (m, k, n) in [(20, 4321, 30), (1001, 20, 70), (30, 40, 1999), (10, 10, 10)] {
+            let (a, b) = (matrix(m, k, 1), matrix(k, n, 2));
+            let c = mat_mul(a.view(), b.view());
+            let expected = naive(&a, &b);
+            let worst = c
+                .iter()
+                .zip(&expected)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-3, "({m}, {k}, {n}): off by {worst}");
+        }
+    }
+
+    #[test]
+    fn transposed_views_work_and_rows_or_columns_cut_changes_no_bit() {
+        // dW = xᵀ · dout takes a transposed view; cutting rows or columns computes every
+        // entry exactly as one unsplit product does.
+        let x = matrix(100, 1500, 3);
+        let dout = matrix(100, 100, 4);
+        let split = mat_mul(x.t(), dout.view());
+        assert_eq!(split, x.t().dot(&dout));
+        let w = matrix(1500, 100, 5);
+        assert_eq!(mat_mul(dout.view(), w.t()), dout.dot(&w.t()));
+    }
+
+    #[test]
+    fn the_pieces_cover_the_dimension_once() {
+        for (len, flops) in [
+            (4320, 43_200_000),
+            (100, 1 << 22),
+            (65, 1 << 30),
+            (1, 1 << 22),
+        ] {
+            let cuts = pieces(len, flops);
+            assert_eq!(cuts.first().unwrap().0, 0);
+            assert_eq!(cuts.last().unwrap().1, len);
+            assert!(cuts.windows(2).all(|w| w[0].1 == w[1].0));
+            assert!(cuts.len() <= MAX_PIECES);
+        }
+    }
+}
