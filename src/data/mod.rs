@@ -80,6 +80,7 @@ mod batches;
 mod download;
 mod idx;
 mod sample;
+mod shift;
 mod sources;
 
 use std::fmt;
@@ -92,6 +93,7 @@ pub use download::{
     DownloadPlan, FailedAttempt, FailureReason, MNIST_MIRRORS, RemoteFile, download_files,
 };
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
+pub use shift::{random_shifts, shift_image_into, shift_images};
 pub use sources::{
     fashion_mnist_search_dirs, mnist_cache_dir, mnist_search_dirs, mnist_standard_files,
 };
