@@ -7,6 +7,7 @@
 //! cargo run --release --example train -- --net mlp --dataset mnist --epochs 20
 //! MNIST_DIR=../shared/data/mnist cargo run --release --example train -- --net deep --dataset mnist
 //! cargo run --release --example train -- --dataset fashion --epochs 1 --min-test-acc 0.81
+//! cargo run --release --example train -- --dataset mnist --epochs 10 --augment-shift 2
 //! cargo run --release --example train -- --dataset sample --epochs 10 \
 //!     --save simple_conv_net.safetensors --predictions predictions.txt
 //! python3 tools/check_params.py simple_conv_net.safetensors predictions.txt
@@ -94,6 +95,10 @@ struct Args {
     /// Fail (exit status 1) if the final test accuracy is below X, e.g. 0.81.
     #[arg(long, value_name = "X")]
     min_test_acc: Option<f32>,
+    /// Shift augmentation: move each training image by a random (dx, dy) of up to N
+    /// pixels each way before every step (0: off).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    augment_shift: usize,
     /// Do not draw the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -141,6 +146,7 @@ fn run(args: &Args) -> Result<(), String> {
         optimizer: Box::new(Adam::new(args.lr, 0.9, 0.999)),
         eval_subset: args.eval_subset,
         show_progress: !args.no_progress,
+        augment_shift: args.augment_shift,
     };
     let history = trainer
         .fit_reporting(&mut net, &data, |e| {

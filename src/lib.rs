@@ -19,6 +19,7 @@
 //! | [`batching`] | batches of images, `im2col` and convolution as one matrix product (バッチ処理) |
 //! | [`pooling`] | max and average pooling, robustness to small shifts (プーリング層も使う) |
 //! | [`full_cnn`] | layers with backward passes, SimpleConvNet and its training (CNN の全体アーキテクチャ, CNN の実装) |
+//! | [`experiments`] | the chapter's claims measured with trained networks: shuffled pixels (§1), shifted digits and shift augmentation (§8) |
 //! | [`data`] | MNIST and Fashion-MNIST; a real 5,000-digit sample ships inside the crate |
 //! | [`viz`] | PNG pictures of filters, feature maps, curves |
 //!
@@ -48,6 +49,7 @@ pub mod padding_stride;
 pub mod pooling;
 
 pub mod data;
+pub mod experiments;
 pub mod viz;
 
 pub mod tutorial;

@@ -86,6 +86,7 @@ mod batches;
 mod download;
 mod idx;
 mod sample;
+mod shift;
 mod sources;
 
 use std::fmt;
@@ -98,6 +99,7 @@ pub use batches::{MiniBatches, mini_batches};
 pub use download::download_files;
 pub use download::{DownloadPlan, FailedAttempt, FailureReason, MNIST_MIRRORS, RemoteFile};
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
+pub use shift::{random_shifts, shift_image_into, shift_images};
 pub use sources::{
     fashion_mnist_search_dirs, mnist_cache_dir, mnist_search_dirs, mnist_standard_files,
 };

@@ -11,6 +11,15 @@
 //! Everything random (the initial weights, the order of the images) comes from seeds, so
 //! the same seed gives the same weights and the same history, bit for bit.
 //!
+//! **Shift augmentation** ([`Trainer::augment_shift`], off by default): with
+//! `augment_shift = N`, every image of every training mini-batch is moved by its own random
+//! `(dx, dy)`, each drawn uniformly from `-N..=N`, with zeros shifted in
+//! ([`random_shifts`](crate::data::random_shifts)); the labels stay as they are, and the
+//! test images are never shifted. So the network sees a slightly different picture of each
+//! digit every epoch and can *learn* that a digit moved by a pixel or two is the same digit.
+//! The shifts come from a second generator seeded from `seed`, so the same seed gives the
+//! same shifts, and switching augmentation on does not change the order of the images.
+//!
 //! A loss that becomes NaN or infinite (a learning rate far too large, a broken input)
 //! stops training at once with [`TrainError::NonFinite`], naming the epoch and step, rather
 //! than carrying on with garbage parameters; so does a non-finite gradient
@@ -27,11 +36,15 @@ use thiserror::Error;
 
 use super::optimizer::{Adam, Optimizer};
 use super::{Network, SoftmaxWithLoss, argmax_rows};
-use crate::data::{Dataset, mini_batches};
+use crate::data::{Dataset, mini_batches, random_shifts};
 
 /// How many images the evaluation pushes through the network at once: enough for fast
 /// matrix products, few enough that a 60,000-image set needs no more than ~70 MB at a time.
 const EVAL_BATCH: usize = 500;
+
+/// Mixed into the seed of the shift augmentation's generator, to make it differ from the
+/// shuffling's.
+const SHIFT_SEED: u64 = 0x5348_4946_5453; // "SHIFTS"
 
 /// The settings of a training run. [`Default`] is the book's recipe: mini-batches of 100,
 /// Adam with learning rate 0.001, 20 epochs; seed 0; evaluation on every image.
@@ -64,6 +77,9 @@ pub struct Trainer {
     pub eval_subset: Option<usize>,
     /// Draw a progress bar with the running loss on the terminal.
     pub show_progress: bool,
+    /// Shift augmentation: move each training image by a random `(dx, dy)` in
+    /// `-N..=N` pixels before each step (0, the default: no shifts). See the module docs.
+    pub augment_shift: usize,
 }
 
 impl Default for Trainer {
@@ -75,6 +91,7 @@ impl Default for Trainer {
             optimizer: Box::new(Adam::default()),
             eval_subset: None,
             show_progress: true,
+            augment_shift: 0,
         }
     }
 }
@@ -199,6 +216,8 @@ impl Trainer {
         }
         let steps_per_epoch = images.div_ceil(self.batch_size);
         let mut rng = StdRng::seed_from_u64(self.seed);
+        // Its own generator, so augmentation leaves the order of the images as it was.
+        let mut shift_rng = StdRng::seed_from_u64(self.seed ^ SHIFT_SEED);
         let mut history = History::default();
 
         for epoch in 1..=self.epochs {
@@ -212,6 +231,7 @@ impl Trainer {
                 &mut rng,
             );
             for (step, (x, t)) in batches.enumerate().map(|(i, b)| (i + 1, b)) {
+                let x = random_shifts(x, self.augment_shift, &mut shift_rng);
                 let (loss, grads) = net.gradient(x.view(), t.view());
                 if !loss.is_finite() {
                     bar.abandon();

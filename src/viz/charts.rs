@@ -1,7 +1,9 @@
-//! Charts with axes: lines through points, training curves, a confusion matrix.
+//! Charts with axes: lines through points, grouped bars, training curves, a confusion
+//! matrix.
 
 use ndarray::ArrayView2;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::canvas::{Canvas, LABEL_SIZE, TITLE_SIZE, font, text_height, text_width};
 use super::colour::sequential;
@@ -19,6 +21,30 @@ const LINE_COLOURS: [RGBColor; 4] = [
 fn padded(lo: f32, hi: f32) -> std::ops::Range<f32> {
     let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
     (lo - pad)..(hi + pad)
+}
+
+/// Which corner of the plot a chart's legend sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegendCorner {
+    /// Top left (the default of [`line_chart`]: empty for curves that rise).
+    UpperLeft,
+    /// Top right.
+    UpperRight,
+    /// Bottom left (empty for curves that fall, such as accuracy against shift).
+    LowerLeft,
+    /// Bottom right.
+    LowerRight,
+}
+
+impl LegendCorner {
+    fn position(self) -> SeriesLabelPosition {
+        match self {
+            LegendCorner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            LegendCorner::UpperRight => SeriesLabelPosition::UpperRight,
+            LegendCorner::LowerLeft => SeriesLabelPosition::LowerLeft,
+            LegendCorner::LowerRight => SeriesLabelPosition::LowerRight,
+        }
+    }
 }
 
 /// Lines through points, one per named series, with markers and a legend: the shift
@@ -44,6 +70,34 @@ pub fn line_chart(
     x_label: &str,
     y_label: &str,
     series: &[(&str, &[(f32, f32)])],
+) -> Result<Picture, PlotError> {
+    line_chart_with_legend(title, x_label, y_label, series, LegendCorner::UpperLeft)
+}
+
+/// [`line_chart`] with the legend in another corner, to keep it off the lines: accuracy
+/// against shift falls from the top left, so its legend goes [`LegendCorner::LowerLeft`].
+///
+/// ```
+/// use cnn_from_scratch::viz::{self, LegendCorner};
+///
+/// let fc = [(0.0, 97.5), (1.0, 90.1), (2.0, 62.0)];
+/// let cnn = [(0.0, 98.4), (1.0, 96.0), (2.0, 88.0)];
+/// let picture = viz::line_chart_with_legend(
+///     "Test accuracy of digits moved by k pixels",
+///     "shift (pixels)",
+///     "test accuracy (%)",
+///     &[("fully connected", &fc[..]), ("SimpleConvNet", &cnn[..])],
+///     LegendCorner::LowerLeft,
+/// )?;
+/// assert_eq!(picture.width(), 960);
+/// # Ok::<(), viz::PlotError>(())
+/// ```
+pub fn line_chart_with_legend(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, &[(f32, f32)])],
+    legend: LegendCorner,
 ) -> Result<Picture, PlotError> {
     let points = || series.iter().flat_map(|(_, pts)| pts.iter());
     if points().next().is_none() {
@@ -78,6 +132,149 @@ pub fn line_chart(
                     PathElement::new([(x, y), (x + 24, y)], colour.stroke_width(3))
                 });
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, colour.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font(font(LABEL_SIZE))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(legend.position())
+            .draw()?;
+        Ok(())
+    })?;
+    canvas.into_picture()
+}
+
+/// A number as a bar's label: three significant digits or so (`97.3`, `0.954`, `1250`).
+fn bar_label(v: f32) -> String {
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 10.0 => format!("{v:.1}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        _ => format!("{v:.3}"),
+    }
+}
+
+/// Grouped bars that show every measurement: for each group (a network, say) one bar per
+/// series (pixels as they are, pixels shuffled), as high as the mean of its values, with
+/// each value (one per seed) drawn as a black dot on the bar and the mean written above it.
+///
+/// `series` holds, for each series, its name and one list of values per group (a list may
+/// be empty: no bar). The value axis starts near the smallest value rather than at zero,
+/// so differences of a percent stay visible; its tick labels say where it starts.
+///
+/// # Panics
+///
+/// If a series does not have one list of values per group.
+///
+/// ```
+/// use cnn_from_scratch::viz;
+///
+/// let as_is = [vec![97.6, 97.4, 97.9], vec![98.7, 98.9, 98.8]];
+/// let shuffled = [vec![97.5, 97.7, 97.3], vec![93.0, 92.1, 93.4]];
+/// let picture = viz::bar_chart(
+///     "Test accuracy with the pixels as they are and shuffled",
+///     "network",
+///     "test accuracy (%)",
+///     &["fully connected", "SimpleConvNet"],
+///     &[("pixels as they are", &as_is[..]), ("pixels shuffled", &shuffled[..])],
+/// )?;
+/// assert_eq!((picture.width(), picture.height()), (960, 600));
+/// # Ok::<(), viz::PlotError>(())
+/// ```
+pub fn bar_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    groups: &[&str],
+    series: &[(&str, &[Vec<f32>])],
+) -> Result<Picture, PlotError> {
+    for (name, values) in series {
+        assert_eq!(
+            values.len(),
+            groups.len(),
+            "bar_chart: series {name:?} has {} lists of values for {} groups",
+            values.len(),
+            groups.len()
+        );
+    }
+    let values = || {
+        series
+            .iter()
+            .flat_map(|(_, per_group)| per_group.iter().flatten())
+    };
+    if values().next().is_none() {
+        return Err(PlotError::Nothing(format!(
+            "bar_chart {title:?} got no values"
+        )));
+    }
+    let (lo, hi) = super::colour::min_max(values());
+    let span = if hi > lo { hi - lo } else { hi.abs().max(1.0) };
+    // Start at zero when that still shows the differences, else a round number below the
+    // smallest value; leave room above the bars for their labels and the legend.
+    let bottom = if lo >= 0.0 && lo < 0.5 * hi {
+        0.0
+    } else {
+        let step = 10f32.powf((0.5 * span).log10().floor());
+        ((lo - 0.3 * span) / step).floor() * step
+    };
+    let top = hi + 0.45 * (hi - bottom);
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+
+    let mut canvas = Canvas::new(960, 600);
+    canvas.draw(|root| {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, font(TITLE_SIZE))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5f32..groups.len() as f32 - 0.5, bottom..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(font(LABEL_SIZE))
+            .axis_desc_style(font(LABEL_SIZE + 2))
+            .draw()?;
+        let above = font(LABEL_SIZE)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        let below = font(LABEL_SIZE)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        let width = 0.8 / series.len().max(1) as f32;
+        for (k, (name, per_group)) in series.iter().enumerate() {
+            let colour = LINE_COLOURS[k % LINE_COLOURS.len()];
+            let left = |g: usize| g as f32 - 0.4 + k as f32 * width + 0.05 * width;
+            let right = |g: usize| g as f32 - 0.4 + (k + 1) as f32 * width - 0.05 * width;
+            let bars = per_group.iter().enumerate().filter(|(_, v)| !v.is_empty());
+            chart
+                .draw_series(bars.clone().map(|(g, v)| {
+                    Rectangle::new([(left(g), bottom), (right(g), mean(v))], colour.filled())
+                }))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 7), (x + 20, y + 7)], colour.filled())
+                });
+            for (g, v) in bars {
+                let centre = (left(g) + right(g)) / 2.0;
+                chart.draw_series(
+                    v.iter()
+                        .map(|&y| Circle::new((centre, y), 4, BLACK.filled())),
+                )?;
+                // The mean above the bar and above its highest dot.
+                let highest = v.iter().copied().fold(mean(v), f32::max);
+                let (x, y) = chart.backend_coord(&(centre, highest));
+                root.draw(&Text::new(bar_label(mean(v)), (x, y - 8), &above))?;
+            }
+        }
+        // Group names under the axis, centred on each group (the axis has no ticks).
+        for (g, name) in groups.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(g as f32, bottom));
+            root.draw(&Text::new(name.to_string(), (x, y + 8), &below))?;
         }
         chart
             .configure_series_labels()

@@ -15,7 +15,8 @@
 //! | a filter bank `(FN, C, FH, FW)`, blue-white-red around zero, with a colour bar | [`filter_grid`] |
 //! | the feature maps of one input, each scaled to its own range | [`feature_maps`] |
 //! | images side by side at one scale (before/after a filter, padding and stride, pooling) | [`side_by_side`] |
-//! | lines through points (the shift experiment) | [`line_chart`] |
+//! | lines through points (the shift experiment), legend in any corner | [`line_chart`], [`line_chart_with_legend`] |
+//! | grouped bars with every measurement as a dot (accuracy per network and seed) | [`bar_chart`] |
 //! | loss per step and accuracy per epoch | [`training_curves`] |
 //! | a confusion matrix with counts | [`confusion_matrix`] |
 //!
@@ -48,7 +49,9 @@ mod table;
 
 use std::path::PathBuf;
 
-pub use charts::{confusion_matrix, line_chart, training_curves};
+pub use charts::{
+    LegendCorner, bar_chart, confusion_matrix, line_chart, line_chart_with_legend, training_curves,
+};
 pub use chelsea::{chelsea, load_png_rgb, rgb_to_grey};
 pub use grids::{Panel, feature_maps, filter_grid, image_grid, side_by_side};
 pub use picture::Picture;
