@@ -223,6 +223,7 @@ fn train(
         // test accuracy once at the end.
         eval_subset: Some(0),
         show_progress: settings.show_progress,
+        ..Trainer::default()
     };
     let started = Instant::now();
     trainer.fit(&mut net, sample).map_err(|e| e.to_string())?;
