@@ -1,6 +1,7 @@
 //! # The whole CNN: layers, backpropagation and SimpleConvNet (CNN の全体アーキテクチャ, CNN の実装)
 //!
-//! *Tutorial: [page 7](crate::tutorial::_07_full_cnn) · notebook: `notebooks/07_full_cnn.ipynb`*
+//! *Tutorial: [page 7](crate::tutorial::_07_full_cnn) · notebook: `notebooks/07_full_cnn.ipynb` ·
+//! your own network: [page 8](crate::tutorial::_08_build_your_own), `notebooks/08_build_your_own.ipynb`*
 //!
 //! A CNN stacks "Convolution - Activation - Pooling" blocks in front of the usual
 //! "Affine - Activation" layers of a fully connected net and ends with Softmax (book
