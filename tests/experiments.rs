@@ -122,7 +122,10 @@ fn shift_matches_hand_made_cases() {
             "shift ({dx}, {dy})"
         );
     }
-    assert_eq!(shift_images(x.view(), 0, -7), Array4::<f32>::zeros((1, 1, 3, 4)));
+    assert_eq!(
+        shift_images(x.view(), 0, -7),
+        Array4::<f32>::zeros((1, 1, 3, 4))
+    );
 }
 
 #[test]
