@@ -148,8 +148,8 @@ fn run(args: &Args) -> Result {
     println!(
         "data: {} ({} training, {} test digits): {why}",
         data.name,
-        data.train_labels.len(),
-        data.test_labels.len()
+        thousands(data.train_labels.len()),
+        thousands(data.test_labels.len())
     );
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
@@ -181,10 +181,10 @@ fn run(args: &Args) -> Result {
     };
     let setting = format!(
         "{} training digits, {} epoch{}, {} test digits, seeds {:?}",
-        small.train_labels.len(),
+        thousands(small.train_labels.len()),
         training.epochs,
         if training.epochs == 1 { "" } else { "s" },
-        small.test_labels.len(),
+        thousands(small.test_labels.len()),
         training.seeds
     );
 
@@ -194,7 +194,10 @@ fn run(args: &Args) -> Result {
         let permutation_seed = 7;
         let r = shuffled_pixels(&small, &training, permutation_seed).map_err(|e| e.to_string())?;
         out.table(
-            &format!("1. Test accuracy (%), pixels as they are and shuffled (permutation seed {permutation_seed}); {setting}"),
+            &format!(
+                "1. Test accuracy (%), pixels as they are and shuffled (permutation seed \
+                 {permutation_seed}); {setting}"
+            ),
             &r.markdown(),
         );
         out.tsv.extend(r.tsv_rows());
@@ -212,7 +215,10 @@ fn run(args: &Args) -> Result {
         println!("\n=== 2. Shifted test digits (§8): {setting}");
         let r = shifted_test_digits(&small, &training, &Net::ALL, 4).map_err(|e| e.to_string())?;
         out.table(
-            &format!("2. Test accuracy (%) with every test digit moved k pixels (mean of right, left, down, up; ± sd over seeds); {setting}"),
+            &format!(
+                "2. Test accuracy (%) with every test digit moved k pixels (mean of right, left, \
+                 down, up; ± sd over seeds); {setting}"
+            ),
             &r.markdown(),
         );
         out.tsv.extend(r.tsv_rows("2_shifted_digits"));
@@ -276,13 +282,17 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         };
         let setting = format!(
             "{} training digits, {epochs} epochs, {} test digits, seed 0",
-            set.train_labels.len(),
-            set.test_labels.len()
+            thousands(set.train_labels.len()),
+            thousands(set.test_labels.len())
         );
         println!("\n=== 3. Robustness learned from data (§8), shifts up to {n} px: {setting}");
         let r = learned_robustness(&set, &training, n, 4).map_err(|e| e.to_string())?;
         out.table(
-            &format!("3{}. SimpleConvNet with and without shift augmentation, test accuracy (%) with test digits moved k pixels; {setting}", if name == "full" { "a" } else { "b" }),
+            &format!(
+                "3{}. SimpleConvNet with and without shift augmentation, test accuracy (%) with \
+                 test digits moved k pixels; {setting}",
+                if name == "full" { "a" } else { "b" }
+            ),
             &r.markdown(),
         );
         out.tsv
@@ -299,8 +309,9 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
             } else {
                 "no shifts".into()
             };
+            let digits = thousands(set.train_labels.len());
             lines.push((
-                format!("{} digits, {epochs} epochs, {how}", set.train_labels.len()),
+                format!("{digits} training digits, {epochs} epochs, {how}"),
                 points,
             ));
         }
@@ -325,6 +336,19 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         print_targets(n, &parts);
     }
     Ok(())
+}
+
+/// `60000` as `60,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The issue's targets for N = 2 on full MNIST, met or not.
