@@ -16,7 +16,7 @@
 //!
 //! Full MNIST is used when it is on disk (`$MNIST_DIR`, `./data/mnist`, the cache folder),
 //! otherwise the embedded sample; the first line says which. Experiments 1 and 2 train on
-//! the first `--train-images` training digits (default 10,000) for `--epochs` (default 3)
+//! the first `--train-images` training digits (default 20,000) for `--epochs` (default 3)
 //! and test on every test digit. Prints each table as it is done and writes into `--out`
 //! (default `target/experiments/`): a PNG per experiment, `results.tsv` with every number,
 //! `tables.md` with the tables.
@@ -59,7 +59,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
     only: Vec<u8>,
     /// Experiments 1 and 2: train on the first N training digits.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     train_images: usize,
     /// Experiments 1 and 2: passes over those digits.
     #[arg(long, value_name = "E", default_value_t = 3)]
