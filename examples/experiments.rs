@@ -12,7 +12,8 @@
 //! 2. Shifted test digits (§8): four networks, test digits moved 0-4 pixels, 3 seeds.
 //! 3. Robustness learned from data (§8): SimpleConvNet trained with and without random
 //!    shifts of up to 2 pixels: 10 epochs on all 60,000 MNIST training digits, and 40 epochs
-//!    on the 4,000-digit sample, both tested on the 10,000 MNIST test digits.
+//!    on the 4,000-digit sample, both tested on the 10,000 MNIST test digits; one seed
+//!    (`--exp3-seeds` for more).
 //!
 //! Full MNIST is used when it is on disk (`$MNIST_DIR`, `./data/mnist`, the cache folder),
 //! otherwise the embedded sample; the first line says which. Experiments 1 and 2 train on
@@ -73,6 +74,9 @@ struct Args {
     /// Experiment 3: passes over the 60,000 digits of full MNIST.
     #[arg(long, value_name = "E", default_value_t = 10)]
     full_epochs: usize,
+    /// Experiment 3: seeds 0..S (each trains two networks on each training set).
+    #[arg(long, value_name = "S", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    exp3_seeds: u64,
     /// Experiment 3: passes over the 4,000 digits of the sample.
     #[arg(long, value_name = "E", default_value_t = 40)]
     sample_epochs: usize,
@@ -202,7 +206,7 @@ fn run(args: &Args) -> Result {
         );
         out.tsv.extend(r.tsv_rows());
         out.picture(
-            "1_shuffled_pixels.png",
+            "exp1_shuffled_pixels.png",
             "experiment 1: test accuracy of FC and CNN, pixels as they are and shuffled",
             r.chart("Shuffled pixels: can the network still tell the digits apart?")
                 .map_err(|e| e.to_string())?,
@@ -223,7 +227,7 @@ fn run(args: &Args) -> Result {
         );
         out.tsv.extend(r.tsv_rows("2_shifted_digits"));
         out.picture(
-            "2_shifted_digits.png",
+            "exp2_shifted_digits.png",
             "experiment 2: test accuracy against shift for FC, CNN without pooling, max and average pooling",
             r.chart("Test digits moved by k pixels: which network copes?")
                 .map_err(|e| e.to_string())?,
@@ -274,16 +278,18 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         ("sample", sample_set, sample_epochs),
     ] {
         let Some(set) = set else { continue };
+        let seeds = if args.quick { 1 } else { args.exp3_seeds };
         let training = Training {
             epochs,
-            seeds: vec![0],
+            seeds: (0..seeds).collect(),
             show_progress: true,
             ..Training::default()
         };
         let setting = format!(
-            "{} training digits, {epochs} epochs, {} test digits, seed 0",
+            "{} training digits, {epochs} epochs, {} test digits, seeds {:?}",
             thousands(set.train_labels.len()),
-            thousands(set.test_labels.len())
+            thousands(set.test_labels.len()),
+            training.seeds
         );
         println!("\n=== 3. Robustness learned from data (§8), shifts up to {n} px: {setting}");
         let r = learned_robustness(&set, &training, n, 4).map_err(|e| e.to_string())?;
@@ -322,7 +328,7 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         .map(|(_, r, _)| (r.test_set.clone(), r.test_images))
         .unwrap_or_default();
     out.picture(
-        "3_learned_robustness.png",
+        "exp3_learned_robustness.png",
         "experiment 3: SimpleConvNet trained with and without random shifts, accuracy against shift",
         chart_lines(
             "SimpleConvNet trained on shifted digits learns to ignore small shifts",
@@ -343,7 +349,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

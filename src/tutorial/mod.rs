@@ -15,6 +15,7 @@
 //! | [5. Batches and im2col](_05_batching) | バッチ処理 | [`batching`](crate::batching) | `notebooks/05_batching.ipynb` |
 //! | [6. Pooling](_06_pooling) | プーリング層も使う / Convolution と Pooling の比較 | [`pooling`](crate::pooling) | `notebooks/06_pooling.ipynb` |
 //! | [7. The whole CNN, trained](_07_full_cnn) | CNN の全体アーキテクチャ / CNN の実装 | [`full_cnn`](crate::full_cnn) | `notebooks/07_full_cnn.ipynb` |
+//! | [9. The chapter's claims, measured](_09_experiments) | これまでのシンプルな NN の限界 / プーリング層 (§1, §8) | [`experiments`](crate::experiments) | `notebooks/09_experiments.ipynb` |
 //!
 //! Every code block on these pages is a doc test: `cargo test --doc` runs them all, so
 //! they stay true. They need no download (digits come from the 5,000-digit MNIST sample
@@ -53,10 +54,13 @@ pub mod _07_full_cnn {}
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial/_08_build_your_own.md"))]
 pub mod _08_build_your_own {}
 
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial/_09_experiments.md"))]
+pub mod _09_experiments {}
+
 #[cfg(test)]
 mod tests {
     /// The pages as rustdoc sees them (text plus the definitions build.rs appended).
-    const PAGES: [(&str, &str); 7] = [
+    const PAGES: [(&str, &str); 8] = [
         (
             "_01_fc_limits",
             include_str!(concat!(env!("OUT_DIR"), "/tutorial/_01_fc_limits.md")),
@@ -84,6 +88,10 @@ mod tests {
         (
             "_07_full_cnn",
             include_str!(concat!(env!("OUT_DIR"), "/tutorial/_07_full_cnn.md")),
+        ),
+        (
+            "_09_experiments",
+            include_str!(concat!(env!("OUT_DIR"), "/tutorial/_09_experiments.md")),
         ),
     ];
 
