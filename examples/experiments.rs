@@ -12,11 +12,12 @@
 //! 2. Shifted test digits (§8): four networks, test digits moved 0-4 pixels, 3 seeds.
 //! 3. Robustness learned from data (§8): SimpleConvNet trained with and without random
 //!    shifts of up to 2 pixels: 10 epochs on all 60,000 MNIST training digits, and 40 epochs
-//!    on the 4,000-digit sample, both tested on the 10,000 MNIST test digits.
+//!    on the 4,000-digit sample, both tested on the 10,000 MNIST test digits; one seed
+//!    (`--exp3-seeds` for more).
 //!
 //! Full MNIST is used when it is on disk (`$MNIST_DIR`, `./data/mnist`, the cache folder),
 //! otherwise the embedded sample; the first line says which. Experiments 1 and 2 train on
-//! the first `--train-images` training digits (default 10,000) for `--epochs` (default 3)
+//! the first `--train-images` training digits (default 20,000) for `--epochs` (default 3)
 //! and test on every test digit. Prints each table as it is done and writes into `--out`
 //! (default `target/experiments/`): a PNG per experiment, `results.tsv` with every number,
 //! `tables.md` with the tables.
@@ -59,7 +60,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
     only: Vec<u8>,
     /// Experiments 1 and 2: train on the first N training digits.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
     train_images: usize,
     /// Experiments 1 and 2: passes over those digits.
     #[arg(long, value_name = "E", default_value_t = 3)]
@@ -73,6 +74,9 @@ struct Args {
     /// Experiment 3: passes over the 60,000 digits of full MNIST.
     #[arg(long, value_name = "E", default_value_t = 10)]
     full_epochs: usize,
+    /// Experiment 3: seeds 0..S (each trains two networks on each training set).
+    #[arg(long, value_name = "S", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    exp3_seeds: u64,
     /// Experiment 3: passes over the 4,000 digits of the sample.
     #[arg(long, value_name = "E", default_value_t = 40)]
     sample_epochs: usize,
@@ -148,8 +152,8 @@ fn run(args: &Args) -> Result {
     println!(
         "data: {} ({} training, {} test digits): {why}",
         data.name,
-        data.train_labels.len(),
-        data.test_labels.len()
+        thousands(data.train_labels.len()),
+        thousands(data.test_labels.len())
     );
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
@@ -181,10 +185,10 @@ fn run(args: &Args) -> Result {
     };
     let setting = format!(
         "{} training digits, {} epoch{}, {} test digits, seeds {:?}",
-        small.train_labels.len(),
+        thousands(small.train_labels.len()),
         training.epochs,
         if training.epochs == 1 { "" } else { "s" },
-        small.test_labels.len(),
+        thousands(small.test_labels.len()),
         training.seeds
     );
 
@@ -194,12 +198,15 @@ fn run(args: &Args) -> Result {
         let permutation_seed = 7;
         let r = shuffled_pixels(&small, &training, permutation_seed).map_err(|e| e.to_string())?;
         out.table(
-            &format!("1. Test accuracy (%), pixels as they are and shuffled (permutation seed {permutation_seed}); {setting}"),
+            &format!(
+                "1. Test accuracy (%), pixels as they are and shuffled (permutation seed \
+                 {permutation_seed}); {setting}"
+            ),
             &r.markdown(),
         );
         out.tsv.extend(r.tsv_rows());
         out.picture(
-            "1_shuffled_pixels.png",
+            "exp1_shuffled_pixels.png",
             "experiment 1: test accuracy of FC and CNN, pixels as they are and shuffled",
             r.chart("Shuffled pixels: can the network still tell the digits apart?")
                 .map_err(|e| e.to_string())?,
@@ -212,12 +219,15 @@ fn run(args: &Args) -> Result {
         println!("\n=== 2. Shifted test digits (§8): {setting}");
         let r = shifted_test_digits(&small, &training, &Net::ALL, 4).map_err(|e| e.to_string())?;
         out.table(
-            &format!("2. Test accuracy (%) with every test digit moved k pixels (mean of right, left, down, up; ± sd over seeds); {setting}"),
+            &format!(
+                "2. Test accuracy (%) with every test digit moved k pixels (mean of right, left, \
+                 down, up; ± sd over seeds); {setting}"
+            ),
             &r.markdown(),
         );
         out.tsv.extend(r.tsv_rows("2_shifted_digits"));
         out.picture(
-            "2_shifted_digits.png",
+            "exp2_shifted_digits.png",
             "experiment 2: test accuracy against shift for FC, CNN without pooling, max and average pooling",
             r.chart("Test digits moved by k pixels: which network copes?")
                 .map_err(|e| e.to_string())?,
@@ -268,21 +278,27 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         ("sample", sample_set, sample_epochs),
     ] {
         let Some(set) = set else { continue };
+        let seeds = if args.quick { 1 } else { args.exp3_seeds };
         let training = Training {
             epochs,
-            seeds: vec![0],
+            seeds: (0..seeds).collect(),
             show_progress: true,
             ..Training::default()
         };
         let setting = format!(
-            "{} training digits, {epochs} epochs, {} test digits, seed 0",
-            set.train_labels.len(),
-            set.test_labels.len()
+            "{} training digits, {epochs} epochs, {} test digits, seeds {:?}",
+            thousands(set.train_labels.len()),
+            thousands(set.test_labels.len()),
+            training.seeds
         );
         println!("\n=== 3. Robustness learned from data (§8), shifts up to {n} px: {setting}");
         let r = learned_robustness(&set, &training, n, 4).map_err(|e| e.to_string())?;
         out.table(
-            &format!("3{}. SimpleConvNet with and without shift augmentation, test accuracy (%) with test digits moved k pixels; {setting}", if name == "full" { "a" } else { "b" }),
+            &format!(
+                "3{}. SimpleConvNet with and without shift augmentation, test accuracy (%) with \
+                 test digits moved k pixels; {setting}",
+                if name == "full" { "a" } else { "b" }
+            ),
             &r.markdown(),
         );
         out.tsv
@@ -299,8 +315,9 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
             } else {
                 "no shifts".into()
             };
+            let digits = thousands(set.train_labels.len());
             lines.push((
-                format!("{} digits, {epochs} epochs, {how}", set.train_labels.len()),
+                format!("{digits} training digits, {epochs} epochs, {how}"),
                 points,
             ));
         }
@@ -311,7 +328,7 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         .map(|(_, r, _)| (r.test_set.clone(), r.test_images))
         .unwrap_or_default();
     out.picture(
-        "3_learned_robustness.png",
+        "exp3_learned_robustness.png",
         "experiment 3: SimpleConvNet trained with and without random shifts, accuracy against shift",
         chart_lines(
             "SimpleConvNet trained on shifted digits learns to ignore small shifts",
@@ -325,6 +342,19 @@ fn experiment3(args: &Args, data: &Dataset, source: Source, out: &mut Outputs) -
         print_targets(n, &parts);
     }
     Ok(())
+}
+
+/// `60000` as `60,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The issue's targets for N = 2 on full MNIST, met or not.

@@ -5,7 +5,7 @@
 //! Every idea of the chapter is a function you can run, a picture you can look at and a
 //! test that checks it against an independent computation.
 //!
-//! **Start here: [the tutorial](tutorial)**, eight pages in the order of the chapter, each
+//! **Start here: [the tutorial](tutorial)**, nine pages in the order of the chapter, each
 //! with the idea, the book's equation, code you can run and the picture it makes.
 //!
 //! ## The chapter map

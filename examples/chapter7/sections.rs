@@ -102,6 +102,10 @@ pub fn section1_fc_limits(out: &mut Output, seed: u64) -> Result {
         demo.conv_output_max_abs,
         demo.conv_sorted_max_abs_diff
     );
+    println!(
+        "Trained networks on shuffled digits (FC vs CNN, 3 seeds): experiment 1 of\n  \
+         `cargo run --release --example experiments` (README: \"The chapter's claims, measured\")."
+    );
 
     let digits = data.train_images.slice(s![..20, .., .., ..]);
     let captions: Vec<String> = data
@@ -529,6 +533,10 @@ pub fn section8_pooling(out: &mut Output) -> Result {
     println!(
         "pooling::shift_experiment (1 pixel): right {:.3} -> {:.3} pooled, down {:.3} -> {:.3} pooled",
         e.conv_change_x, e.pooled_change_x, e.conv_change_y, e.pooled_change_y
+    );
+    println!(
+        "Test accuracy of trained networks on shifted digits, and shift robustness learned from\n  \
+         shifted training digits: experiments 2 and 3 of `cargo run --release --example experiments`."
     );
     out.picture(
         "08_shift_experiment.png",

@@ -65,6 +65,13 @@
 //! assert_eq!(labels.len(), 32);
 //! ```
 //!
+//! ## Moving digits
+//!
+//! [`shift_images`] moves every image of a batch by `(dx, dy)` pixels, zeros shifted in: the
+//! shifted test digits of the pooling experiment. [`random_shifts`] moves each image by its
+//! own random shift, for shift augmentation during training
+//! ([`Trainer::augment_shift`](crate::full_cnn::trainer::Trainer::augment_shift)).
+//!
 //! ## Getting full MNIST by hand
 //!
 //! [`Dataset::load`]`(Source::Mnist)` looks for the four files (raw or `.gz`) in

@@ -14,7 +14,7 @@
 //! **Shift augmentation** ([`Trainer::augment_shift`], off by default): with
 //! `augment_shift = N`, every image of every training mini-batch is moved by its own random
 //! `(dx, dy)`, each drawn uniformly from `-N..=N`, with zeros shifted in
-//! ([`random_shifts`](crate::data::random_shifts)); the labels stay as they are, and the
+//! ([`random_shifts`]); the labels stay as they are, and the
 //! test images are never shifted. So the network sees a slightly different picture of each
 //! digit every epoch and can *learn* that a digit moved by a pixel or two is the same digit.
 //! The shifts come from a second generator seeded from `seed`, so the same seed gives the

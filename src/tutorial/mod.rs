@@ -1,4 +1,4 @@
-//! # Tutorial: chapter 7 in eight pages (start here)
+//! # Tutorial: chapter 7 in nine pages (start here)
 //!
 //! A third way into the crate, next to the module docs and the notebooks: one page per
 //! section of the chapter note, in the order of the book's chapter 7, "Convolutional neural
@@ -16,6 +16,7 @@
 //! | [6. Pooling](_06_pooling) | プーリング層も使う / Convolution と Pooling の比較 | [`pooling`](crate::pooling) | `notebooks/06_pooling.ipynb` |
 //! | [7. The whole CNN, trained](_07_full_cnn) | CNN の全体アーキテクチャ / CNN の実装 | [`full_cnn`](crate::full_cnn) | `notebooks/07_full_cnn.ipynb` |
 //! | [8. Build your own network](_08_build_your_own) | CNN の全体アーキテクチャ (many variations) | [`Network`](crate::full_cnn::Network), [`Layer`](crate::full_cnn::Layer), [`networks`](crate::full_cnn::networks) | `notebooks/08_build_your_own.ipynb` |
+//! | [9. The chapter's claims, measured](_09_experiments) | これまでのシンプルな NN の限界 / プーリング層 (§1, §8) | [`experiments`](crate::experiments) | `notebooks/09_experiments.ipynb` |
 //!
 //! Every code block on these pages is a doc test: `cargo test --doc` runs them all, so
 //! they stay true. They need no download (digits come from the 5,000-digit MNIST sample
@@ -54,10 +55,13 @@ pub mod _07_full_cnn {}
 #[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial/_08_build_your_own.md"))]
 pub mod _08_build_your_own {}
 
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/tutorial/_09_experiments.md"))]
+pub mod _09_experiments {}
+
 #[cfg(test)]
 mod tests {
     /// The pages as rustdoc sees them (text plus the definitions build.rs appended).
-    const PAGES: [(&str, &str); 8] = [
+    const PAGES: [(&str, &str); 9] = [
         (
             "_01_fc_limits",
             include_str!(concat!(env!("OUT_DIR"), "/tutorial/_01_fc_limits.md")),
@@ -89,6 +93,10 @@ mod tests {
         (
             "_08_build_your_own",
             include_str!(concat!(env!("OUT_DIR"), "/tutorial/_08_build_your_own.md")),
+        ),
+        (
+            "_09_experiments",
+            include_str!(concat!(env!("OUT_DIR"), "/tutorial/_09_experiments.md")),
         ),
     ];
 
