@@ -19,7 +19,11 @@ fn batch(n: usize, seed: usize) -> (Array4<f32>, Array1<u8>) {
 }
 
 /// The weights' bits after `steps` Adam steps on `threads` threads, and the losses'.
-fn train(build: &(dyn Fn() -> Network + Sync), steps: usize, threads: usize) -> (Vec<u32>, Vec<u32>) {
+fn train(
+    build: &(dyn Fn() -> Network + Sync),
+    steps: usize,
+    threads: usize,
+) -> (Vec<u32>, Vec<u32>) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -53,8 +57,14 @@ fn check(build: &(dyn Fn() -> Network + Sync), steps: usize) {
         .collect();
     let (a, losses_a) = train(build, steps, 2);
     let (b, losses_b) = train(build, steps, 2);
-    assert_ne!(a, initial, "training changed no weight: the test would be vacuous");
-    assert_eq!(losses_a, losses_b, "losses differ between two 2-thread runs");
+    assert_ne!(
+        a, initial,
+        "training changed no weight: the test would be vacuous"
+    );
+    assert_eq!(
+        losses_a, losses_b,
+        "losses differ between two 2-thread runs"
+    );
     assert!(a == b, "weights differ between two 2-thread runs");
     let (c, losses_c) = train(build, steps, 1);
     assert_eq!(losses_a, losses_c, "losses differ between 2 threads and 1");
