@@ -270,13 +270,17 @@ impl Convolution {
                         Some(plan) => plan.padded_len(),
                         None => k * positions,
                     };
-                    (vec![0.0f32; col_len], vec![0.0f32; fnum * positions])
+                    (
+                        vec![0.0f32; col_len],
+                        vec![0.0f32; fnum * positions],
+                        Vec::new(),
+                    )
                 },
-                |(col, maps), ((out_n, extra_n), image)| {
+                |(col, maps, scratch), ((out_n, extra_n), image)| {
                     if let (Some(plan), Some(packed)) = (&direct, &packed) {
                         // Stride 1: straight from the padded image (module direct_conv).
                         plan.pad_image(image, col);
-                        plan.run(col, packed, Some(bias), maps);
+                        plan.run(col, packed, Some(bias), scratch, maps);
                         sink(maps, out_n, extra_n);
                         return;
                     }
@@ -431,6 +435,7 @@ impl Convolution {
                         _ => (vec![0.0f32; positions * k], Vec::new()),
                     };
                     let mut dcol = vec![0.0f32; dx_plan.map_or(k * positions, |p| p.padded_len())];
+                    let mut scratch = Vec::new();
                     for (i, image) in x_g.chunks_exact(image_len).enumerate() {
                         fill(group * GROUP + i, &mut dout_n);
                         for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
@@ -456,7 +461,7 @@ impl Convolution {
                             // dx = dout padded by FH-1-pad, convolved with the flipped
                             // filters: the forward kernel again.
                             plan.pad_image(&dout_n, &mut dcol);
-                            plan.run(&dcol, packed, None, dx_n);
+                            plan.run(&dcol, packed, None, &mut scratch, dx_n);
                         } else {
                             // dcol_n = Wᵀ · dout_n in the transposed im2col layout, folded
                             // straight back onto the image by col2im.

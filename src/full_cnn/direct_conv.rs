@@ -32,8 +32,8 @@ const LANES: usize = 8;
 
 /// Register blocks `(MR filters, L outputs)` of the forward kernel: at most 12 vectors of
 /// 8 accumulators, plus the `L / 8` input vectors and one broadcast weight, fit in the 16
-/// registers of AVX2 (more would spill to memory).
-const BLOCKS: [(usize, usize); 4] = [(12, 8), (6, 16), (3, 24), (2, 32)];
+/// registers of AVX2 (more would spill to memory). Listed best first.
+const BLOCKS: [(usize, usize); 5] = [(6, 16), (12, 8), (3, 24), (8, 8), (4, 16)];
 
 /// How to run the forward kernel for one layer shape: the register block and the padded
 /// buffer sizes. Computed once per pass.
@@ -55,6 +55,9 @@ pub(crate) struct ForwardPlan {
     /// The register block.
     mr: usize,
     lanes: usize,
+    /// Blocks of outputs: within each output row (`true`), or over "padded positions"
+    /// `oy*WP + ox`, running from one row into the next (`false`; see `forward_blocks`).
+    by_rows: bool,
     /// Padded image: rows of `wp` floats, `h + 2*pad` rows per channel, plus slack at the
     /// end so that the last block's loads stay inside the buffer.
     wp: usize,
@@ -74,11 +77,26 @@ impl ForwardPlan {
             return None;
         }
         let (oh, ow) = (hp - fh + 1, wpad - fw + 1);
-        // The block that wastes the least work on padding filters and outputs.
-        let (mr, lanes) = BLOCKS
+        // The block and the way of cutting the outputs into blocks that waste the least
+        // work on padding filters and on positions that are not outputs; blocks of fewer
+        // than 12 accumulators count 15% more (they keep fewer multiply-adds in flight).
+        let flat_positions = (oh - 1) * wpad + ow;
+        let (mr, lanes, by_rows) = BLOCKS
             .iter()
-            .copied()
-            .min_by_key(|&(mr, lanes)| fnum.next_multiple_of(mr) * ow.next_multiple_of(lanes))
+            .flat_map(|&(mr, lanes)| [(mr, lanes, true), (mr, lanes, false)])
+            .min_by_key(|&(mr, lanes, by_rows)| {
+                let positions = if by_rows {
+                    oh * ow.next_multiple_of(lanes)
+                } else {
+                    flat_positions.next_multiple_of(lanes)
+                };
+                let work = fnum.next_multiple_of(mr) * positions;
+                if mr * lanes / LANES == 12 {
+                    work * 20
+                } else {
+                    work * 23
+                }
+            })
             .expect("blocks");
         Some(ForwardPlan {
             c,
@@ -93,9 +111,22 @@ impl ForwardPlan {
             fnum_padded: fnum.next_multiple_of(mr),
             mr,
             lanes,
+            by_rows,
             wp: wpad,
             hp,
         })
+    }
+
+    /// Where the kernel puts the block at output `(oy, ox)` in its scratch rows, and the
+    /// length of one scratch row (one filter's outputs, blocks rounded up).
+    fn scratch_layout(&self) -> (usize, usize) {
+        if self.by_rows {
+            let row = self.ow.next_multiple_of(self.lanes);
+            (row, self.oh * row)
+        } else {
+            let flat = ((self.oh - 1) * self.wp + self.ow).next_multiple_of(self.lanes);
+            (self.wp, flat)
+        }
     }
 
     /// Output size `(OH, OW)`.
@@ -150,24 +181,50 @@ impl ForwardPlan {
     }
 
     /// The convolution of one padded image into `out` `(FN, OH, OW)`, plus `bias` (one per
-    /// filter, or none).
+    /// filter, or none). `scratch` holds the blocks before they are copied out (resized as
+    /// needed; keep it from one call to the next).
     pub(crate) fn run(
         &self,
         padded: &[f32],
         packed: &[f32],
         bias: Option<&[f32]>,
+        scratch: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        debug_assert_eq!(padded.len(), self.padded_len());
-        debug_assert_eq!(out.len(), self.fnum * self.oh * self.ow);
+        assert_eq!(padded.len(), self.padded_len(), "direct_conv: padded image");
+        assert_eq!(
+            out.len(),
+            self.fnum * self.oh * self.ow,
+            "direct_conv: output"
+        );
+        let (row_stride, scratch_row) = self.scratch_layout();
+        scratch.resize(self.fnum * scratch_row, 0.0);
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has the features the function is compiled for.
-            unsafe { forward_avx2_fma(self, padded, packed, bias, out) };
-            return;
+            unsafe { forward_avx2_fma(self, padded, packed, scratch) };
+        } else {
+            forward_dispatch::<false>(self, padded, packed, scratch);
         }
-        forward_dispatch::<false>(self, padded, packed, bias, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        forward_dispatch::<false>(self, padded, packed, scratch);
+        // The outputs out of the scratch rows, plus the bias.
+        for (f, (out_f, scratch_f)) in out
+            .chunks_exact_mut(self.oh * self.ow)
+            .zip(scratch.chunks_exact(scratch_row))
+            .enumerate()
+        {
+            let b = bias.map_or(0.0, |b| b[f]);
+            for (out_row, row) in out_f
+                .chunks_exact_mut(self.ow)
+                .zip(scratch_f.chunks(row_stride))
+            {
+                for (o, &v) in out_row.iter_mut().zip(row) {
+                    *o = v + b;
+                }
+            }
+        }
     }
 }
 
@@ -198,14 +255,8 @@ fn pad_planes(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_avx2_fma(
-    plan: &ForwardPlan,
-    padded: &[f32],
-    packed: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    forward_dispatch::<true>(plan, padded, packed, bias, out);
+fn forward_avx2_fma(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch: &mut [f32]) {
+    forward_dispatch::<true>(plan, padded, packed, scratch);
 }
 
 /// `a * b + c`, as one fused instruction when `FMA` (compiled for FMA), else two.
@@ -219,26 +270,33 @@ fn forward_dispatch<const FMA: bool>(
     plan: &ForwardPlan,
     padded: &[f32],
     packed: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
+    scratch: &mut [f32],
 ) {
     match (plan.mr, plan.lanes) {
-        (12, 8) => forward_blocks::<FMA, 12, 8>(plan, padded, packed, bias, out),
-        (6, 16) => forward_blocks::<FMA, 6, 16>(plan, padded, packed, bias, out),
-        (3, 24) => forward_blocks::<FMA, 3, 24>(plan, padded, packed, bias, out),
-        (2, 32) => forward_blocks::<FMA, 2, 32>(plan, padded, packed, bias, out),
+        (6, 16) => forward_blocks::<FMA, 6, 16>(plan, padded, packed, scratch),
+        (12, 8) => forward_blocks::<FMA, 12, 8>(plan, padded, packed, scratch),
+        (3, 24) => forward_blocks::<FMA, 3, 24>(plan, padded, packed, scratch),
+        (8, 8) => forward_blocks::<FMA, 8, 8>(plan, padded, packed, scratch),
+        (4, 16) => forward_blocks::<FMA, 4, 16>(plan, padded, packed, scratch),
         other => unreachable!("no kernel for block {other:?}"),
     }
 }
 
-/// Every `MR x L` block of outputs: `MR` filters, `L` outputs of one row.
+/// Every `MR x L` block of outputs (`MR` filters, `L` outputs), each written to the
+/// filters' scratch rows as whole vectors (the caller copies the outputs out).
+///
+/// With `by_rows`, a block is `L` outputs of one row (the last block of a row runs past
+/// its end). Otherwise blocks run over "padded positions" `q = oy*WP + ox`, as if the
+/// output rows were `WP` wide: a block may run over the end of a row into the next one,
+/// and the `FW-1` positions past the end of each row are computed (from pixels of the
+/// padded image) but are not outputs. Either way the scratch row of a filter holds its
+/// outputs at `oy * row_stride + ox`.
 #[inline(always)]
 fn forward_blocks<const FMA: bool, const MR: usize, const L: usize>(
     plan: &ForwardPlan,
     padded: &[f32],
     packed: &[f32],
-    bias: Option<&[f32]>,
-    out: &mut [f32],
+    scratch: &mut [f32],
 ) {
     let (fh, fw, wp) = (plan.fh, plan.fw, plan.wp);
     let k_len = plan.c * fh * fw;
@@ -246,47 +304,107 @@ fn forward_blocks<const FMA: bool, const MR: usize, const L: usize>(
     let offsets: Vec<usize> = (0..k_len)
         .map(|k| (k / (fh * fw)) * plan.hp * wp + (k / fw % fh) * wp + k % fw)
         .collect();
-    let plane_out = plan.oh * plan.ow;
-    // Every load below reads `L` floats at `base + offset` with `base` at most
-    // `(OH-1)*WP + (OW-1)` and the offset at most the last filter element's: inside the
-    // buffer, whose slack covers a block running past the end of the last row.
-    let last = (plan.oh - 1) * wp + (plan.ow - 1) + offsets.last().copied().unwrap_or(0) + L;
+    let (row_stride, scratch_row) = plan.scratch_layout();
+    // The blocks: (position in the padded image, position in the scratch row).
+    let starts: Vec<(usize, usize)> = if plan.by_rows {
+        (0..plan.oh)
+            .flat_map(|oy| {
+                (0..plan.ow)
+                    .step_by(L)
+                    .map(move |ox| (oy * wp + ox, oy * row_stride + ox))
+            })
+            .collect()
+    } else {
+        (0..scratch_row).step_by(L).map(|q| (q, q)).collect()
+    };
+    // Every load reads `L` floats at `start + offset`: inside the buffer, whose slack
+    // covers a block running past the end of the last row.
+    let last = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + L;
     assert!(last <= padded.len(), "direct_conv: padded image too short");
     let (blocks, _) = packed.as_chunks::<MR>();
     for (f0, block) in (0..plan.fnum).step_by(MR).zip(blocks.chunks_exact(k_len)) {
         let rows = MR.min(plan.fnum - f0);
-        for oy in 0..plan.oh {
-            for ox0 in (0..plan.ow).step_by(L) {
-                let base = oy * wp + ox0;
-                let mut acc = [[0.0f32; L]; MR];
-                for (&offset, weights) in offsets.iter().zip(block) {
-                    // SAFETY: `base + offset + L <= last <= padded.len()` (asserted above),
-                    // and any f32 bit pattern is valid. Unchecked, so that the compiler
-                    // keeps the accumulators in registers through the loop.
-                    let src: &[f32; L] =
-                        unsafe { &*padded.as_ptr().add(base + offset).cast::<[f32; L]>() };
-                    for (acc_row, &weight) in acc.iter_mut().zip(weights) {
-                        for (a, &x) in acc_row.iter_mut().zip(src) {
-                            *a = madd::<FMA>(weight, x, *a);
-                        }
+        for &(start, at) in &starts {
+            let mut acc = [[0.0f32; L]; MR];
+            for (&offset, weights) in offsets.iter().zip(block) {
+                // SAFETY: `start + offset + L <= last <= padded.len()` (asserted above), and
+                // any f32 bit pattern is valid. Unchecked, so that the compiler keeps the
+                // accumulators in registers through the loop.
+                let src: &[f32; L] =
+                    unsafe { &*padded.as_ptr().add(start + offset).cast::<[f32; L]>() };
+                for (acc_row, &weight) in acc.iter_mut().zip(weights) {
+                    for (a, &x) in acc_row.iter_mut().zip(src) {
+                        *a = madd::<FMA>(weight, x, *a);
                     }
                 }
-                let cols = L.min(plan.ow - ox0);
-                for (i, acc_row) in acc.iter().enumerate().take(rows) {
-                    let b = bias.map_or(0.0, |b| b[f0 + i]);
-                    let start = (f0 + i) * plane_out + oy * plan.ow + ox0;
-                    for (o, &a) in out[start..start + cols].iter_mut().zip(acc_row) {
-                        *o = a + b;
-                    }
-                }
+            }
+            for (i, acc_row) in acc.iter().enumerate().take(rows) {
+                let begin = (f0 + i) * scratch_row + at;
+                scratch[begin..begin + L].copy_from_slice(acc_row);
             }
         }
     }
 }
 
-/// How to run the `dW` kernel for one layer shape.
+/// How to run the `dW` kernel for one layer shape: [`PositionGradPlan`] for one-channel
+/// inputs, [`FilterGradPlan`] for the others.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WeightGradPlan {
+pub(crate) enum WeightGradPlan {
+    /// Vectorised over output positions.
+    Positions(PositionGradPlan),
+    /// Vectorised over filters.
+    Filters(FilterGradPlan),
+}
+
+impl WeightGradPlan {
+    /// The plan for the layer the forward plan describes.
+    pub(crate) fn new(forward: ForwardPlan) -> WeightGradPlan {
+        if forward.c == 1 {
+            WeightGradPlan::Positions(PositionGradPlan::new(forward))
+        } else {
+            WeightGradPlan::Filters(FilterGradPlan::new(forward))
+        }
+    }
+
+    /// Length of one image's padded gradient.
+    pub(crate) fn padded_dout_len(&self) -> usize {
+        match self {
+            WeightGradPlan::Positions(p) => p.padded_dout_len(),
+            WeightGradPlan::Filters(p) => p.padded_dout_len(),
+        }
+    }
+
+    /// Copies one image's `dout` `(FN, OH*OW)` into `padded`, in the kernel's layout.
+    pub(crate) fn pad_dout(&self, dout: &[f32], padded: &mut [f32]) {
+        match self {
+            WeightGradPlan::Positions(p) => p.pad_dout(dout, padded),
+            WeightGradPlan::Filters(p) => p.pad_dout(dout, padded),
+        }
+    }
+
+    /// Adds the `dW` `(FN, C*FH*FW)` of a group of images to `dw`, from their padded
+    /// images (one after the other, the forward plan's layout) and padded gradients.
+    pub(crate) fn run(&self, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
+        match self {
+            WeightGradPlan::Positions(p) => p.run(padded, padded_dout, dw),
+            WeightGradPlan::Filters(p) => p.run(padded, padded_dout, dw),
+        }
+    }
+}
+
+/// The `dW` kernel for one-channel inputs (a network's first layer): vectorised over
+/// output positions, 8 at a time,
+///
+/// ```text
+/// acc[i][j] += dout[f0 + i, oy, ox..ox+8] * xpad[offset(k0 + j) + oy*WP + ox..+8]
+/// ```
+///
+/// for blocks of 3 filters x 3 filter elements, over every image of the group; then each
+/// accumulator's 8 lanes are summed into `dW[f0 + i, k0 + j]`. With one channel there are
+/// few filter elements (`FH*FW`) and large images, which suits this order better than
+/// [`FilterGradPlan`]'s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PositionGradPlan {
     forward: ForwardPlan,
     /// Output rows rounded up to whole vectors, and filters rounded up to the block.
     ow_padded: usize,
@@ -295,26 +413,26 @@ pub(crate) struct WeightGradPlan {
 
 /// Register block of the `dW` kernel: 3 filters x 3 filter elements, 8 outputs at a time
 /// (9 accumulators, 3 gradient and 1 input vectors: no spill to memory).
-const DW_MR: usize = 3;
-const DW_NK: usize = 3;
+const PG_MR: usize = 3;
+const PG_NK: usize = 3;
 
-impl WeightGradPlan {
+impl PositionGradPlan {
     /// The plan for the layer the forward plan describes.
-    pub(crate) fn new(forward: ForwardPlan) -> WeightGradPlan {
-        WeightGradPlan {
+    fn new(forward: ForwardPlan) -> PositionGradPlan {
+        PositionGradPlan {
             forward,
             ow_padded: forward.ow.next_multiple_of(LANES),
-            fnum_padded: forward.fnum.next_multiple_of(DW_MR),
+            fnum_padded: forward.fnum.next_multiple_of(PG_MR),
         }
     }
 
     /// Length of one image's padded-gradient buffer `(FN rounded up, OH, OW rounded up)`.
-    pub(crate) fn padded_dout_len(&self) -> usize {
+    fn padded_dout_len(&self) -> usize {
         self.fnum_padded * self.forward.oh * self.ow_padded
     }
 
     /// Copies one image's `dout` `(FN, OH*OW)` into `padded`, rows padded with zeros.
-    pub(crate) fn pad_dout(&self, dout: &[f32], padded: &mut [f32]) {
+    fn pad_dout(&self, dout: &[f32], padded: &mut [f32]) {
         let ForwardPlan { fnum, oh, ow, .. } = self.forward;
         padded[fnum * oh * self.ow_padded..].fill(0.0);
         for (src, dst) in dout
@@ -328,7 +446,7 @@ impl WeightGradPlan {
 
     /// Adds the `dW` `(FN, C*FH*FW)` of a group of images to `dw`, from their padded
     /// images (one after the other, the forward plan's layout) and padded gradients.
-    pub(crate) fn run(&self, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
+    fn run(&self, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
         let images = padded.len() / self.forward.padded_len();
         assert!(
             images * self.forward.padded_len() == padded.len()
@@ -341,10 +459,10 @@ impl WeightGradPlan {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has the features, and the buffers fit the plan (asserted).
-            unsafe { weight_grad_avx2_fma(self, padded, padded_dout, dw) };
+            unsafe { position_grad_avx2_fma(self, padded, padded_dout, dw) };
             return;
         }
-        weight_grad_plain(self, padded, padded_dout, dw);
+        position_grad_plain(self, padded, padded_dout, dw);
     }
 
     /// Where filter element `k = (c, fy, fx)` reads in a padded image, relative to the
@@ -356,10 +474,10 @@ impl WeightGradPlan {
 
     /// The blocks of `(first filter, first filter element)`, and per block the offsets of
     /// its filter elements (a block past the last element repeats it; discarded).
-    fn blocks(&self) -> impl Iterator<Item = (usize, usize, [usize; DW_NK])> + '_ {
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize, [usize; PG_NK])> + '_ {
         let k_len = self.forward.c * self.forward.fh * self.forward.fw;
-        (0..self.forward.fnum).step_by(DW_MR).flat_map(move |f0| {
-            (0..k_len).step_by(DW_NK).map(move |k0| {
+        (0..self.forward.fnum).step_by(PG_MR).flat_map(move |f0| {
+            (0..k_len).step_by(PG_NK).map(move |k0| {
                 let offsets = std::array::from_fn(|j| self.offset((k0 + j).min(k_len - 1)));
                 (f0, k0, offsets)
             })
@@ -370,7 +488,7 @@ impl WeightGradPlan {
     fn store(
         &self,
         (f0, k0): (usize, usize),
-        acc: &[[[f32; LANES]; DW_NK]; DW_MR],
+        acc: &[[[f32; LANES]; PG_NK]; PG_MR],
         dw: &mut [f32],
     ) {
         let k_len = self.forward.c * self.forward.fh * self.forward.fw;
@@ -383,7 +501,7 @@ impl WeightGradPlan {
     }
 }
 
-/// The `dW` kernel with AVX2 and FMA: for each block of `DW_MR` filters x `DW_NK` filter
+/// The `dW` kernel with AVX2 and FMA: for each block of `PG_MR` filters x `PG_NK` filter
 /// elements, over every image of the group and every output position, 8 at a time,
 ///
 /// ```text
@@ -397,8 +515,8 @@ impl WeightGradPlan {
 /// The CPU must have AVX2 and FMA, and the buffers must fit the plan (checked by `run`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn weight_grad_avx2_fma(
-    plan: &WeightGradPlan,
+unsafe fn position_grad_avx2_fma(
+    plan: &PositionGradPlan,
     padded: &[f32],
     padded_dout: &[f32],
     dw: &mut [f32],
@@ -419,48 +537,57 @@ unsafe fn weight_grad_avx2_fma(
     // floats past the last row) covers it; gradient vectors lie inside their padded rows.
     let mask = unsafe { _mm256_loadu_si256(lane_mask.as_ptr().cast()) };
     for (f0, k0, offsets) in plan.blocks() {
-        let mut acc = [[_mm256_setzero_ps(); DW_NK]; DW_MR];
+        let mut acc = [[_mm256_setzero_ps(); PG_NK]; PG_MR];
         for image in 0..images {
             let x = padded[image * image_len..].as_ptr();
             let g = padded_dout[image * dout_len + f0 * plane..].as_ptr();
             for oy in 0..p.oh {
                 for v in 0..full + usize::from(tail > 0) {
                     let (start, row) = (oy * wp + v * LANES, oy * row_len + v * LANES);
-                    let grads: [__m256; DW_MR] =
-                        std::array::from_fn(|i| unsafe { _mm256_loadu_ps(g.add(i * plane + row)) });
-                    for j in 0..DW_NK {
+                    // No closures here: they would not inherit this function's target
+                    // features, and the intrinsics would become function calls.
+                    let mut grads = [_mm256_setzero_ps(); PG_MR];
+                    for (i, vector) in grads.iter_mut().enumerate() {
+                        *vector = unsafe { _mm256_loadu_ps(g.add(i * plane + row)) };
+                    }
+                    for j in 0..PG_NK {
                         let mut pixels = unsafe { _mm256_loadu_ps(x.add(offsets[j] + start)) };
                         if v == full {
                             pixels = _mm256_and_ps(pixels, _mm256_castsi256_ps(mask));
                         }
-                        for i in 0..DW_MR {
+                        for i in 0..PG_MR {
                             acc[i][j] = _mm256_fmadd_ps(grads[i], pixels, acc[i][j]);
                         }
                     }
                 }
             }
         }
-        let lanes: [[[f32; LANES]; DW_NK]; DW_MR] = std::array::from_fn(|i| {
-            std::array::from_fn(|j| {
-                let mut out = [0.0f32; LANES];
-                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc[i][j]) };
-                out
-            })
-        });
+        let mut lanes = [[[0.0f32; LANES]; PG_NK]; PG_MR];
+        for (out_f, acc_f) in lanes.iter_mut().zip(&acc) {
+            for (out, &a) in out_f.iter_mut().zip(acc_f) {
+                // SAFETY: stores 8 floats into `out`.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+            }
+        }
         plan.store((f0, k0), &lanes, dw);
     }
 }
 
 /// The `dW` kernel in plain Rust (any processor): the same blocks and the same order of
 /// additions as the AVX2 kernel, without fused multiply-adds.
-fn weight_grad_plain(plan: &WeightGradPlan, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
+fn position_grad_plain(
+    plan: &PositionGradPlan,
+    padded: &[f32],
+    padded_dout: &[f32],
+    dw: &mut [f32],
+) {
     let p = &plan.forward;
     let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
     let images = padded.len() / image_len;
     let (row_len, wp) = (plan.ow_padded, p.wp);
     let plane = p.oh * row_len;
     for (f0, k0, offsets) in plan.blocks() {
-        let mut acc = [[[0.0f32; LANES]; DW_NK]; DW_MR];
+        let mut acc = [[[0.0f32; LANES]; PG_NK]; PG_MR];
         for image in 0..images {
             let x = &padded[image * image_len..];
             let g = &padded_dout[image * dout_len + f0 * plane..];
@@ -471,6 +598,231 @@ fn weight_grad_plain(plan: &WeightGradPlan, padded: &[f32], padded_dout: &[f32],
                         let pixel = x[offset + oy * wp + ox];
                         for (i, acc_f) in acc.iter_mut().enumerate() {
                             acc_f[j][l] += g[i * plane + oy * row_len + ox] * pixel;
+                        }
+                    }
+                }
+            }
+        }
+        plan.store((f0, k0), &acc, dw);
+    }
+}
+
+/// The `dW` kernel for inputs of several channels, vectorised over filters: with the gradient of each image transposed to
+/// `(OH*OW, FN)`, the gradients of 16 filters at one output position are two vectors, and
+///
+/// ```text
+/// acc[v][j] += dout_t[p, f0 + 8v .. f0 + 8v + 8] * xpad[offset(k0 + j) + position(p)]
+/// ```
+///
+/// for a block of 16 filters x 6 filter elements (12 vectors of accumulators), over every
+/// position `p` of every image of the group. The accumulators stay in registers for the
+/// whole group and hold `dW` itself (no sum across lanes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FilterGradPlan {
+    forward: ForwardPlan,
+    /// Filters rounded up to whole blocks.
+    fnum_padded: usize,
+    /// Filter elements per block.
+    nk: usize,
+}
+
+/// Register block of the `dW` kernel: `DW_FV` vectors of 8 filters x `NK` filter
+/// elements, `NK` one of 6, 5, 4 or 3, whichever leaves the fewest unused at the end (at
+/// most 12 accumulators, 2 gradient vectors and 1 broadcast pixel: no spill).
+const DW_FV: usize = 2;
+const DW_FILTERS: usize = DW_FV * LANES;
+
+impl FilterGradPlan {
+    /// The plan for the layer the forward plan describes.
+    fn new(forward: ForwardPlan) -> FilterGradPlan {
+        let k_len = forward.c * forward.fh * forward.fw;
+        let nk = [6, 5, 4, 3]
+            .into_iter()
+            .min_by_key(|&nk| k_len.next_multiple_of(nk))
+            .expect("block sizes");
+        FilterGradPlan {
+            forward,
+            fnum_padded: forward.fnum.next_multiple_of(DW_FILTERS),
+            nk,
+        }
+    }
+
+    /// Length of one image's transposed gradient `(OH*OW, FN rounded up)`.
+    fn padded_dout_len(&self) -> usize {
+        self.forward.oh * self.forward.ow * self.fnum_padded
+    }
+
+    /// Copies one image's `dout` `(FN, OH*OW)` into `padded`, transposed to
+    /// `(OH*OW, FN rounded up)`; the padding filters are 0.
+    fn pad_dout(&self, dout: &[f32], padded: &mut [f32]) {
+        let (fnum, positions) = (self.forward.fnum, self.forward.oh * self.forward.ow);
+        for (p, row) in padded.chunks_exact_mut(self.fnum_padded).enumerate() {
+            for (f, value) in row.iter_mut().enumerate() {
+                *value = if f < fnum {
+                    dout[f * positions + p]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
+    /// Adds the `dW` `(FN, C*FH*FW)` of a group of images to `dw`, from their padded
+    /// images (one after the other, the forward plan's layout) and transposed gradients.
+    fn run(&self, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
+        let p = &self.forward;
+        let images = padded.len() / p.padded_len();
+        assert!(
+            images * p.padded_len() == padded.len()
+                && images * self.padded_dout_len() == padded_dout.len()
+                && dw.len() == p.fnum * p.c * p.fh * p.fw,
+            "direct_conv: dW buffers do not fit the plan"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features, and the buffers fit the plan (asserted).
+            unsafe {
+                match self.nk {
+                    6 => filter_grad_avx2_fma::<6>(self, padded, padded_dout, dw),
+                    5 => filter_grad_avx2_fma::<5>(self, padded, padded_dout, dw),
+                    4 => filter_grad_avx2_fma::<4>(self, padded, padded_dout, dw),
+                    _ => filter_grad_avx2_fma::<3>(self, padded, padded_dout, dw),
+                }
+            };
+            return;
+        }
+        match self.nk {
+            6 => filter_grad_plain::<6>(self, padded, padded_dout, dw),
+            5 => filter_grad_plain::<5>(self, padded, padded_dout, dw),
+            4 => filter_grad_plain::<4>(self, padded, padded_dout, dw),
+            _ => filter_grad_plain::<3>(self, padded, padded_dout, dw),
+        }
+    }
+
+    /// The blocks of `(first filter, first filter element)`, and per block the offsets
+    /// where its filter elements read in a padded image, relative to the output position
+    /// (a block past the last element repeats it; discarded).
+    fn blocks<const NK: usize>(&self) -> impl Iterator<Item = (usize, usize, [usize; NK])> + '_ {
+        let p = &self.forward;
+        let k_len = p.c * p.fh * p.fw;
+        let offset =
+            move |k: usize| (k / (p.fh * p.fw)) * p.hp * p.wp + (k / p.fw % p.fh) * p.wp + k % p.fw;
+        (0..p.fnum).step_by(DW_FILTERS).flat_map(move |f0| {
+            (0..k_len).step_by(NK).map(move |k0| {
+                (
+                    f0,
+                    k0,
+                    std::array::from_fn(|j| offset((k0 + j).min(k_len - 1))),
+                )
+            })
+        })
+    }
+
+    /// Adds a block's accumulators (`[filter element][filter]`) to `dw`.
+    fn store<const NK: usize>(
+        &self,
+        (f0, k0): (usize, usize),
+        acc: &[[f32; DW_FILTERS]; NK],
+        dw: &mut [f32],
+    ) {
+        let k_len = self.forward.c * self.forward.fh * self.forward.fw;
+        for (j, per_filter) in acc.iter().enumerate().take(k_len - k0) {
+            for (i, &value) in per_filter.iter().enumerate().take(self.forward.fnum - f0) {
+                dw[(f0 + i) * k_len + k0 + j] += value;
+            }
+        }
+    }
+}
+
+/// The `dW` kernel with AVX2 and FMA (see [`FilterGradPlan`]).
+///
+/// # Safety
+///
+/// The CPU must have AVX2 and FMA, and the buffers must fit the plan (checked by `run`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn filter_grad_avx2_fma<const NK: usize>(
+    plan: &FilterGradPlan,
+    padded: &[f32],
+    padded_dout: &[f32],
+    dw: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let p = &plan.forward;
+    let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
+    let images = padded.len() / image_len;
+    let fnp = plan.fnum_padded;
+    for (f0, k0, offsets) in plan.blocks::<NK>() {
+        let mut acc = [[_mm256_setzero_ps(); DW_FV]; NK];
+        for image in 0..images {
+            let x = &padded[image * image_len..(image + 1) * image_len];
+            let g = &padded_dout[image * dout_len..(image + 1) * dout_len];
+            // The largest indices read below: the last position's pixel for the block's
+            // last offset, and its 16 gradients.
+            let last_pixel = offsets[NK - 1] + (p.oh - 1) * p.wp + p.ow - 1;
+            let last_grad = (p.oh * p.ow - 1) * fnp + f0 + DW_FILTERS;
+            assert!(
+                last_pixel < x.len() && last_grad <= g.len(),
+                "direct_conv: dW buffers"
+            );
+            for oy in 0..p.oh {
+                for ox in 0..p.ow {
+                    let (pixel_at, grads_at) = (oy * p.wp + ox, (oy * p.ow + ox) * fnp + f0);
+                    // No closures here: they would not inherit this function's target
+                    // features, and the intrinsics would become function calls.
+                    let mut vectors = [_mm256_setzero_ps(); DW_FV];
+                    for (v, vector) in vectors.iter_mut().enumerate() {
+                        // SAFETY: `grads_at + 16 <= last_grad <= g.len()` (asserted).
+                        *vector = unsafe { _mm256_loadu_ps(g.as_ptr().add(grads_at + v * LANES)) };
+                    }
+                    for (acc_k, &offset) in acc.iter_mut().zip(&offsets) {
+                        // SAFETY: `offset + pixel_at <= last_pixel < x.len()` (asserted);
+                        // unchecked to keep the loop free of branches.
+                        let pixel = _mm256_set1_ps(unsafe { *x.get_unchecked(offset + pixel_at) });
+                        for (a, &g) in acc_k.iter_mut().zip(&vectors) {
+                            *a = _mm256_fmadd_ps(g, pixel, *a);
+                        }
+                    }
+                }
+            }
+        }
+        let mut sums = [[0.0f32; DW_FILTERS]; NK];
+        for (out, acc_k) in sums.iter_mut().zip(&acc) {
+            for (v, &a) in acc_k.iter().enumerate() {
+                // SAFETY: stores 8 floats into `out[8v..8v + 8]`.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(v * LANES), a) };
+            }
+        }
+        plan.store((f0, k0), &sums, dw);
+    }
+}
+
+/// The `dW` kernel in plain Rust (any processor): the same blocks and the same order of
+/// additions as the AVX2 kernel, without fused multiply-adds.
+fn filter_grad_plain<const NK: usize>(
+    plan: &FilterGradPlan,
+    padded: &[f32],
+    padded_dout: &[f32],
+    dw: &mut [f32],
+) {
+    let p = &plan.forward;
+    let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
+    let images = padded.len() / image_len;
+    let fnp = plan.fnum_padded;
+    for (f0, k0, offsets) in plan.blocks::<NK>() {
+        let mut acc = [[0.0f32; DW_FILTERS]; NK];
+        for image in 0..images {
+            let x = &padded[image * image_len..(image + 1) * image_len];
+            let g = &padded_dout[image * dout_len..(image + 1) * dout_len];
+            for oy in 0..p.oh {
+                for ox in 0..p.ow {
+                    let (pixel_at, grads_at) = (oy * p.wp + ox, (oy * p.ow + ox) * fnp + f0);
+                    let grads = &g[grads_at..grads_at + DW_FILTERS];
+                    for (acc_k, &offset) in acc.iter_mut().zip(&offsets) {
+                        let pixel = x[offset + pixel_at];
+                        for (a, &g) in acc_k.iter_mut().zip(grads) {
+                            *a += g * pixel;
                         }
                     }
                 }
@@ -510,7 +862,15 @@ mod tests {
     /// picks on this machine (the AVX2 ones, where available): the same up to rounding.
     #[test]
     fn plain_kernels_agree_with_the_dispatched_ones() {
-        let (fnum, c, f, pad, h, w) = (7, 2, 3, 1, 9, 13);
+        // Several channels (dW by filters) and one (dW by positions, a row tail of 3).
+        for shape in [(7, 2, 3, 1, 9, 13), (5, 1, 5, 0, 12, 11)] {
+            plain_kernels_agree_for(shape);
+        }
+    }
+
+    fn plain_kernels_agree_for(
+        (fnum, c, f, pad, h, w): (usize, usize, usize, usize, usize, usize),
+    ) {
         let plan = ForwardPlan::new((fnum, c, f, f), (h, w), pad).unwrap();
         let image: Vec<f32> = (0..c * h * w)
             .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
@@ -523,8 +883,20 @@ mod tests {
         let (oh, ow) = plan.output();
         let mut fast = vec![0.0; fnum * oh * ow];
         let mut plain = fast.clone();
-        plan.run(&padded, &packed, Some(&bias), &mut fast);
-        forward_dispatch::<false>(&plan, &padded, &packed, Some(&bias), &mut plain);
+        plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), &mut fast);
+        let (_, scratch_row) = plan.scratch_layout();
+        let mut scratch = vec![0.0; fnum * scratch_row];
+        forward_dispatch::<false>(&plan, &padded, &packed, &mut scratch);
+        plain = fast.clone(); // then overwritten by the plain kernel's outputs:
+        let (row_stride, _) = plan.scratch_layout();
+        for f in 0..fnum {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    plain[(f * oh + oy) * ow + ox] =
+                        scratch[f * scratch_row + oy * row_stride + ox] + bias[f];
+                }
+            }
+        }
         let close = |a: &[f32], b: &[f32]| {
             a.iter()
                 .zip(b)
@@ -541,7 +913,17 @@ mod tests {
         let mut dw_fast = vec![0.0; fnum * c * f * f];
         let mut dw_plain = dw_fast.clone();
         dw_plan.run(&padded, &padded_dout, &mut dw_fast);
-        weight_grad_plain(&dw_plan, &padded, &padded_dout, &mut dw_plain);
+        match &dw_plan {
+            WeightGradPlan::Positions(p) => {
+                position_grad_plain(p, &padded, &padded_dout, &mut dw_plain)
+            }
+            WeightGradPlan::Filters(p) => match p.nk {
+                6 => filter_grad_plain::<6>(p, &padded, &padded_dout, &mut dw_plain),
+                5 => filter_grad_plain::<5>(p, &padded, &padded_dout, &mut dw_plain),
+                4 => filter_grad_plain::<4>(p, &padded, &padded_dout, &mut dw_plain),
+                _ => filter_grad_plain::<3>(p, &padded, &padded_dout, &mut dw_plain),
+            },
+        }
         assert!(close(&dw_fast, &dw_plain), "dW");
         // And both are the definition: dW[f, c, fy, fx] = Σ dout[f, oy, ox] * xpad[...].
         let k_len = c * f * f;
