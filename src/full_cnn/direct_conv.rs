@@ -882,12 +882,12 @@ mod tests {
         plan.pad_image(&image, &mut padded);
         let (oh, ow) = plan.output();
         let mut fast = vec![0.0; fnum * oh * ow];
-        let mut plain = fast.clone();
         plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), &mut fast);
         let (_, scratch_row) = plan.scratch_layout();
         let mut scratch = vec![0.0; fnum * scratch_row];
         forward_dispatch::<false>(&plan, &padded, &packed, &mut scratch);
-        plain = fast.clone(); // then overwritten by the plain kernel's outputs:
+        // The plain kernel's outputs, out of its scratch rows.
+        let mut plain = vec![f32::NAN; fnum * oh * ow];
         let (row_stride, _) = plan.scratch_layout();
         for f in 0..fnum {
             for oy in 0..oh {
