@@ -659,6 +659,7 @@ mod tests {
             (2, 4, 6, 6, 64, 3, 1),   // 8-wide outputs: the 12-filter block
             (11, 2, 14, 14, 7, 3, 1), // a second group of images
             (2, 3, 10, 9, 4, 5, 4),   // pad >= F - 1: dx falls back to im2col
+            (3, 6, 9, 10, 5, 3, 0),   // dx by the direct kernel (4 or more channels)
         ];
         for (n, c, h, w, fnum, f, pad) in shapes {
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {

@@ -833,10 +833,14 @@ fn filter_grad_plain<const NK: usize>(
 }
 
 /// The plan for `dx`: the forward kernel run on `dout` padded by `FH-1-pad`, with the
-/// filters flipped and their channel axes swapped, or `None` if `pad >= FH` or `pad >= FW`.
+/// filters flipped and their channel axes swapped, or `None` if `pad >= FH` or `pad >= FW`,
+/// or if the layer has fewer than 4 input channels: `dx` then has that few channels, the
+/// kernel's blocks of 3 to 12 "filters" would be mostly empty, and the im2col product is
+/// faster (measured for SimpleConvNet's 1-channel layer: 36,000 images/s by im2col against
+/// 23,000 here).
 pub(crate) fn input_grad_plan(forward: &ForwardPlan) -> Option<ForwardPlan> {
     let p = forward;
-    if p.pad >= p.fh || p.pad >= p.fw || p.fh != p.fw {
+    if p.c < 4 || p.pad >= p.fh || p.pad >= p.fw || p.fh != p.fw {
         return None;
     }
     let plan = ForwardPlan::new((p.c, p.fnum, p.fh, p.fw), (p.oh, p.ow), p.fh - 1 - p.pad)?;
