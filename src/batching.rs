@@ -232,26 +232,50 @@ pub fn im2col(
     dst.par_chunks_mut(oh * ow * row_len)
         .zip(src.par_chunks(c * h * w))
         .for_each(|(rows, image)| {
-            for (p, row) in rows.chunks_exact_mut(row_len).enumerate() {
-                let (oy, ox) = (p / ow, p % ow);
-                let (fx_lo, fx_hi, ix_lo) = valid_range(ox, stride, pad, filter_w, w);
-                let (fy_lo, fy_hi, iy_lo) = valid_range(oy, stride, pad, filter_h, h);
-                let run = fx_hi - fx_lo;
-                // Row already holds zeros (padding); copy only the part over the image.
-                for (plane, patch) in image
-                    .chunks_exact(h * w)
-                    .zip(row.chunks_exact_mut(filter_h * filter_w))
-                {
-                    for fy in fy_lo..fy_hi {
-                        let iy = iy_lo + (fy - fy_lo);
-                        let from = iy * w + ix_lo;
-                        let to = fy * filter_w + fx_lo;
-                        patch[to..to + run].copy_from_slice(&plane[from..from + run]);
-                    }
-                }
-            }
+            im2col_image(
+                image,
+                (c, h, w),
+                (filter_h, filter_w, stride, pad),
+                (oh, ow),
+                rows,
+            )
         });
     Ok(col)
+}
+
+/// The im2col matrix of one image `(C, H, W)` in the book's layout, `(OH*OW, C*FH*FW)`:
+/// one row per filter position. `dst` must hold zeros wherever the filter sees padding
+/// (a fresh or zeroed buffer; with `pad == 0` every entry is written).
+pub(crate) fn im2col_image(
+    image: &[f32],
+    (c, h, w): (usize, usize, usize),
+    (filter_h, filter_w, stride, pad): (usize, usize, usize, usize),
+    (oh, ow): (usize, usize),
+    dst: &mut [f32],
+) {
+    let row_len = c * filter_h * filter_w;
+    debug_assert_eq!(dst.len(), oh * ow * row_len);
+    if row_len == 0 || h * w == 0 {
+        return;
+    }
+    for (p, row) in dst.chunks_exact_mut(row_len).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        let (fx_lo, fx_hi, ix_lo) = valid_range(ox, stride, pad, filter_w, w);
+        let (fy_lo, fy_hi, iy_lo) = valid_range(oy, stride, pad, filter_h, h);
+        let run = fx_hi - fx_lo;
+        // The row already holds zeros (padding); copy only the part over the image.
+        for (plane, patch) in image
+            .chunks_exact(h * w)
+            .zip(row.chunks_exact_mut(filter_h * filter_w))
+        {
+            for fy in fy_lo..fy_hi {
+                let iy = iy_lo + (fy - fy_lo);
+                let from = iy * w + ix_lo;
+                let to = fy * filter_w + fx_lo;
+                patch[to..to + run].copy_from_slice(&plane[from..from + run]);
+            }
+        }
+    }
 }
 
 /// Fold an im2col matrix back onto the image, the adjoint of [`im2col`]:

@@ -6,7 +6,8 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use crate::batching::{col2im_t_image, im2col_t_image};
+use super::direct_conv::{ForwardPlan, WeightGradPlan, input_grad_plan, pack_flipped};
+use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
 
@@ -22,8 +23,11 @@ use crate::padding_stride::conv_output_size;
 ///
 /// (The code computes the same products one image at a time, `W · col_n` with each
 /// image's im2col matrix built transposed, `(C*FH*FW, OH*OW)`: the product lands directly
-/// in the `(FN, OH*OW)` layout of the output and saves the transposing copy; the images
-/// run in parallel, and the im2col buffer is reused from one batch to the next.)
+/// in the `(FN, OH*OW)` layout of the output and saves the transposing copy. The images
+/// run in parallel, each image's im2col matrix lives only in a small per-thread buffer
+/// while it is used, and the layer keeps the input `x` rather than the `FH*FW` times
+/// larger im2col matrix: the backward pass builds each image's matrix again, which costs
+/// less than storing the whole batch's and reading it back from memory.)
 ///
 /// ## Backward
 ///
@@ -68,11 +72,13 @@ pub struct Convolution {
     pub db: Array1<f32>,
     /// The forward input's shape `(N, C, H, W)`.
     x_shape: [usize; 4],
-    /// The im2col matrices of the forward input, image after image, each transposed to
-    /// `(C*FH*FW, OH*OW)`; kept for `dW` and reused as the next forward's buffer.
-    col: Vec<f32>,
-    /// Whether `col` holds a forward pass (backward needs one).
-    col_ready: bool,
+    /// The forward input, in standard layout (the book's `self.x`), for `dW` and `dx`.
+    x: Array4<f32>,
+    /// Whether `x` holds a forward pass (backward needs one).
+    x_ready: bool,
+    /// Use the direct (im2col-free) kernels when they apply; `false` only in tests that
+    /// compare them with the im2col path.
+    direct: bool,
 }
 
 impl Convolution {
@@ -104,8 +110,9 @@ impl Convolution {
             dw,
             db,
             x_shape: [0; 4],
-            col: Vec::new(),
-            col_ready: false,
+            x: Array4::zeros((0, 0, 0, 0)),
+            x_ready: false,
+            direct: true,
         }
     }
 
@@ -150,18 +157,53 @@ impl Convolution {
             .expect("the filters are kept in standard layout")
     }
 
-    /// Convolve a batch `(N, C, H, W)` into `(N, FN, OH, OW)`. Keeps the im2col matrix
+    /// Convolve a batch `(N, C, H, W)` into `(N, FN, OH, OW)`. Keeps a copy of the input
     /// for the backward pass. Returns a [`SettingError`] if filter, stride and padding do
     /// not fit the input; panics if the channel counts differ.
     pub fn forward(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
-        let (n, fnum, oh, ow) = self.output_shape(x.dim())?;
-        let mut out = Array4::<f32>::zeros((n, fnum, oh, ow));
+        self.output_shape(x.dim())?;
+        self.keep_input_copy(x);
+        Ok(self.forward_kept())
+    }
+
+    /// [`Convolution::forward`] of a batch the layer may keep as it is (no copy), as a
+    /// network's layers hand their outputs on.
+    pub(crate) fn forward_owned(&mut self, x: Array4<f32>) -> Result<Array4<f32>, SettingError> {
+        self.output_shape(x.dim())?;
+        self.x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
+        self.x_shape = self.x.dim().into();
+        self.x_ready = true;
+        Ok(self.forward_kept())
+    }
+
+    /// Copies `x` into the kept input, reusing its memory when the shape is the same.
+    fn keep_input_copy(&mut self, x: ArrayView4<f32>) {
+        if self.x.dim() == x.dim() {
+            self.x.assign(&x);
+        } else {
+            self.x = x.as_standard_layout().into_owned();
+        }
+        self.x_shape = self.x.dim().into();
+        self.x_ready = true;
+    }
+
+    /// The forward pass of the kept input into a fresh `(N, FN, OH, OW)` tensor.
+    fn forward_kept(&self) -> Array4<f32> {
+        let [n, c, h, w] = self.x_shape;
+        let shape = self
+            .output_shape((n, c, h, w))
+            .expect("checked by the caller");
+        let mut out = Array4::<f32>::zeros(shape);
         let out_flat = out.as_slice_mut().expect("a fresh array is contiguous");
         let mut unit = vec![(); n]; // no second sink
-        self.forward_images(x, out_flat, &mut unit, |conv_n, out_n, _| {
+        self.forward_images(out_flat, &mut unit, |conv_n, out_n, _| {
             out_n.copy_from_slice(conv_n)
         });
-        Ok(out)
+        out
     }
 
     /// Convolution, ReLU and max pooling of a batch in one pass over the images: each
@@ -177,63 +219,74 @@ impl Convolution {
     ) -> Result<Array4<f32>, SettingError> {
         let conv_shape = self.output_shape(x.dim())?;
         let (mut pooled, mut arg_max) = pool.begin_relu_pool(conv_shape)?;
+        self.keep_input_copy(x);
         let (_, fnum, oh, ow) = conv_shape;
-        let per_image = pooled.len() / conv_shape.0.max(1);
         let pooled_flat = pooled.as_slice_mut().expect("a fresh array is contiguous");
         let arg_flat = arg_max.as_slice_mut().expect("a fresh array is contiguous");
         let pool_ref = &*pool;
-        self.forward_images(x, pooled_flat, arg_flat, |conv_n, pooled_n, arg_n| {
+        self.forward_images(pooled_flat, arg_flat, |conv_n, pooled_n, arg_n| {
             pool_ref.relu_pool_image(conv_n, (fnum, oh, ow), pooled_n, arg_n)
         });
-        debug_assert_eq!(per_image * conv_shape.0, pooled.len());
         pool.finish_relu_pool(arg_max, conv_shape);
         Ok(pooled)
     }
 
-    /// The forward pass, image by image and in parallel: builds the image's im2col matrix
-    /// (kept for backward), computes its `(FN, OH*OW)` feature maps into a per-worker
-    /// buffer and hands them to `sink` with this image's chunks of `out` and `extra`
-    /// (each split evenly over the images; `extra` may be empty).
+    /// The forward pass of the kept input, image by image and in parallel: builds the
+    /// image's im2col matrix in a per-worker buffer, computes its `(FN, OH*OW)` feature
+    /// maps into another and hands them to `sink` with this image's chunks of `out` and
+    /// `extra` (each split evenly over the images; `extra` may be empty).
     fn forward_images<E: Send>(
-        &mut self,
-        x: ArrayView4<f32>,
+        &self,
         out: &mut [f32],
         extra: &mut [E],
         sink: impl Fn(&[f32], &mut [f32], &mut [E]) + Sync,
     ) {
-        let (n, fnum, oh, ow) = self.output_shape(x.dim()).expect("checked by the caller");
-        let (_, c, h, w) = x.dim();
+        let [n, c, h, w] = self.x_shape;
+        let (_, fnum, oh, ow) = self
+            .output_shape((n, c, h, w))
+            .expect("checked by the caller");
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k) = (oh * ow, c * fh * fw);
         let settings = (fh, fw, self.stride, self.pad);
-        let x = x.as_standard_layout();
-        // The im2col buffer of the last batch is reused (every entry is rewritten).
-        let mut col = std::mem::take(&mut self.col);
-        col.resize(n * k * positions, 0.0);
-        self.x_shape = [n, c, h, w];
-        self.col_ready = true;
-        let x_flat = x.as_slice().expect("standard layout");
+        let x_flat = self.x.as_slice().expect("kept in standard layout");
         if n * k * positions * fnum == 0 || out.is_empty() {
-            self.col = col;
             return;
         }
         let w_matrix = self.w_matrix();
-        let bias = &self.b;
+        let bias = self.b.as_slice().expect("a 1-d array of its own");
         let (out_len, extra_len) = (out.len() / n, extra.len() / n);
         assert!(
             out_len * n == out.len() && extra_len * n == extra.len() && extra_len > 0,
             "forward_images: sinks must split evenly over the {n} images"
         );
+        let direct = self.direct_plan();
+        let packed = direct.map(|plan| plan.pack_weights(|f, ch, fy, fx| self.w[[f, ch, fy, fx]]));
         out.par_chunks_mut(out_len)
             .zip(extra.par_chunks_mut(extra_len))
-            .zip(col.par_chunks_mut(k * positions))
             .zip(x_flat.par_chunks(c * h * w))
             .for_each_init(
-                || vec![0.0f32; fnum * positions],
-                |maps, (((out_n, extra_n), col_n), image)| {
-                    im2col_t_image(image, (c, h, w), settings, (oh, ow), col_n);
-                    let col_n = ArrayView2::from_shape((k, positions), &col_n[..])
-                        .expect("chunk of C*FH*FW x OH*OW");
+                || {
+                    let col_len = match direct {
+                        Some(plan) => plan.padded_len(),
+                        None => k * positions,
+                    };
+                    (
+                        vec![0.0f32; col_len],
+                        vec![0.0f32; fnum * positions],
+                        Vec::new(),
+                    )
+                },
+                |(col, maps, scratch), ((out_n, extra_n), image)| {
+                    if let (Some(plan), Some(packed)) = (&direct, &packed) {
+                        // Stride 1: straight from the padded image (module direct_conv).
+                        plan.pad_image(image, col);
+                        plan.run(col, packed, Some(bias), scratch, maps);
+                        sink(maps, out_n, extra_n);
+                        return;
+                    }
+                    im2col_t_image(image, (c, h, w), settings, (oh, ow), col);
+                    let col_n = ArrayView2::from_shape((k, positions), &col[..])
+                        .expect("buffer of C*FH*FW x OH*OW");
                     for (row, &b) in maps.chunks_exact_mut(positions).zip(bias) {
                         row.fill(b);
                     }
@@ -246,44 +299,30 @@ impl Convolution {
                     sink(maps, out_n, extra_n);
                 },
             );
-        self.col = col;
+    }
+
+    /// The direct (im2col-free) computation's plan, if it applies to the kept input's
+    /// shape: stride 1 (see the module `direct_conv`), unless switched off for a test.
+    fn direct_plan(&self) -> Option<ForwardPlan> {
+        let [_, _, h, w] = self.x_shape;
+        if self.stride != 1 || !self.direct {
+            return None;
+        }
+        ForwardPlan::new(self.w.dim(), (h, w), self.pad)
     }
 
     /// Given `dL/dout` `(N, FN, OH, OW)`, stores `dw` and `db` and returns `dL/dx`
     /// `(N, C, H, W)`. Panics if called before forward or with a wrong shape.
     pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
-        self.backward_params(dout);
-        let [n, c, h, w] = self.x_shape;
-        let (_, fnum, oh, ow) = dout.dim();
-        let (_, _, fh, fw) = self.w.dim();
-        let (positions, k) = (oh * ow, c * fh * fw);
-        let settings = (fh, fw, self.stride, self.pad);
+        self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
-        let w_t = self.w_matrix().reversed_axes();
-        let mut dx = Array4::<f32>::zeros((n, c, h, w));
-        let (Some(dx_flat), Some(dout_flat)) = (dx.as_slice_mut(), dout.as_slice()) else {
-            unreachable!("standard-layout arrays are contiguous")
-        };
-        if n * k * positions * fnum == 0 {
-            return dx;
-        }
-        // Image by image: dcol_n = Wᵀ (C*FH*FW, FN) · dout_n (FN, OH*OW), the transposed
-        // im2col layout, folded straight back onto the image by col2im. One dcol buffer per
-        // worker, not one for the whole batch.
-        dx_flat
-            .par_chunks_mut(c * h * w)
-            .zip(dout_flat.par_chunks(fnum * positions))
-            .for_each_init(
-                || vec![0.0f32; k * positions],
-                |dcol, (dx_n, dout_n)| {
-                    let dout_n = ArrayView2::from_shape((fnum, positions), dout_n)
-                        .expect("chunk of FN*OH*OW");
-                    let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
-                        .expect("buffer of C*FH*FW x OH*OW");
-                    general_mat_mul(1.0, &w_t, &dout_n, 0.0, &mut dcol_n);
-                    col2im_t_image(dcol, (c, h, w), settings, (oh, ow), dx_n);
-                },
-            );
+        let dout_flat = dout.as_slice().expect("standard layout");
+        let per_image = dout_flat.len() / self.x_shape[0].max(1);
+        let mut dx = Array4::<f32>::zeros(self.x.raw_dim());
+        self.backward_images(
+            |img, buf| buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image]),
+            Some(dx.as_slice_mut().expect("a fresh array is contiguous")),
+        );
         dx
     }
 
@@ -294,15 +333,20 @@ impl Convolution {
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         let per_image = dout_flat.len() / self.x_shape[0].max(1);
-        self.params_from(|img, buf| {
-            buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image])
-        });
+        self.backward_images(
+            |img, buf| buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image]),
+            None,
+        );
     }
 
     /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
     /// gradient of the *pooled* output: each image's `dL/dout` is rebuilt from `pool`'s
     /// winners in a small buffer, so the full-size gradient tensor is never made.
     pub(crate) fn backward_params_pooled(&mut self, pool: &Pooling, dout_pooled: ArrayView4<f32>) {
+        assert!(
+            self.x_ready,
+            "Convolution::backward called before Convolution::forward"
+        );
         let [n, c, h, w] = self.x_shape;
         let conv_shape = self
             .output_shape((n, c, h, w))
@@ -310,15 +354,18 @@ impl Convolution {
         let dout_pooled = dout_pooled.as_standard_layout();
         let grads = dout_pooled.as_slice().expect("standard layout");
         let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
-        self.params_from(|img, buf| {
-            pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf)
-        });
+        self.backward_images(
+            |img, buf| {
+                pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf)
+            },
+            None,
+        );
     }
 
     /// Panics unless `dout` has the shape of the last forward output.
     fn check_dout(&self, dout: (usize, usize, usize, usize)) {
         assert!(
-            self.col_ready,
+            self.x_ready,
             "Convolution::backward called before Convolution::forward"
         );
         let [n, c, h, w] = self.x_shape;
@@ -331,43 +378,104 @@ impl Convolution {
         );
     }
 
-    /// dW = Σ_n dout_n (FN, OH*OW) · col_nᵀ (OH*OW, C*FH*FW), db = Σ_n Σ_positions dout_n,
-    /// with `fill(n, buffer)` writing image n's `dL/dout` `(FN, OH*OW)` into a buffer.
+    /// The backward pass, image by image, with `fill(n, buffer)` writing image n's
+    /// `dL/dout` `(FN, OH*OW)` into a buffer:
+    ///
+    /// ```text
+    /// dW = Σ_n dout_n (FN, OH*OW) · col_n (OH*OW, C*FH*FW)     db = Σ_n Σ_positions dout_n
+    /// dx_n = col2im(Wᵀ (C*FH*FW, FN) · dout_n)                  (if `dx` is given, zeros)
+    /// ```
+    ///
+    /// `col_n` is image n's im2col matrix in the book's layout, built again from the kept
+    /// input (one per-worker buffer; that layout makes the `dW` product the faster one).
     /// Fixed groups of images are summed in parallel, each in image order, then the groups
     /// in order: the same result on every run, whatever the thread count.
-    fn params_from(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync) {
-        assert!(
-            self.col_ready,
-            "Convolution::backward called before Convolution::forward"
-        );
+    fn backward_images(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync, dx: Option<&mut [f32]>) {
         const GROUP: usize = 10;
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
             .output_shape((n, c, h, w))
             .expect("the settings fitted in forward");
         let (_, _, fh, fw) = self.w.dim();
-        let (positions, k) = (oh * ow, c * fh * fw);
+        let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
+        let settings = (fh, fw, self.stride, self.pad);
         let mut dw = Array2::<f32>::zeros((fnum, k));
         let mut db = Array1::<f32>::zeros(fnum);
         if n * positions * k * fnum > 0 {
-            let partials: Vec<(Array2<f32>, Vec<f32>)> = self
-                .col
-                .par_chunks(GROUP * k * positions)
+            let x_flat = self.x.as_slice().expect("kept in standard layout");
+            let w_t = self.w_matrix().reversed_axes();
+            let groups = n.div_ceil(GROUP);
+            // Each group of images with its chunk of dx, if dx is wanted.
+            let dx_groups: Vec<Option<&mut [f32]>> = match dx {
+                Some(dx) => dx.chunks_mut(GROUP * image_len).map(Some).collect(),
+                None => (0..groups).map(|_| None).collect(),
+            };
+            let direct = self.direct_plan();
+            let dw_plan = direct.map(WeightGradPlan::new);
+            // dx by the forward kernel (flipped filters), if the padding allows it.
+            let dx_plan = direct.as_ref().and_then(input_grad_plan);
+            let w_flat = self.w.as_slice().expect("kept in standard layout");
+            let dx_packed = dx_plan.map(|plan| pack_flipped(&plan, w_flat, self.w.dim()));
+            let partials: Vec<(Array2<f32>, Vec<f32>)> = dx_groups
+                .into_par_iter()
+                .zip(x_flat.par_chunks(GROUP * image_len))
                 .enumerate()
-                .map(|(group, col_g)| {
+                .map(|(group, (mut dx_g, x_g))| {
                     let mut dw = Array2::<f32>::zeros((fnum, k));
                     let mut db = vec![0.0f32; fnum];
                     let mut dout_n = vec![0.0f32; fnum * positions];
-                    for (i, col_n) in col_g.chunks_exact(k * positions).enumerate() {
+                    let images = x_g.len() / image_len;
+                    // The direct path pads all the group's images and gradients first, then
+                    // runs the dW kernel once over the whole group.
+                    let (mut col, mut dout_padded) = match (&direct, &dw_plan) {
+                        (Some(plan), Some(dw_plan)) => (
+                            vec![0.0f32; images * plan.padded_len()],
+                            vec![0.0f32; images * dw_plan.padded_dout_len()],
+                        ),
+                        _ => (vec![0.0f32; positions * k], Vec::new()),
+                    };
+                    let mut dcol = vec![0.0f32; dx_plan.map_or(k * positions, |p| p.padded_len())];
+                    let mut scratch = Vec::new();
+                    for (i, image) in x_g.chunks_exact(image_len).enumerate() {
                         fill(group * GROUP + i, &mut dout_n);
-                        let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
-                            .expect("buffer of FN x OH*OW");
-                        let col_n = ArrayView2::from_shape((k, positions), col_n)
-                            .expect("chunk of C*FH*FW x OH*OW");
-                        general_mat_mul(1.0, &dout_m, &col_n.t(), 1.0, &mut dw);
                         for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
                             *sum += row.iter().sum::<f32>();
                         }
+                        let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
+                            .expect("buffer of FN x OH*OW");
+                        if let (Some(plan), Some(dw_plan)) = (&direct, &dw_plan) {
+                            let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
+                            plan.pad_image(image, &mut col[i * len..(i + 1) * len]);
+                            dw_plan.pad_dout(&dout_n, &mut dout_padded[i * dlen..(i + 1) * dlen]);
+                        } else {
+                            im2col_image(image, (c, h, w), settings, (oh, ow), &mut col);
+                            let col_n = ArrayView2::from_shape((positions, k), &col[..])
+                                .expect("buffer of OH*OW x C*FH*FW");
+                            general_mat_mul(1.0, &dout_m, &col_n, 1.0, &mut dw);
+                        }
+                        let Some(dx_g) = dx_g.as_deref_mut() else {
+                            continue;
+                        };
+                        let dx_n = &mut dx_g[i * image_len..(i + 1) * image_len];
+                        if let (Some(plan), Some(packed)) = (&dx_plan, &dx_packed) {
+                            // dx = dout padded by FH-1-pad, convolved with the flipped
+                            // filters: the forward kernel again.
+                            plan.pad_image(&dout_n, &mut dcol);
+                            plan.run(&dcol, packed, None, &mut scratch, dx_n);
+                        } else {
+                            // dcol_n = Wᵀ · dout_n in the transposed im2col layout, folded
+                            // straight back onto the image by col2im.
+                            let mut dcol_n =
+                                ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
+                                    .expect("buffer of C*FH*FW x OH*OW");
+                            general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
+                            col2im_t_image(&dcol, (c, h, w), settings, (oh, ow), dx_n);
+                        }
+                    }
+                    if let Some(dw_plan) = &dw_plan {
+                        // Stride 1: dW straight from the padded images (direct_conv).
+                        let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
+                        dw_plan.run(&col, &dout_padded, dw_flat);
                     }
                     (dw, db)
                 })
@@ -535,6 +643,96 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The direct (stride-1, im2col-free) kernels against the im2col path, forward and
+    /// backward, over shapes that exercise every register block and the partial blocks at
+    /// the edges (filter counts and widths that are not multiples of the blocks).
+    #[test]
+    fn direct_kernels_match_the_im2col_path() {
+        let shapes = [
+            // (N, C, H, W, FN, F, pad)
+            (3, 1, 28, 28, 30, 5, 0), // SimpleConvNet's layer
+            (2, 1, 9, 11, 1, 3, 1),
+            (2, 3, 7, 13, 5, 3, 0),
+            (2, 2, 8, 8, 13, 3, 2),
+            (2, 4, 6, 6, 64, 3, 1),   // 8-wide outputs: the 12-filter block
+            (11, 2, 14, 14, 7, 3, 1), // a second group of images
+            (2, 3, 10, 9, 4, 5, 4),   // pad >= F - 1: dx falls back to im2col
+            (3, 6, 9, 10, 5, 3, 0),   // dx by the direct kernel (4 or more channels)
+        ];
+        for (n, c, h, w, fnum, f, pad) in shapes {
+            let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
+                ((a * 31 + b * 17 + i * 7 + j * 3) % 13) as f32 / 6.0 - 1.0
+            });
+            let wts = Array4::from_shape_fn((fnum, c, f, f), |(a, b, i, j)| {
+                ((a * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
+            });
+            let b = Array1::from_shape_fn(fnum, |i| i as f32 * 0.1 - 0.3);
+            let mut fast = Convolution::new(wts.clone(), b.clone(), 1, pad);
+            let mut plain = Convolution::new(wts, b, 1, pad);
+            plain.direct = false;
+            let y = fast.forward(x.view()).unwrap();
+            assert!(
+                fast.direct_plan().is_some(),
+                "the direct path applies to {:?}",
+                (c, h, w, f, pad)
+            );
+            let y_plain = plain.forward(x.view()).unwrap();
+            let dout = Array4::from_shape_fn(y.dim(), |(a, b, i, j)| {
+                ((a * 7 + b * 5 + i * 3 + j) % 9) as f32 - 4.0
+            });
+            let dx = fast.backward(dout.view());
+            let dx_plain = plain.backward(dout.view());
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(p, q)| (p - q).abs() / (1.0 + q.abs()))
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    a.len() == b.len() && worst < 1e-4,
+                    "{what} {:?}: off by {worst}",
+                    (n, c, h, w, fnum, f, pad)
+                );
+            };
+            close(
+                y.as_slice().unwrap(),
+                y_plain.as_slice().unwrap(),
+                "forward",
+            );
+            close(
+                fast.dw.as_slice().unwrap(),
+                plain.dw.as_slice().unwrap(),
+                "dW",
+            );
+            close(
+                fast.db.as_slice().unwrap(),
+                plain.db.as_slice().unwrap(),
+                "db",
+            );
+            close(dx.as_slice().unwrap(), dx_plain.as_slice().unwrap(), "dx");
+        }
+    }
+
+    /// A NaN pixel in the last column: the direct dW kernel reads past the end of output
+    /// rows, but those lanes must count as 0, so exactly the same dW entries become NaN
+    /// as with im2col.
+    #[test]
+    fn direct_dw_ignores_pixels_past_the_output_rows() {
+        let mut x = Array4::from_shape_fn((2, 1, 9, 9), |(a, _, i, j)| (a + i + j) as f32 / 10.0);
+        x[[1, 0, 4, 8]] = f32::NAN;
+        let wts = Array4::from_elem((3, 1, 3, 3), 0.5);
+        let mut fast = Convolution::new(wts.clone(), Array1::zeros(3), 1, 0);
+        let mut plain = Convolution::new(wts, Array1::zeros(3), 1, 0);
+        plain.direct = false;
+        let dout = Array4::from_elem(fast.forward(x.view()).unwrap().dim(), 1.0);
+        plain.forward(x.view()).unwrap();
+        fast.backward_params(dout.view());
+        plain.backward_params(dout.view());
+        let nan = |a: &Array4<f32>| a.iter().map(|v| v.is_nan()).collect::<Vec<_>>();
+        assert_eq!(nan(&fast.dw), nan(&plain.dw));
+        assert!(nan(&plain.dw).contains(&false) && nan(&plain.dw).contains(&true));
     }
 
     #[test]

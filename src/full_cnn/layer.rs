@@ -137,7 +137,8 @@ impl Layer for Convolution {
 
     fn forward(&mut self, x: ArrayD<f32>, _train: bool) -> ArrayD<f32> {
         let x = as_batch4(x, "Convolution");
-        Convolution::forward(self, x.view())
+        // The layer keeps its input for the backward pass: hand it over, no copy.
+        self.forward_owned(x)
             .expect("the network checked the shapes when it was built")
             .into_dyn()
     }

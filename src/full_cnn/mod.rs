@@ -79,6 +79,7 @@
 
 mod affine;
 mod convolution_layer;
+mod direct_conv;
 mod dropout;
 mod layer;
 mod matmul;
