@@ -23,17 +23,103 @@
 //! The arithmetic is the same as im2col's (the same products, summed in another order, so
 //! the results agree to rounding; tested against the im2col path in
 //! `convolution_layer`). Each output is computed by a fixed sequence of operations, so the
-//! results do not depend on the thread count. On x86-64 processors with AVX2 and FMA (checked
-//! when the program runs) the kernels are compiled for those instructions; elsewhere they
-//! run as plain Rust.
+//! results do not depend on the thread count. Which instructions the kernels are compiled
+//! for is chosen when the program runs ([`Simd::best`]): AVX-512 where the processor has it,
+//! else AVX2 with FMA, else plain Rust. The choice changes the register blocks, so the
+//! results of different processors agree to rounding, not bit for bit.
 
-/// Floats per SIMD register (AVX2: 8 x f32).
+/// Floats per AVX2 register (8 x f32).
 const LANES: usize = 8;
 
-/// Register blocks `(MR filters, L outputs)` of the forward kernel: at most 12 vectors of
-/// 8 accumulators, plus the `L / 8` input vectors and one broadcast weight, fit in the 16
-/// registers of AVX2 (more would spill to memory). Listed best first.
-const BLOCKS: [(usize, usize); 5] = [(6, 16), (12, 8), (3, 24), (8, 8), (4, 16)];
+/// Floats per AVX-512 register (16 x f32).
+const WIDE_LANES: usize = 16;
+
+/// Which vector instructions the kernels use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Simd {
+    /// Plain Rust (any processor; the compiler vectorises what it can).
+    Plain,
+    /// AVX2 and FMA: 16 registers of 8 floats.
+    Avx2,
+    /// AVX-512 (F): 32 registers of 16 floats, twice the work per instruction.
+    Avx512,
+}
+
+impl Simd {
+    /// The best this processor has, capped by the environment variable
+    /// `CNN_FROM_SCRATCH_SIMD` (`plain`, `avx2` or `avx512`) if it is set, so that one
+    /// build can be measured with each (read once).
+    pub(crate) fn best() -> Simd {
+        static BEST: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            let cap = match std::env::var("CNN_FROM_SCRATCH_SIMD").as_deref() {
+                Ok("plain") => Simd::Plain,
+                Ok("avx2") => Simd::Avx2,
+                _ => Simd::Avx512,
+            };
+            Simd::detected().min(cap)
+        })
+    }
+
+    /// What the processor has.
+    fn detected() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                return if has!("avx512f") {
+                    Simd::Avx512
+                } else {
+                    Simd::Avx2
+                };
+            }
+        }
+        Simd::Plain
+    }
+
+    /// Every level this processor can run (the tests run each).
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Simd> {
+        let best = Simd::detected();
+        [Simd::Plain, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|&s| s <= best)
+            .collect()
+    }
+
+    /// The forward kernel's register blocks `(MR filters, L outputs)`, best first, and the
+    /// number of accumulator vectors a full block has.
+    ///
+    /// AVX2: at most 12 vectors of 8 accumulators, plus the `L / 8` input vectors and one
+    /// broadcast weight, fit in its 16 registers (more would spill to memory). AVX-512: 24
+    /// vectors of 16 in its 32 registers.
+    fn forward_blocks(self) -> (&'static [(usize, usize)], usize) {
+        match self {
+            Simd::Plain | Simd::Avx2 => (&[(6, 16), (12, 8), (3, 24), (8, 8), (4, 16)], 12),
+            Simd::Avx512 => (
+                &[
+                    (12, 32),
+                    (6, 64),
+                    (8, 48),
+                    (24, 16),
+                    (6, 32),
+                    (8, 32),
+                    (4, 64),
+                    (16, 16),
+                ],
+                24,
+            ),
+        }
+    }
+
+    /// Floats per vector register.
+    fn lanes(self) -> usize {
+        match self {
+            Simd::Avx512 => WIDE_LANES,
+            _ => LANES,
+        }
+    }
+}
 
 /// How to run the forward kernel for one layer shape: the register block and the padded
 /// buffer sizes. Computed once per pass.
@@ -62,15 +148,27 @@ pub(crate) struct ForwardPlan {
     /// end so that the last block's loads stay inside the buffer.
     wp: usize,
     hp: usize,
+    /// The instructions the kernels run with.
+    simd: Simd,
 }
 
 impl ForwardPlan {
     /// The plan for `fnum` filters `(c, fh, fw)` with `pad` over `(h, w)` images, or `None`
     /// if the direct path does not apply (the output would be empty).
     pub(crate) fn new(
+        filters: (usize, usize, usize, usize),
+        image: (usize, usize),
+        pad: usize,
+    ) -> Option<ForwardPlan> {
+        ForwardPlan::with_simd(filters, image, pad, Simd::best())
+    }
+
+    /// [`ForwardPlan::new`] for the given instructions (which the processor must have).
+    pub(crate) fn with_simd(
         (fnum, c, fh, fw): (usize, usize, usize, usize),
         (h, w): (usize, usize),
         pad: usize,
+        simd: Simd,
     ) -> Option<ForwardPlan> {
         let (hp, wpad) = (h + 2 * pad, w + 2 * pad);
         if fnum == 0 || c == 0 || fh == 0 || fw == 0 || hp < fh || wpad < fw {
@@ -79,9 +177,10 @@ impl ForwardPlan {
         let (oh, ow) = (hp - fh + 1, wpad - fw + 1);
         // The block and the way of cutting the outputs into blocks that waste the least
         // work on padding filters and on positions that are not outputs; blocks of fewer
-        // than 12 accumulators count 15% more (they keep fewer multiply-adds in flight).
+        // accumulators than a full one count 15% more (fewer multiply-adds in flight).
         let flat_positions = (oh - 1) * wpad + ow;
-        let (mr, lanes, by_rows) = BLOCKS
+        let (blocks, full) = simd.forward_blocks();
+        let (mr, lanes, by_rows) = blocks
             .iter()
             .flat_map(|&(mr, lanes)| [(mr, lanes, true), (mr, lanes, false)])
             .min_by_key(|&(mr, lanes, by_rows)| {
@@ -91,7 +190,7 @@ impl ForwardPlan {
                     flat_positions.next_multiple_of(lanes)
                 };
                 let work = fnum.next_multiple_of(mr) * positions;
-                if mr * lanes / LANES == 12 {
+                if mr * lanes / simd.lanes() == full {
                     work * 20
                 } else {
                     work * 23
@@ -114,6 +213,7 @@ impl ForwardPlan {
             by_rows,
             wp: wpad,
             hp,
+            simd,
         })
     }
 
@@ -199,16 +299,14 @@ impl ForwardPlan {
         );
         let (row_stride, scratch_row) = self.scratch_layout();
         scratch.resize(self.fnum * scratch_row, 0.0);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has the features the function is compiled for.
-            unsafe { forward_avx2_fma(self, padded, packed, scratch) };
-        } else {
-            forward_dispatch::<false>(self, padded, packed, scratch);
+        match self.simd {
+            // SAFETY: the plan's instructions are ones the processor has (`Simd::best`).
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { forward_avx512(self, padded, packed, scratch) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { forward_avx2_fma(self, padded, packed, scratch) },
+            _ => forward_dispatch::<false>(self, padded, packed, scratch),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        forward_dispatch::<false>(self, padded, packed, scratch);
         // The outputs out of the scratch rows, plus the bias.
         for (f, (out_f, scratch_f)) in out
             .chunks_exact_mut(self.oh * self.ow)
@@ -253,10 +351,22 @@ fn pad_planes(
     }
 }
 
+// The generic kernel below compiled for AVX2: the compiler turns each row of `L`
+// accumulators into `L / 8` vector registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn forward_avx2_fma(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch: &mut [f32]) {
     forward_dispatch::<true>(plan, padded, packed, scratch);
+}
+
+/// # Safety
+///
+/// The processor must have AVX-512 (F).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn forward_avx512(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch: &mut [f32]) {
+    // SAFETY: the caller's promise.
+    unsafe { forward_dispatch_wide(plan, padded, packed, scratch) };
 }
 
 /// `a * b + c`, as one fused instruction when `FMA` (compiled for FMA), else two.
@@ -282,6 +392,113 @@ fn forward_dispatch<const FMA: bool>(
     }
 }
 
+/// The AVX-512 blocks: `L` outputs are `L / 16` vector registers.
+///
+/// # Safety
+///
+/// The processor must have AVX-512 (F).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn forward_dispatch_wide(
+    plan: &ForwardPlan,
+    padded: &[f32],
+    packed: &[f32],
+    scratch: &mut [f32],
+) {
+    // SAFETY (all arms): the caller's promise.
+    unsafe {
+        match (plan.mr, plan.lanes) {
+            (12, 32) => forward_blocks_avx512::<12, 2>(plan, padded, packed, scratch),
+            (6, 64) => forward_blocks_avx512::<6, 4>(plan, padded, packed, scratch),
+            (8, 48) => forward_blocks_avx512::<8, 3>(plan, padded, packed, scratch),
+            (24, 16) => forward_blocks_avx512::<24, 1>(plan, padded, packed, scratch),
+            (6, 32) => forward_blocks_avx512::<6, 2>(plan, padded, packed, scratch),
+            (8, 32) => forward_blocks_avx512::<8, 2>(plan, padded, packed, scratch),
+            (4, 64) => forward_blocks_avx512::<4, 4>(plan, padded, packed, scratch),
+            (16, 16) => forward_blocks_avx512::<16, 1>(plan, padded, packed, scratch),
+            other => unreachable!("no kernel for block {other:?}"),
+        }
+    }
+}
+
+/// Where filter element `k = (c, fy, fx)` reads, relative to an output's position, for
+/// every `k`; and the blocks of `L` outputs as `(position in the padded image, position
+/// in the scratch row)` (see [`forward_blocks`]). Asserts that every load of `L` floats
+/// stays inside `padded`.
+fn block_layout(plan: &ForwardPlan, padded: &[f32], l: usize) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let (fh, fw, wp) = (plan.fh, plan.fw, plan.wp);
+    let k_len = plan.c * fh * fw;
+    let offsets: Vec<usize> = (0..k_len)
+        .map(|k| (k / (fh * fw)) * plan.hp * wp + (k / fw % fh) * wp + k % fw)
+        .collect();
+    let (row_stride, scratch_row) = plan.scratch_layout();
+    let starts: Vec<(usize, usize)> = if plan.by_rows {
+        (0..plan.oh)
+            .flat_map(|oy| {
+                (0..plan.ow)
+                    .step_by(l)
+                    .map(move |ox| (oy * wp + ox, oy * row_stride + ox))
+            })
+            .collect()
+    } else {
+        (0..scratch_row).step_by(l).map(|q| (q, q)).collect()
+    };
+    // Every load reads `L` floats at `start + offset`: inside the buffer, whose slack
+    // covers a block running past the end of the last row.
+    let last = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + l;
+    assert!(last <= padded.len(), "direct_conv: padded image too short");
+    (offsets, starts)
+}
+
+/// [`forward_blocks`] written with AVX-512 intrinsics, `MR` filters x `LV` vectors of 16
+/// outputs: the compiler does not keep a block this large in registers by itself.
+///
+/// # Safety
+///
+/// The processor must have AVX-512 (F).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
+    plan: &ForwardPlan,
+    padded: &[f32],
+    packed: &[f32],
+    scratch: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let k_len = plan.c * plan.fh * plan.fw;
+    let (offsets, starts) = block_layout(plan, padded, LV * WIDE_LANES);
+    let (_, scratch_row) = plan.scratch_layout();
+    let (blocks, _) = packed.as_chunks::<MR>();
+    for (f0, block) in (0..plan.fnum).step_by(MR).zip(blocks.chunks_exact(k_len)) {
+        let rows = MR.min(plan.fnum - f0);
+        for &(start, at) in &starts {
+            let mut acc = [[_mm512_setzero_ps(); LV]; MR];
+            for (&offset, weights) in offsets.iter().zip(block) {
+                // SAFETY: `start + offset + L <= padded.len()` (asserted in block_layout).
+                let src = unsafe { padded.as_ptr().add(start + offset) };
+                let mut x = [_mm512_setzero_ps(); LV];
+                for (v, vector) in x.iter_mut().enumerate() {
+                    *vector = unsafe { _mm512_loadu_ps(src.add(v * WIDE_LANES)) };
+                }
+                for (acc_row, &weight) in acc.iter_mut().zip(weights) {
+                    let weight = _mm512_set1_ps(weight);
+                    for (a, &x) in acc_row.iter_mut().zip(&x) {
+                        *a = _mm512_fmadd_ps(weight, x, *a);
+                    }
+                }
+            }
+            for (i, acc_row) in acc.iter().enumerate().take(rows) {
+                let begin = (f0 + i) * scratch_row + at;
+                let out = &mut scratch[begin..begin + LV * WIDE_LANES];
+                for (v, &a) in acc_row.iter().enumerate() {
+                    // SAFETY: stores 16 floats into `out[16v..16v + 16]`.
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(v * WIDE_LANES), a) };
+                }
+            }
+        }
+    }
+}
+
 /// Every `MR x L` block of outputs (`MR` filters, `L` outputs), each written to the
 /// filters' scratch rows as whole vectors (the caller copies the outputs out).
 ///
@@ -298,37 +515,17 @@ fn forward_blocks<const FMA: bool, const MR: usize, const L: usize>(
     packed: &[f32],
     scratch: &mut [f32],
 ) {
-    let (fh, fw, wp) = (plan.fh, plan.fw, plan.wp);
-    let k_len = plan.c * fh * fw;
-    // Where filter element k = (c, fy, fx) reads, relative to the output's position.
-    let offsets: Vec<usize> = (0..k_len)
-        .map(|k| (k / (fh * fw)) * plan.hp * wp + (k / fw % fh) * wp + k % fw)
-        .collect();
-    let (row_stride, scratch_row) = plan.scratch_layout();
-    // The blocks: (position in the padded image, position in the scratch row).
-    let starts: Vec<(usize, usize)> = if plan.by_rows {
-        (0..plan.oh)
-            .flat_map(|oy| {
-                (0..plan.ow)
-                    .step_by(L)
-                    .map(move |ox| (oy * wp + ox, oy * row_stride + ox))
-            })
-            .collect()
-    } else {
-        (0..scratch_row).step_by(L).map(|q| (q, q)).collect()
-    };
-    // Every load reads `L` floats at `start + offset`: inside the buffer, whose slack
-    // covers a block running past the end of the last row.
-    let last = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + L;
-    assert!(last <= padded.len(), "direct_conv: padded image too short");
+    let k_len = plan.c * plan.fh * plan.fw;
+    let (offsets, starts) = block_layout(plan, padded, L);
+    let (_, scratch_row) = plan.scratch_layout();
     let (blocks, _) = packed.as_chunks::<MR>();
     for (f0, block) in (0..plan.fnum).step_by(MR).zip(blocks.chunks_exact(k_len)) {
         let rows = MR.min(plan.fnum - f0);
         for &(start, at) in &starts {
             let mut acc = [[0.0f32; L]; MR];
             for (&offset, weights) in offsets.iter().zip(block) {
-                // SAFETY: `start + offset + L <= last <= padded.len()` (asserted above), and
-                // any f32 bit pattern is valid. Unchecked, so that the compiler keeps the
+                // SAFETY: `start + offset + L <= padded.len()` (asserted in block_layout),
+                // and any f32 bit pattern is valid. Unchecked, so that the compiler keeps the
                 // accumulators in registers through the loop.
                 let src: &[f32; L] =
                     unsafe { &*padded.as_ptr().add(start + offset).cast::<[f32; L]>() };
@@ -411,18 +608,26 @@ pub(crate) struct PositionGradPlan {
     fnum_padded: usize,
 }
 
-/// Register block of the `dW` kernel: 3 filters x 3 filter elements, 8 outputs at a time
-/// (9 accumulators, 3 gradient and 1 input vectors: no spill to memory).
+/// Register block of the AVX2 `dW` kernel: 3 filters x 3 filter elements, 8 outputs at a
+/// time (9 accumulators, 3 gradient and 1 input vectors: no spill to memory).
 const PG_MR: usize = 3;
 const PG_NK: usize = 3;
+
+/// Register block of the AVX-512 `dW` kernel: 4 filters x 5 filter elements, 16 outputs at
+/// a time (20 accumulators, 4 gradient and 1 input vectors of its 32 registers).
+const PG_WIDE_MR: usize = 4;
+const PG_WIDE_NK: usize = 5;
 
 impl PositionGradPlan {
     /// The plan for the layer the forward plan describes.
     fn new(forward: ForwardPlan) -> PositionGradPlan {
         PositionGradPlan {
             forward,
-            ow_padded: forward.ow.next_multiple_of(LANES),
-            fnum_padded: forward.fnum.next_multiple_of(PG_MR),
+            ow_padded: forward.ow.next_multiple_of(forward.simd.lanes()),
+            fnum_padded: forward.fnum.next_multiple_of(match forward.simd {
+                Simd::Avx512 => PG_WIDE_MR,
+                _ => PG_MR,
+            }),
         }
     }
 
@@ -455,14 +660,15 @@ impl PositionGradPlan {
                     == self.forward.fnum * self.forward.c * self.forward.fh * self.forward.fw,
             "direct_conv: dW buffers do not fit the plan"
         );
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has the features, and the buffers fit the plan (asserted).
-            unsafe { position_grad_avx2_fma(self, padded, padded_dout, dw) };
-            return;
+        // SAFETY (the unsafe arms): the plan's instructions are ones the processor has
+        // (`Simd::best`), and the buffers fit the plan (asserted).
+        match self.forward.simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { position_grad_avx512(self, padded, padded_dout, dw) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { position_grad_avx2_fma(self, padded, padded_dout, dw) },
+            _ => position_grad_plain(self, padded, padded_dout, dw),
         }
-        position_grad_plain(self, padded, padded_dout, dw);
     }
 
     /// Where filter element `k = (c, fy, fx)` reads in a padded image, relative to the
@@ -474,28 +680,37 @@ impl PositionGradPlan {
 
     /// The blocks of `(first filter, first filter element)`, and per block the offsets of
     /// its filter elements (a block past the last element repeats it; discarded).
-    fn blocks(&self) -> impl Iterator<Item = (usize, usize, [usize; PG_NK])> + '_ {
+    fn blocks<const MR: usize, const NK: usize>(
+        &self,
+    ) -> impl Iterator<Item = (usize, usize, [usize; NK])> + '_ {
         let k_len = self.forward.c * self.forward.fh * self.forward.fw;
-        (0..self.forward.fnum).step_by(PG_MR).flat_map(move |f0| {
-            (0..k_len).step_by(PG_NK).map(move |k0| {
+        (0..self.forward.fnum).step_by(MR).flat_map(move |f0| {
+            (0..k_len).step_by(NK).map(move |k0| {
                 let offsets = std::array::from_fn(|j| self.offset((k0 + j).min(k_len - 1)));
                 (f0, k0, offsets)
             })
         })
     }
 
-    /// Adds a block's sums (each accumulator's 8 lanes, pairwise in a fixed order) to `dw`.
-    fn store(
+    /// Adds a block's sums (each accumulator's `W` lanes, pairwise in a fixed order) to `dw`.
+    fn store<const W: usize, const MR: usize, const NK: usize>(
         &self,
         (f0, k0): (usize, usize),
-        acc: &[[[f32; LANES]; PG_NK]; PG_MR],
+        acc: &[[[f32; W]; NK]; MR],
         dw: &mut [f32],
     ) {
         let k_len = self.forward.c * self.forward.fh * self.forward.fw;
         for (i, acc_f) in acc.iter().enumerate().take(self.forward.fnum - f0) {
             for (j, lanes) in acc_f.iter().enumerate().take(k_len - k0) {
-                let s4: [f32; 4] = std::array::from_fn(|l| lanes[l] + lanes[l + 4]);
-                dw[(f0 + i) * k_len + k0 + j] += (s4[0] + s4[2]) + (s4[1] + s4[3]);
+                let mut sums = *lanes;
+                let mut half = W / 2;
+                while half > 0 {
+                    for l in 0..half {
+                        sums[l] += sums[l + half];
+                    }
+                    half /= 2;
+                }
+                dw[(f0 + i) * k_len + k0 + j] += sums[0];
             }
         }
     }
@@ -536,7 +751,7 @@ unsafe fn position_grad_avx2_fma(
     // `(OH-1)*WP + (OW rounded up - 8) + offset`, and the padded image's slack (`L + FW`
     // floats past the last row) covers it; gradient vectors lie inside their padded rows.
     let mask = unsafe { _mm256_loadu_si256(lane_mask.as_ptr().cast()) };
-    for (f0, k0, offsets) in plan.blocks() {
+    for (f0, k0, offsets) in plan.blocks::<PG_MR, PG_NK>() {
         let mut acc = [[_mm256_setzero_ps(); PG_NK]; PG_MR];
         for image in 0..images {
             let x = padded[image * image_len..].as_ptr();
@@ -573,6 +788,70 @@ unsafe fn position_grad_avx2_fma(
     }
 }
 
+/// The `dW` kernel with AVX-512: the AVX2 kernel with blocks of 4 filters x 5 filter
+/// elements and vectors of 16 outputs; the lanes past a row's end are not loaded (masked).
+///
+/// # Safety
+///
+/// The CPU must have AVX-512 (F), and the buffers must fit the plan (checked by `run`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn position_grad_avx512(
+    plan: &PositionGradPlan,
+    padded: &[f32],
+    padded_dout: &[f32],
+    dw: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    const MR: usize = PG_WIDE_MR;
+    const NK: usize = PG_WIDE_NK;
+    let p = &plan.forward;
+    let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
+    let images = padded.len() / image_len;
+    let (row_len, wp) = (plan.ow_padded, p.wp);
+    let plane = p.oh * row_len;
+    let (full, tail) = (p.ow / WIDE_LANES, p.ow % WIDE_LANES);
+    // The lanes of a row's last vector that are inside the row.
+    let tail_mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+    // SAFETY (all loads below): as in the AVX2 kernel; a row's last vector loads only its
+    // `tail` lanes inside the row.
+    for (f0, k0, offsets) in plan.blocks::<MR, NK>() {
+        let mut acc = [[_mm512_setzero_ps(); NK]; MR];
+        for image in 0..images {
+            let x = padded[image * image_len..].as_ptr();
+            let g = padded_dout[image * dout_len + f0 * plane..].as_ptr();
+            for oy in 0..p.oh {
+                for v in 0..full + usize::from(tail > 0) {
+                    let (start, row) = (oy * wp + v * WIDE_LANES, oy * row_len + v * WIDE_LANES);
+                    let mut grads = [_mm512_setzero_ps(); MR];
+                    for (i, vector) in grads.iter_mut().enumerate() {
+                        *vector = unsafe { _mm512_loadu_ps(g.add(i * plane + row)) };
+                    }
+                    for j in 0..NK {
+                        let at = unsafe { x.add(offsets[j] + start) };
+                        let pixels = if v == full {
+                            unsafe { _mm512_maskz_loadu_ps(tail_mask, at) }
+                        } else {
+                            unsafe { _mm512_loadu_ps(at) }
+                        };
+                        for i in 0..MR {
+                            acc[i][j] = _mm512_fmadd_ps(grads[i], pixels, acc[i][j]);
+                        }
+                    }
+                }
+            }
+        }
+        let mut lanes = [[[0.0f32; WIDE_LANES]; NK]; MR];
+        for (out_f, acc_f) in lanes.iter_mut().zip(&acc) {
+            for (out, &a) in out_f.iter_mut().zip(acc_f) {
+                // SAFETY: stores 16 floats into `out`.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
+            }
+        }
+        plan.store((f0, k0), &lanes, dw);
+    }
+}
+
 /// The `dW` kernel in plain Rust (any processor): the same blocks and the same order of
 /// additions as the AVX2 kernel, without fused multiply-adds.
 fn position_grad_plain(
@@ -586,8 +865,9 @@ fn position_grad_plain(
     let images = padded.len() / image_len;
     let (row_len, wp) = (plan.ow_padded, p.wp);
     let plane = p.oh * row_len;
-    for (f0, k0, offsets) in plan.blocks() {
+    for (f0, k0, offsets) in plan.blocks::<PG_MR, PG_NK>() {
         let mut acc = [[[0.0f32; LANES]; PG_NK]; PG_MR];
+
         for image in 0..images {
             let x = &padded[image * image_len..];
             let g = &padded_dout[image * dout_len + f0 * plane..];
@@ -616,35 +896,52 @@ fn position_grad_plain(
 ///
 /// for a block of 16 filters x 6 filter elements (12 vectors of accumulators), over every
 /// position `p` of every image of the group. The accumulators stay in registers for the
-/// whole group and hold `dW` itself (no sum across lanes).
+/// whole group and hold `dW` itself (no sum across lanes). With AVX-512 a block is 16 or
+/// 32 filters (one or two vectors of 16) x 12, 9 or 6 filter elements.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FilterGradPlan {
     forward: ForwardPlan,
     /// Filters rounded up to whole blocks.
     fnum_padded: usize,
-    /// Filter elements per block.
+    /// Vectors of filters per block, and filter elements per block.
+    fv: usize,
     nk: usize,
 }
 
-/// Register block of the `dW` kernel: `DW_FV` vectors of 8 filters x `NK` filter
-/// elements, `NK` one of 6, 5, 4 or 3, whichever leaves the fewest unused at the end (at
-/// most 12 accumulators, 2 gradient vectors and 1 broadcast pixel: no spill).
-const DW_FV: usize = 2;
-const DW_FILTERS: usize = DW_FV * LANES;
+/// Filters per block, at most: two vectors of 16 (AVX-512).
+const DW_MAX_FILTERS: usize = 2 * WIDE_LANES;
 
 impl FilterGradPlan {
-    /// The plan for the layer the forward plan describes.
+    /// The plan for the layer the forward plan describes: AVX2 (and plain Rust) use 2
+    /// vectors of 8 filters x 6, 5, 4 or 3 filter elements (at most 12 accumulators, 2
+    /// gradient vectors and 1 broadcast pixel fit its 16 registers); AVX-512 one or two
+    /// vectors of 16 filters x 12, 9 or 6 elements (at most 24 accumulators of its 32
+    /// registers). Whichever wastes the least on blocks past the last filter and element.
     fn new(forward: ForwardPlan) -> FilterGradPlan {
         let k_len = forward.c * forward.fh * forward.fw;
-        let nk = [6, 5, 4, 3]
-            .into_iter()
-            .min_by_key(|&nk| k_len.next_multiple_of(nk))
-            .expect("block sizes");
+        let lanes = forward.simd.lanes();
+        let (fvs, nks): (&[usize], &[usize]) = match forward.simd {
+            Simd::Avx512 => (&[2, 1], &[12, 9, 6]),
+            _ => (&[2], &[6, 5, 4, 3]),
+        };
+        let least_waste = |options: &[usize], len: usize, unit: usize| {
+            *options
+                .iter()
+                .min_by_key(|&&n| len.next_multiple_of(n * unit))
+                .expect("block sizes")
+        };
+        let fv = least_waste(fvs, forward.fnum, lanes);
         FilterGradPlan {
             forward,
-            fnum_padded: forward.fnum.next_multiple_of(DW_FILTERS),
-            nk,
+            fnum_padded: forward.fnum.next_multiple_of(fv * lanes),
+            fv,
+            nk: least_waste(nks, k_len, 1),
         }
+    }
+
+    /// Filters per block.
+    fn filters(&self) -> usize {
+        self.fv * self.forward.simd.lanes()
     }
 
     /// Length of one image's transposed gradient `(OH*OW, FN rounded up)`.
@@ -678,20 +975,29 @@ impl FilterGradPlan {
                 && dw.len() == p.fnum * p.c * p.fh * p.fw,
             "direct_conv: dW buffers do not fit the plan"
         );
+        let (g, x) = (padded_dout, padded);
+        // SAFETY (the unsafe arms): the plan's instructions are ones the processor has
+        // (`Simd::best`), and the buffers fit the plan (asserted).
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has the features, and the buffers fit the plan (asserted).
-            unsafe {
-                match self.nk {
-                    6 => filter_grad_avx2_fma::<6>(self, padded, padded_dout, dw),
-                    5 => filter_grad_avx2_fma::<5>(self, padded, padded_dout, dw),
-                    4 => filter_grad_avx2_fma::<4>(self, padded, padded_dout, dw),
-                    _ => filter_grad_avx2_fma::<3>(self, padded, padded_dout, dw),
-                }
-            };
-            return;
+        match (self.forward.simd, self.fv, self.nk) {
+            (Simd::Avx512, 2, 12) => unsafe { filter_grad_avx512::<2, 12>(self, x, g, dw) },
+            (Simd::Avx512, 2, 9) => unsafe { filter_grad_avx512::<2, 9>(self, x, g, dw) },
+            (Simd::Avx512, 2, _) => unsafe { filter_grad_avx512::<2, 6>(self, x, g, dw) },
+            (Simd::Avx512, _, 12) => unsafe { filter_grad_avx512::<1, 12>(self, x, g, dw) },
+            (Simd::Avx512, _, 9) => unsafe { filter_grad_avx512::<1, 9>(self, x, g, dw) },
+            (Simd::Avx512, _, _) => unsafe { filter_grad_avx512::<1, 6>(self, x, g, dw) },
+            (Simd::Avx2, _, 6) => unsafe { filter_grad_avx2_fma::<6>(self, x, g, dw) },
+            (Simd::Avx2, _, 5) => unsafe { filter_grad_avx2_fma::<5>(self, x, g, dw) },
+            (Simd::Avx2, _, 4) => unsafe { filter_grad_avx2_fma::<4>(self, x, g, dw) },
+            (Simd::Avx2, _, _) => unsafe { filter_grad_avx2_fma::<3>(self, x, g, dw) },
+            (Simd::Plain, _, _) => self.run_plain(x, g, dw),
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.run_plain(x, g, dw);
+    }
+
+    /// [`FilterGradPlan::run`] in plain Rust.
+    fn run_plain(&self, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
         match self.nk {
             6 => filter_grad_plain::<6>(self, padded, padded_dout, dw),
             5 => filter_grad_plain::<5>(self, padded, padded_dout, dw),
@@ -708,7 +1014,7 @@ impl FilterGradPlan {
         let k_len = p.c * p.fh * p.fw;
         let offset =
             move |k: usize| (k / (p.fh * p.fw)) * p.hp * p.wp + (k / p.fw % p.fh) * p.wp + k % p.fw;
-        (0..p.fnum).step_by(DW_FILTERS).flat_map(move |f0| {
+        (0..p.fnum).step_by(self.filters()).flat_map(move |f0| {
             (0..k_len).step_by(NK).map(move |k0| {
                 (
                     f0,
@@ -720,15 +1026,17 @@ impl FilterGradPlan {
     }
 
     /// Adds a block's accumulators (`[filter element][filter]`) to `dw`.
-    fn store<const NK: usize>(
+    /// Of each row only the block's filters are read.
+    fn store<const F: usize, const NK: usize>(
         &self,
         (f0, k0): (usize, usize),
-        acc: &[[f32; DW_FILTERS]; NK],
+        acc: &[[f32; F]; NK],
         dw: &mut [f32],
     ) {
         let k_len = self.forward.c * self.forward.fh * self.forward.fw;
+        let filters = self.filters().min(self.forward.fnum - f0);
         for (j, per_filter) in acc.iter().enumerate().take(k_len - k0) {
-            for (i, &value) in per_filter.iter().enumerate().take(self.forward.fnum - f0) {
+            for (i, &value) in per_filter.iter().enumerate().take(filters) {
                 dw[(f0 + i) * k_len + k0 + j] += value;
             }
         }
@@ -754,14 +1062,14 @@ unsafe fn filter_grad_avx2_fma<const NK: usize>(
     let images = padded.len() / image_len;
     let fnp = plan.fnum_padded;
     for (f0, k0, offsets) in plan.blocks::<NK>() {
-        let mut acc = [[_mm256_setzero_ps(); DW_FV]; NK];
+        let mut acc = [[_mm256_setzero_ps(); 2]; NK];
         for image in 0..images {
             let x = &padded[image * image_len..(image + 1) * image_len];
             let g = &padded_dout[image * dout_len..(image + 1) * dout_len];
             // The largest indices read below: the last position's pixel for the block's
             // last offset, and its 16 gradients.
             let last_pixel = offsets[NK - 1] + (p.oh - 1) * p.wp + p.ow - 1;
-            let last_grad = (p.oh * p.ow - 1) * fnp + f0 + DW_FILTERS;
+            let last_grad = (p.oh * p.ow - 1) * fnp + f0 + 2 * LANES;
             assert!(
                 last_pixel < x.len() && last_grad <= g.len(),
                 "direct_conv: dW buffers"
@@ -771,7 +1079,7 @@ unsafe fn filter_grad_avx2_fma<const NK: usize>(
                     let (pixel_at, grads_at) = (oy * p.wp + ox, (oy * p.ow + ox) * fnp + f0);
                     // No closures here: they would not inherit this function's target
                     // features, and the intrinsics would become function calls.
-                    let mut vectors = [_mm256_setzero_ps(); DW_FV];
+                    let mut vectors = [_mm256_setzero_ps(); 2];
                     for (v, vector) in vectors.iter_mut().enumerate() {
                         // SAFETY: `grads_at + 16 <= last_grad <= g.len()` (asserted).
                         *vector = unsafe { _mm256_loadu_ps(g.as_ptr().add(grads_at + v * LANES)) };
@@ -787,11 +1095,72 @@ unsafe fn filter_grad_avx2_fma<const NK: usize>(
                 }
             }
         }
-        let mut sums = [[0.0f32; DW_FILTERS]; NK];
+        let mut sums = [[0.0f32; 2 * LANES]; NK];
         for (out, acc_k) in sums.iter_mut().zip(&acc) {
             for (v, &a) in acc_k.iter().enumerate() {
                 // SAFETY: stores 8 floats into `out[8v..8v + 8]`.
                 unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(v * LANES), a) };
+            }
+        }
+        plan.store((f0, k0), &sums, dw);
+    }
+}
+
+/// The `dW` kernel with AVX-512 (see [`FilterGradPlan`]): the AVX2 kernel with `FV`
+/// vectors of 16 filters.
+///
+/// # Safety
+///
+/// The CPU must have AVX-512 (F), and the buffers must fit the plan (checked by `run`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn filter_grad_avx512<const FV: usize, const NK: usize>(
+    plan: &FilterGradPlan,
+    padded: &[f32],
+    padded_dout: &[f32],
+    dw: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    debug_assert_eq!(plan.fv, FV);
+    let p = &plan.forward;
+    let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
+    let images = padded.len() / image_len;
+    let fnp = plan.fnum_padded;
+    for (f0, k0, offsets) in plan.blocks::<NK>() {
+        let mut acc = [[_mm512_setzero_ps(); FV]; NK];
+        for image in 0..images {
+            let x = &padded[image * image_len..(image + 1) * image_len];
+            let g = &padded_dout[image * dout_len..(image + 1) * dout_len];
+            let last_pixel = offsets[NK - 1] + (p.oh - 1) * p.wp + p.ow - 1;
+            let last_grad = (p.oh * p.ow - 1) * fnp + f0 + FV * WIDE_LANES;
+            assert!(
+                last_pixel < x.len() && last_grad <= g.len(),
+                "direct_conv: dW buffers"
+            );
+            for oy in 0..p.oh {
+                for ox in 0..p.ow {
+                    let (pixel_at, grads_at) = (oy * p.wp + ox, (oy * p.ow + ox) * fnp + f0);
+                    let mut vectors = [_mm512_setzero_ps(); FV];
+                    for (v, vector) in vectors.iter_mut().enumerate() {
+                        // SAFETY: `grads_at + 16 FV <= last_grad <= g.len()` (asserted).
+                        *vector =
+                            unsafe { _mm512_loadu_ps(g.as_ptr().add(grads_at + v * WIDE_LANES)) };
+                    }
+                    for (acc_k, &offset) in acc.iter_mut().zip(&offsets) {
+                        // SAFETY: `offset + pixel_at <= last_pixel < x.len()` (asserted).
+                        let pixel = _mm512_set1_ps(unsafe { *x.get_unchecked(offset + pixel_at) });
+                        for (a, &g) in acc_k.iter_mut().zip(&vectors) {
+                            *a = _mm512_fmadd_ps(g, pixel, *a);
+                        }
+                    }
+                }
+            }
+        }
+        let mut sums = [[0.0f32; DW_MAX_FILTERS]; NK];
+        for (out, acc_k) in sums.iter_mut().zip(&acc) {
+            for (v, &a) in acc_k.iter().enumerate() {
+                // SAFETY: stores 16 floats into `out[16v..16v + 16]`, `v < FV <= 2`.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(v * WIDE_LANES), a) };
             }
         }
         plan.store((f0, k0), &sums, dw);
@@ -811,14 +1180,15 @@ fn filter_grad_plain<const NK: usize>(
     let images = padded.len() / image_len;
     let fnp = plan.fnum_padded;
     for (f0, k0, offsets) in plan.blocks::<NK>() {
-        let mut acc = [[0.0f32; DW_FILTERS]; NK];
+        let mut acc = [[0.0f32; 2 * LANES]; NK];
         for image in 0..images {
             let x = &padded[image * image_len..(image + 1) * image_len];
             let g = &padded_dout[image * dout_len..(image + 1) * dout_len];
             for oy in 0..p.oh {
                 for ox in 0..p.ow {
                     let (pixel_at, grads_at) = (oy * p.wp + ox, (oy * p.ow + ox) * fnp + f0);
-                    let grads = &g[grads_at..grads_at + DW_FILTERS];
+                    let grads = &g[grads_at..grads_at + 2 * LANES];
+
                     for (acc_k, &offset) in acc.iter_mut().zip(&offsets) {
                         let pixel = x[offset + pixel_at];
                         for (a, &g) in acc_k.iter_mut().zip(grads) {
@@ -843,7 +1213,12 @@ pub(crate) fn input_grad_plan(forward: &ForwardPlan) -> Option<ForwardPlan> {
     if p.c < 4 || p.pad >= p.fh || p.pad >= p.fw || p.fh != p.fw {
         return None;
     }
-    let plan = ForwardPlan::new((p.c, p.fnum, p.fh, p.fw), (p.oh, p.ow), p.fh - 1 - p.pad)?;
+    let plan = ForwardPlan::with_simd(
+        (p.c, p.fnum, p.fh, p.fw),
+        (p.oh, p.ow),
+        p.fh - 1 - p.pad,
+        p.simd,
+    )?;
     (plan.output() == (p.h, p.w)).then_some(plan)
 }
 
@@ -862,51 +1237,73 @@ pub(crate) fn pack_flipped(
 mod tests {
     use super::*;
 
-    /// The plain-Rust kernels (what runs without AVX2 and FMA) against the ones `run`
-    /// picks on this machine (the AVX2 ones, where available): the same up to rounding.
+    /// Every kernel this processor can run (plain Rust, AVX2, AVX-512) against the
+    /// definitions of the convolution and of `dW`, summed in f64 from the unpadded image.
     #[test]
-    fn plain_kernels_agree_with_the_dispatched_ones() {
-        // Several channels (dW by filters) and one (dW by positions, a row tail of 3).
-        for shape in [(7, 2, 3, 1, 9, 13), (5, 1, 5, 0, 12, 11)] {
-            plain_kernels_agree_for(shape);
+    fn every_kernel_matches_the_definitions() {
+        // (filters, channels, filter size, pad, height, width): several channels (dW by
+        // filters, 16 or 32 filters per AVX-512 block) and one (dW by positions, rows with
+        // a tail of 3 past 8 and of 11 past 16), rows wider than one block.
+        let shapes = [
+            (7, 2, 3, 1, 9, 13),
+            (5, 1, 5, 0, 12, 11),
+            (30, 1, 5, 0, 28, 28),
+            (16, 16, 3, 1, 14, 14),
+            (33, 5, 3, 1, 7, 9),
+            (64, 3, 3, 1, 5, 40),
+        ];
+        for shape in shapes {
+            for simd in Simd::available() {
+                kernels_match_for(shape, simd);
+            }
         }
     }
 
-    fn plain_kernels_agree_for(
+    fn kernels_match_for(
         (fnum, c, f, pad, h, w): (usize, usize, usize, usize, usize, usize),
+        simd: Simd,
     ) {
-        let plan = ForwardPlan::new((fnum, c, f, f), (h, w), pad).unwrap();
+        let plan = ForwardPlan::with_simd((fnum, c, f, f), (h, w), pad, simd).unwrap();
         let image: Vec<f32> = (0..c * h * w)
             .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
             .collect();
-        let packed =
-            plan.pack_weights(|a, b, i, j| ((a * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4);
+        let weight = |a: usize, b: usize, i: usize, j: usize| {
+            ((a * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
+        };
+        let packed = plan.pack_weights(weight);
         let bias: Vec<f32> = (0..fnum).map(|i| i as f32 * 0.25).collect();
         let mut padded = vec![0.0; plan.padded_len()];
         plan.pad_image(&image, &mut padded);
         let (oh, ow) = plan.output();
-        let mut fast = vec![0.0; fnum * oh * ow];
-        plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), &mut fast);
-        let (_, scratch_row) = plan.scratch_layout();
-        let mut scratch = vec![0.0; fnum * scratch_row];
-        forward_dispatch::<false>(&plan, &padded, &packed, &mut scratch);
-        // The plain kernel's outputs, out of its scratch rows.
-        let mut plain = vec![f32::NAN; fnum * oh * ow];
-        let (row_stride, _) = plan.scratch_layout();
-        for f in 0..fnum {
+        let mut out = vec![0.0; fnum * oh * ow];
+        plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), &mut out);
+        let pixel = |ch: usize, y: usize, x: usize| -> f64 {
+            if y < pad || x < pad || y >= h + pad || x >= w + pad {
+                0.0
+            } else {
+                image[(ch * h + y - pad) * w + x - pad] as f64
+            }
+        };
+        let what = format!("{simd:?}, shape {:?}", (fnum, c, f, pad, h, w));
+        for fi in 0..fnum {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    plain[(f * oh + oy) * ow + ox] =
-                        scratch[f * scratch_row + oy * row_stride + ox] + bias[f];
+                    let mut sum = bias[fi] as f64;
+                    for ch in 0..c {
+                        for fy in 0..f {
+                            for fx in 0..f {
+                                sum += weight(fi, ch, fy, fx) as f64 * pixel(ch, oy + fy, ox + fx);
+                            }
+                        }
+                    }
+                    let got = out[(fi * oh + oy) * ow + ox] as f64;
+                    assert!(
+                        (got - sum).abs() < 1e-4 * (1.0 + sum.abs()),
+                        "forward {what}: out[{fi}, {oy}, {ox}] = {got}, expected {sum}"
+                    );
                 }
             }
         }
-        let close = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .all(|(p, q)| (p - q).abs() < 1e-4 * (1.0 + q.abs()))
-        };
-        assert!(close(&fast, &plain), "forward");
 
         let dw_plan = WeightGradPlan::new(plan);
         let dout: Vec<f32> = (0..fnum * oh * ow)
@@ -914,22 +1311,9 @@ mod tests {
             .collect();
         let mut padded_dout = vec![0.0; dw_plan.padded_dout_len()];
         dw_plan.pad_dout(&dout, &mut padded_dout);
-        let mut dw_fast = vec![0.0; fnum * c * f * f];
-        let mut dw_plain = dw_fast.clone();
-        dw_plan.run(&padded, &padded_dout, &mut dw_fast);
-        match &dw_plan {
-            WeightGradPlan::Positions(p) => {
-                position_grad_plain(p, &padded, &padded_dout, &mut dw_plain)
-            }
-            WeightGradPlan::Filters(p) => match p.nk {
-                6 => filter_grad_plain::<6>(p, &padded, &padded_dout, &mut dw_plain),
-                5 => filter_grad_plain::<5>(p, &padded, &padded_dout, &mut dw_plain),
-                4 => filter_grad_plain::<4>(p, &padded, &padded_dout, &mut dw_plain),
-                _ => filter_grad_plain::<3>(p, &padded, &padded_dout, &mut dw_plain),
-            },
-        }
-        assert!(close(&dw_fast, &dw_plain), "dW");
-        // And both are the definition: dW[f, c, fy, fx] = Σ dout[f, oy, ox] * xpad[...].
+        let mut dw = vec![0.0; fnum * c * f * f];
+        dw_plan.run(&padded, &padded_dout, &mut dw);
+        // dW[f, c, fy, fx] = Σ dout[f, oy, ox] * xpad[c, oy + fy, ox + fx].
         let k_len = c * f * f;
         for fi in 0..fnum {
             for k in 0..k_len {
@@ -937,20 +1321,32 @@ mod tests {
                 let mut sum = 0.0f64;
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let (y, x) = (oy + fy, ox + fx);
-                        let pixel = if y < pad || x < pad || y >= h + pad || x >= w + pad {
-                            0.0
-                        } else {
-                            image[(ch * h + y - pad) * w + x - pad]
-                        };
-                        sum += dout[(fi * oh + oy) * ow + ox] as f64 * pixel as f64;
+                        sum += dout[(fi * oh + oy) * ow + ox] as f64 * pixel(ch, oy + fy, ox + fx);
                     }
                 }
+                let got = dw[fi * k_len + k] as f64;
                 assert!(
-                    (dw_plain[fi * k_len + k] as f64 - sum).abs() < 1e-3,
-                    "dW[{fi}, {k}]"
+                    (got - sum).abs() < 1e-3 * (1.0 + sum.abs()),
+                    "dW {what}: dW[{fi}, {k}] = {got}, expected {sum}"
                 );
             }
         }
+    }
+
+    /// The kernels for one processor give the same bits on every run (no thread count or
+    /// timing enters them), and the level chosen is one the processor has.
+    #[test]
+    fn the_chosen_level_is_available_and_repeatable() {
+        assert!(Simd::available().contains(&Simd::best()));
+        let plan = ForwardPlan::new((12, 3, 3, 3), (10, 10), 1).unwrap();
+        let packed = plan.pack_weights(|a, b, i, j| (a + 2 * b + 3 * i + j) as f32 * 0.01);
+        let image: Vec<f32> = (0..300).map(|i| (i % 11) as f32 * 0.1).collect();
+        let mut padded = vec![0.0; plan.padded_len()];
+        plan.pad_image(&image, &mut padded);
+        let mut first = vec![0.0; 12 * 100];
+        let mut second = vec![1.0; 12 * 100];
+        plan.run(&padded, &packed, None, &mut Vec::new(), &mut first);
+        plan.run(&padded, &packed, None, &mut Vec::new(), &mut second);
+        assert_eq!(first, second);
     }
 }
