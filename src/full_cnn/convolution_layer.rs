@@ -434,7 +434,14 @@ impl Convolution {
                         ),
                         _ => (vec![0.0f32; positions * k], Vec::new()),
                     };
-                    let mut dcol = vec![0.0f32; dx_plan.map_or(k * positions, |p| p.padded_len())];
+                    // dx's buffer, only if dx is wanted (a first layer's is not).
+                    let dcol_len = match (&dx_g, dx_plan) {
+                        (None, _) => 0,
+                        (Some(_), Some(plan)) => plan.padded_len(),
+                        (Some(_), None) => k * positions,
+                    };
+                    let mut dcol = vec![0.0f32; dcol_len];
+
                     let mut scratch = Vec::new();
                     for (i, image) in x_g.chunks_exact(image_len).enumerate() {
                         fill(group * GROUP + i, &mut dout_n);
