@@ -34,90 +34,30 @@ const LANES: usize = 8;
 /// Floats per AVX-512 register (16 x f32).
 const WIDE_LANES: usize = 16;
 
-/// Which vector instructions the kernels use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Simd {
-    /// Plain Rust (any processor; the compiler vectorises what it can).
-    Plain,
-    /// AVX2 and FMA: 16 registers of 8 floats.
-    Avx2,
-    /// AVX-512 (F): 32 registers of 16 floats, twice the work per instruction.
-    Avx512,
-}
+pub(crate) use super::simd::Simd;
 
-impl Simd {
-    /// The best this processor has, capped by the environment variable
-    /// `CNN_FROM_SCRATCH_SIMD` (`plain`, `avx2` or `avx512`) if it is set, so that one
-    /// build can be measured with each (read once).
-    pub(crate) fn best() -> Simd {
-        static BEST: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| {
-            let cap = match std::env::var("CNN_FROM_SCRATCH_SIMD").as_deref() {
-                Ok("plain") => Simd::Plain,
-                Ok("avx2") => Simd::Avx2,
-                _ => Simd::Avx512,
-            };
-            Simd::detected().min(cap)
-        })
-    }
-
-    /// What the processor has.
-    fn detected() -> Simd {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") && has!("fma") {
-                return if has!("avx512f") {
-                    Simd::Avx512
-                } else {
-                    Simd::Avx2
-                };
-            }
-        }
-        Simd::Plain
-    }
-
-    /// Every level this processor can run (the tests run each).
-    #[cfg(test)]
-    pub(crate) fn available() -> Vec<Simd> {
-        let best = Simd::detected();
-        [Simd::Plain, Simd::Avx2, Simd::Avx512]
-            .into_iter()
-            .filter(|&s| s <= best)
-            .collect()
-    }
-
-    /// The forward kernel's register blocks `(MR filters, L outputs)`, best first, and the
-    /// number of accumulator vectors a full block has.
-    ///
-    /// AVX2: at most 12 vectors of 8 accumulators, plus the `L / 8` input vectors and one
-    /// broadcast weight, fit in its 16 registers (more would spill to memory). AVX-512: 24
-    /// vectors of 16 in its 32 registers.
-    fn forward_blocks(self) -> (&'static [(usize, usize)], usize) {
-        match self {
-            Simd::Plain | Simd::Avx2 => (&[(6, 16), (12, 8), (3, 24), (8, 8), (4, 16)], 12),
-            Simd::Avx512 => (
-                &[
-                    (12, 32),
-                    (6, 64),
-                    (8, 48),
-                    (24, 16),
-                    (6, 32),
-                    (8, 32),
-                    (4, 64),
-                    (16, 16),
-                ],
-                24,
-            ),
-        }
-    }
-
-    /// Floats per vector register.
-    fn lanes(self) -> usize {
-        match self {
-            Simd::Avx512 => WIDE_LANES,
-            _ => LANES,
-        }
+/// The forward kernel's register blocks `(MR filters, L outputs)`, best first, and the
+/// number of accumulator vectors a full block has.
+///
+/// AVX2: at most 12 vectors of 8 accumulators, plus the `L / 8` input vectors and one
+/// broadcast weight, fit in its 16 registers (more would spill to memory). AVX-512: 24
+/// vectors of 16 in its 32 registers.
+fn register_blocks(simd: Simd) -> (&'static [(usize, usize)], usize) {
+    match simd {
+        Simd::Plain | Simd::Avx2 => (&[(6, 16), (12, 8), (3, 24), (8, 8), (4, 16)], 12),
+        Simd::Avx512 => (
+            &[
+                (12, 32),
+                (6, 64),
+                (8, 48),
+                (24, 16),
+                (6, 32),
+                (8, 32),
+                (4, 64),
+                (16, 16),
+            ],
+            24,
+        ),
     }
 }
 
@@ -179,7 +119,7 @@ impl ForwardPlan {
         // work on padding filters and on positions that are not outputs; blocks of fewer
         // accumulators than a full one count 15% more (fewer multiply-adds in flight).
         let flat_positions = (oh - 1) * wpad + ow;
-        let (blocks, full) = simd.forward_blocks();
+        let (blocks, full) = register_blocks(simd);
         let (mr, lanes, by_rows) = blocks
             .iter()
             .flat_map(|&(mr, lanes)| [(mr, lanes, true), (mr, lanes, false)])

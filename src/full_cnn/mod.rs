@@ -81,12 +81,15 @@ mod affine;
 mod convolution_layer;
 mod direct_conv;
 mod dropout;
+#[cfg(target_arch = "x86_64")]
+mod gemm_avx512;
 mod layer;
 mod matmul;
 mod network;
 mod params;
 mod pooling_layer;
 mod relu;
+mod simd;
 mod softmax_with_loss;
 
 pub mod gradient_check;
