@@ -446,7 +446,7 @@ impl Convolution {
                     for (i, image) in x_g.chunks_exact(image_len).enumerate() {
                         fill(group * GROUP + i, &mut dout_n);
                         for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
-                            *sum += row.iter().sum::<f32>();
+                            *sum += sum_in_lanes(row);
                         }
                         let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
                             .expect("buffer of FN x OH*OW");
@@ -499,9 +499,51 @@ impl Convolution {
     }
 }
 
+/// The sum of `values`, added in 8 interleaved partial sums, then those in a fixed order.
+///
+/// `iter().sum()` adds one number at a time into one total: each addition waits for the
+/// one before (about 3 cycles), and the bias gradient of a convolution adds every output
+/// gradient of the batch (1.7 million numbers per SimpleConvNet step, 1.6 ms). Eight
+/// independent totals become one vector register and the additions overlap. The order is
+/// fixed, so the result is the same on every run.
+fn sum_in_lanes(values: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let (chunks, rest) = values.as_chunks::<LANES>();
+    let mut partial = [0.0f32; LANES];
+    for chunk in chunks {
+        for (p, &v) in partial.iter_mut().zip(chunk) {
+            *p += v;
+        }
+    }
+    let pairs = [
+        partial[0] + partial[4],
+        partial[1] + partial[5],
+        partial[2] + partial[6],
+        partial[3] + partial[7],
+    ];
+    (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + rest.iter().sum::<f32>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against an f64 sum of the same numbers, for lengths around the 8 lanes (an empty
+    /// slice, a tail only, whole chunks, chunks and a tail).
+    #[test]
+    fn sum_in_lanes_agrees_with_a_sum_in_f64() {
+        for len in [0usize, 1, 7, 8, 9, 16, 23, 576, 1001] {
+            let values: Vec<f32> = (0..len)
+                .map(|i| ((i * 7919) % 97) as f32 / 13.0 - 3.0)
+                .collect();
+            let exact: f64 = values.iter().map(|&v| f64::from(v)).sum();
+            let got = f64::from(sum_in_lanes(&values));
+            assert!(
+                (got - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
+                "len {len}: {got} vs {exact}"
+            );
+        }
+    }
 
     /// The convolution as the plain loops of `crate::multichannel`, one image at a time:
     /// independent of im2col and of this layer's GEMMs.
