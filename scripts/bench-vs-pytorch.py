@@ -3,11 +3,14 @@
 
 Runs, round after round (A B A B ...), the crate's `bench` example and
 benches/reference/torch_simpleconvnet.py in both memory layouts (NCHW and
-channels_last), one program at a time with the same thread count, then prints
-for every measurement the images/s of each side (median, min-max over the
-rounds) and the ratio of this crate to PyTorch's *best* layout of the same
-round, with its min/median/max over the rounds. Interleaving spreads whatever
-else the machine is doing over all sides alike.
+channels_last), each also with glibc's malloc set to keep freed memory
+(`GLIBC_TUNABLES`, the setting this crate makes itself, see
+src/full_cnn/memory.rs: it speeds PyTorch up too), one program at a time with
+the same thread count, then prints for every measurement the images/s of each
+side (median, min-max over the rounds) and the ratio of this crate to
+PyTorch's *best* setting of the same round, with its min/median/max over the
+rounds. Interleaving spreads whatever else the machine is doing over all sides
+alike.
 
     scripts/bench-vs-pytorch.py                       # 3 rounds, 2 threads, everything
     scripts/bench-vs-pytorch.py --rounds 5 --what train_step,train_step_deep
@@ -71,8 +74,22 @@ def parse(output):
     return results
 
 
-def run(command):
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+# What the crate sets with mallopt (src/full_cnn/memory.rs), for PyTorch's process.
+KEEP_MEMORY = "glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432"
+# PyTorch's settings: (label, extra arguments, GLIBC_TUNABLES or None).
+TORCH_SETTINGS = [
+    ("nchw", [], None),
+    ("channels_last", ["--channels-last"], None),
+    ("nchw kept", [], KEEP_MEMORY),
+    ("channels_last kept", ["--channels-last"], KEEP_MEMORY),
+]
+
+
+def run(command, tunables=None):
+    env = dict(os.environ)
+    if tunables:
+        env["GLIBC_TUNABLES"] = tunables
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     return parse(done.stdout)
@@ -126,21 +143,22 @@ def main():
         bench = os.path.join(ROOT, "target", "release", "examples", "bench")
 
     common = ["--threads", str(args.threads), "--steps", str(args.steps), "--repeats", str(args.repeats)]
-    sides = [("rust", "nchw", [bench, "--what", args.what, *common])]
+    sides = [("rust", "nchw", [bench, "--what", args.what, *common], None)]
     if args.baseline:
-        sides.append(("baseline", "nchw", [args.baseline, "--what", args.what, *common]))
+        sides.append(("baseline", "nchw", [args.baseline, "--what", args.what, *common], None))
     reference = [python, REFERENCE, "--what", args.what, *common]
-    sides.append(("torch", "nchw", reference))
-    sides.append(("torch", "channels_last", [*reference, "--channels-last"]))
+    for label, extra, tunables in TORCH_SETTINGS:
+        sides.append(("torch", label, [*reference, *extra], tunables))
+    torch_sides = [("torch", label) for label, _, _ in TORCH_SETTINGS]
 
     print(f"# machine: {cpu_name()}, {os.cpu_count()} logical CPUs; load average before: {load_average()}")
     # rounds[r][(impl, layout)] = {(name, batch): keys}
     rounds = []
     for r in range(args.rounds):
         this = {}
-        for impl, layout, command in sides:
+        for impl, layout, command, tunables in sides:
             print(f"# round {r + 1}/{args.rounds}: {impl} {layout} (load {load_average()})", file=sys.stderr)
-            this[(impl, layout)] = run(command)
+            this[(impl, layout)] = run(command, tunables)
         rounds.append(this)
     print(f"# load average after: {load_average()}; {args.rounds} rounds, threads={args.threads}")
 
@@ -152,24 +170,24 @@ def main():
     def values(impl, layout, m, key="images_per_s"):
         return [float(rnd[(impl, layout)][m][key]) for rnd in rounds if m in rnd[(impl, layout)]]
 
-    header = ["measurement", "batch", "rust img/s", "torch nchw", "torch channels_last", "rust / best torch (min med max)", "rust cores_busy"]
+    header = ["measurement", "batch", "rust img/s", *(f"torch {label}" for _, label in torch_sides), "rust / best torch (min med max)", "rust cores_busy"]
     if args.baseline:
         header[3:3] = ["baseline img/s", "rust / baseline (min med max)"]
     rows = []
     for m in measurements:
         rust = values("rust", "nchw", m)
-        nchw, last = values("torch", "nchw", m), values("torch", "channels_last", m)
         ratios = []
         for rnd in rounds:
             torch_best = max(
-                (float(rnd[side][m]["images_per_s"]) for side in (("torch", "nchw"), ("torch", "channels_last")) if m in rnd[side]),
+                (float(rnd[side][m]["images_per_s"]) for side in torch_sides if m in rnd[side]),
                 default=None,
             )
             if m in rnd[("rust", "nchw")] and torch_best:
                 ratios.append(float(rnd[("rust", "nchw")][m]["images_per_s"]) / torch_best)
         ratio = f"{min(ratios):.2f} {statistics.median(ratios):.2f} {max(ratios):.2f}" if ratios else "-"
         busy = values("rust", "nchw", m, "cores_busy") if all("cores_busy" in rnd[("rust", "nchw")].get(m, {}) for rnd in rounds) else []
-        row = [m[0], str(m[1]), spread(rust), spread(nchw), spread(last), ratio, f"{statistics.median(busy):.2f}" if busy else "-"]
+        torch_cells = [spread(values(*side, m)) for side in torch_sides]
+        row = [m[0], str(m[1]), spread(rust), *torch_cells, ratio, f"{statistics.median(busy):.2f}" if busy else "-"]
         if args.baseline:
             base = values("baseline", "nchw", m)
             pairs = [
@@ -187,17 +205,17 @@ def main():
 
     if args.markdown:
         print()
-        print("| measurement | batch | this crate | PyTorch NCHW | PyTorch channels_last | this crate / best PyTorch |")
-        print("|---|---|---|---|---|---|")
+        names = {"nchw": "NCHW", "channels_last": "channels_last", "nchw kept": "NCHW, memory kept", "channels_last kept": "channels_last, memory kept"}
+        torch_headers = " | ".join(f"PyTorch {names.get(label, label)}" for _, label in torch_sides)
+        print(f"| measurement | batch | this crate | {torch_headers} | this crate / best PyTorch |")
+        print("|---|---|---|" + "---|" * len(torch_sides) + "---|")
         for m, r in zip(measurements, rows):
             med = lambda vals: f"{statistics.median(vals):,.0f}" if vals else "-"
             rust = med(values("rust", "nchw", m))
             ratio = r[-2].split()
             ratio_text = f"**{ratio[1]}x** ({ratio[0]}-{ratio[2]})" if len(ratio) == 3 else "-"
-            print(
-                f"| {m[0]} | {m[1]} | **{rust}** | {med(values('torch', 'nchw', m))} | "
-                f"{med(values('torch', 'channels_last', m))} | {ratio_text} |"
-            )
+            torch_cells = " | ".join(med(values(*side, m)) for side in torch_sides)
+            print(f"| {m[0]} | {m[1]} | **{rust}** | {torch_cells} | {ratio_text} |")
     return 0
 
 

@@ -94,6 +94,7 @@ mod softmax_with_loss;
 
 pub mod gradient_check;
 pub mod learn_filter;
+pub mod memory;
 pub mod networks;
 pub mod optimizer;
 pub mod params_io;

@@ -152,7 +152,12 @@ impl Network {
     /// A network of `layers` for examples of shape `input` (`[1, 28, 28]` for MNIST digits,
     /// `[784]` for flattened ones). Checks that each layer can take the previous one's
     /// output and that the last gives class scores.
+    ///
+    /// The first network of a process also sets glibc's `malloc` to keep freed memory for
+    /// the next training step ([`memory::keep_freed_memory`](super::memory::keep_freed_memory):
+    /// 20% of a SimpleConvNet step went to fresh pages without it).
     pub fn new(input: &[usize], layers: Vec<Box<dyn Layer>>) -> Result<Network, NetworkError> {
+        super::memory::keep_freed_memory();
         if layers.is_empty() {
             return Err(NetworkError::NoLayers);
         }
