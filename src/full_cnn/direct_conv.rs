@@ -32,7 +32,7 @@
 const LANES: usize = 8;
 
 /// Floats per AVX-512 register (16 x f32).
-const WIDE_LANES: usize = 16;
+const AVX512_LANES: usize = 16;
 
 pub(crate) use super::simd::Simd;
 
@@ -306,7 +306,7 @@ fn forward_avx2_fma(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch:
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn forward_avx512(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch: &mut [f32]) {
     // SAFETY: the caller's promise.
-    unsafe { forward_dispatch_wide(plan, padded, packed, scratch) };
+    unsafe { forward_dispatch_avx512(plan, padded, packed, scratch) };
 }
 
 /// `a * b + c`, as one fused instruction when `FMA` (compiled for FMA), else two.
@@ -339,7 +339,7 @@ fn forward_dispatch<const FMA: bool>(
 /// The processor must have AVX-512 (F).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn forward_dispatch_wide(
+unsafe fn forward_dispatch_avx512(
     plan: &ForwardPlan,
     padded: &[f32],
     packed: &[f32],
@@ -406,7 +406,7 @@ unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
 ) {
     use std::arch::x86_64::*;
     let k_len = plan.c * plan.fh * plan.fw;
-    let (offsets, starts) = block_layout(plan, padded, LV * WIDE_LANES);
+    let (offsets, starts) = block_layout(plan, padded, LV * AVX512_LANES);
     let (_, scratch_row) = plan.scratch_layout();
     let (blocks, _) = packed.as_chunks::<MR>();
     for (f0, block) in (0..plan.fnum).step_by(MR).zip(blocks.chunks_exact(k_len)) {
@@ -418,7 +418,7 @@ unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
                 let src = unsafe { padded.as_ptr().add(start + offset) };
                 let mut x = [_mm512_setzero_ps(); LV];
                 for (v, vector) in x.iter_mut().enumerate() {
-                    *vector = unsafe { _mm512_loadu_ps(src.add(v * WIDE_LANES)) };
+                    *vector = unsafe { _mm512_loadu_ps(src.add(v * AVX512_LANES)) };
                 }
                 for (acc_row, &weight) in acc.iter_mut().zip(weights) {
                     let weight = _mm512_set1_ps(weight);
@@ -429,10 +429,10 @@ unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
             }
             for (i, acc_row) in acc.iter().enumerate().take(rows) {
                 let begin = (f0 + i) * scratch_row + at;
-                let out = &mut scratch[begin..begin + LV * WIDE_LANES];
+                let out = &mut scratch[begin..begin + LV * AVX512_LANES];
                 for (v, &a) in acc_row.iter().enumerate() {
                     // SAFETY: stores 16 floats into `out[16v..16v + 16]`.
-                    unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(v * WIDE_LANES), a) };
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(v * AVX512_LANES), a) };
                 }
             }
         }
@@ -555,8 +555,8 @@ const PG_NK: usize = 3;
 
 /// Register block of the AVX-512 `dW` kernel: 4 filters x 5 filter elements, 16 outputs at
 /// a time (20 accumulators, 4 gradient and 1 input vectors of its 32 registers).
-const PG_WIDE_MR: usize = 4;
-const PG_WIDE_NK: usize = 5;
+const PG_AVX512_MR: usize = 4;
+const PG_AVX512_NK: usize = 5;
 
 impl PositionGradPlan {
     /// The plan for the layer the forward plan describes.
@@ -565,7 +565,7 @@ impl PositionGradPlan {
             forward,
             ow_padded: forward.ow.next_multiple_of(forward.simd.lanes()),
             fnum_padded: forward.fnum.next_multiple_of(match forward.simd {
-                Simd::Avx512 => PG_WIDE_MR,
+                Simd::Avx512 => PG_AVX512_MR,
                 _ => PG_MR,
             }),
         }
@@ -743,14 +743,14 @@ unsafe fn position_grad_avx512(
     dw: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    const MR: usize = PG_WIDE_MR;
-    const NK: usize = PG_WIDE_NK;
+    const MR: usize = PG_AVX512_MR;
+    const NK: usize = PG_AVX512_NK;
     let p = &plan.forward;
     let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
     let images = padded.len() / image_len;
     let (row_len, wp) = (plan.ow_padded, p.wp);
     let plane = p.oh * row_len;
-    let (full, tail) = (p.ow / WIDE_LANES, p.ow % WIDE_LANES);
+    let (full, tail) = (p.ow / AVX512_LANES, p.ow % AVX512_LANES);
     // The lanes of a row's last vector that are inside the row.
     let tail_mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
     // SAFETY (all loads below): as in the AVX2 kernel; a row's last vector loads only its
@@ -762,7 +762,8 @@ unsafe fn position_grad_avx512(
             let g = padded_dout[image * dout_len + f0 * plane..].as_ptr();
             for oy in 0..p.oh {
                 for v in 0..full + usize::from(tail > 0) {
-                    let (start, row) = (oy * wp + v * WIDE_LANES, oy * row_len + v * WIDE_LANES);
+                    let (start, row) =
+                        (oy * wp + v * AVX512_LANES, oy * row_len + v * AVX512_LANES);
                     let mut grads = [_mm512_setzero_ps(); MR];
                     for (i, vector) in grads.iter_mut().enumerate() {
                         *vector = unsafe { _mm512_loadu_ps(g.add(i * plane + row)) };
@@ -781,7 +782,7 @@ unsafe fn position_grad_avx512(
                 }
             }
         }
-        let mut lanes = [[[0.0f32; WIDE_LANES]; NK]; MR];
+        let mut lanes = [[[0.0f32; AVX512_LANES]; NK]; MR];
         for (out_f, acc_f) in lanes.iter_mut().zip(&acc) {
             for (out, &a) in out_f.iter_mut().zip(acc_f) {
                 // SAFETY: stores 16 floats into `out`.
@@ -849,7 +850,7 @@ pub(crate) struct FilterGradPlan {
 }
 
 /// Filters per block, at most: two vectors of 16 (AVX-512).
-const DW_MAX_FILTERS: usize = 2 * WIDE_LANES;
+const DW_MAX_FILTERS: usize = 2 * AVX512_LANES;
 
 impl FilterGradPlan {
     /// The plan for the layer the forward plan describes: AVX2 (and plain Rust) use 2
@@ -1072,7 +1073,7 @@ unsafe fn filter_grad_avx512<const FV: usize, const NK: usize>(
             let x = &padded[image * image_len..(image + 1) * image_len];
             let g = &padded_dout[image * dout_len..(image + 1) * dout_len];
             let last_pixel = offsets[NK - 1] + (p.oh - 1) * p.wp + p.ow - 1;
-            let last_grad = (p.oh * p.ow - 1) * fnp + f0 + FV * WIDE_LANES;
+            let last_grad = (p.oh * p.ow - 1) * fnp + f0 + FV * AVX512_LANES;
             assert!(
                 last_pixel < x.len() && last_grad <= g.len(),
                 "direct_conv: dW buffers"
@@ -1084,7 +1085,7 @@ unsafe fn filter_grad_avx512<const FV: usize, const NK: usize>(
                     for (v, vector) in vectors.iter_mut().enumerate() {
                         // SAFETY: `grads_at + 16 FV <= last_grad <= g.len()` (asserted).
                         *vector =
-                            unsafe { _mm512_loadu_ps(g.as_ptr().add(grads_at + v * WIDE_LANES)) };
+                            unsafe { _mm512_loadu_ps(g.as_ptr().add(grads_at + v * AVX512_LANES)) };
                     }
                     for (acc_k, &offset) in acc.iter_mut().zip(&offsets) {
                         // SAFETY: `offset + pixel_at <= last_pixel < x.len()` (asserted).
@@ -1100,7 +1101,7 @@ unsafe fn filter_grad_avx512<const FV: usize, const NK: usize>(
         for (out, acc_k) in sums.iter_mut().zip(&acc) {
             for (v, &a) in acc_k.iter().enumerate() {
                 // SAFETY: stores 16 floats into `out[16v..16v + 16]`, `v < FV <= 2`.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(v * WIDE_LANES), a) };
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(v * AVX512_LANES), a) };
             }
         }
         plan.store((f0, k0), &sums, dw);
@@ -1276,17 +1277,26 @@ mod tests {
     /// The kernels for one processor give the same bits on every run (no thread count or
     /// timing enters them), and the level chosen is one the processor has.
     #[test]
-    fn the_chosen_level_is_available_and_repeatable() {
+    fn the_chosen_level_is_available_and_old_buffer_contents_do_not_leak() {
+        // `run` overwrites every output and every scratch entry it reads: a second run into
+        // an output full of NaN, with the first run's scratch refilled with NaN, gives the
+        // same bits as the first run into fresh buffers.
         assert!(Simd::available().contains(&Simd::best()));
         let plan = ForwardPlan::new((12, 3, 3, 3), (10, 10), 1).unwrap();
         let packed = plan.pack_weights(|a, b, i, j| (a + 2 * b + 3 * i + j) as f32 * 0.01);
         let image: Vec<f32> = (0..300).map(|i| (i % 11) as f32 * 0.1).collect();
-        let mut padded = vec![0.0; plan.padded_len()];
+        let mut padded = vec![f32::NAN; plan.padded_len()];
         plan.pad_image(&image, &mut padded);
         let mut first = vec![0.0; 12 * 100];
-        let mut second = vec![1.0; 12 * 100];
-        plan.run(&padded, &packed, None, &mut Vec::new(), &mut first);
-        plan.run(&padded, &packed, None, &mut Vec::new(), &mut second);
+        let mut scratch = Vec::new();
+        plan.run(&padded, &packed, None, &mut scratch, &mut first);
+        assert!(
+            first.iter().all(|v| v.is_finite()),
+            "padding left NaN in the image"
+        );
+        scratch.fill(f32::NAN);
+        let mut second = vec![f32::NAN; 12 * 100];
+        plan.run(&padded, &packed, None, &mut scratch, &mut second);
         assert_eq!(first, second);
     }
 }
