@@ -197,9 +197,10 @@ impl Convolution {
         let shape = self
             .output_shape((n, c, h, w))
             .expect("checked by the caller");
-        let (_, _, fh, fw) = self.w.dim();
-        if n * c * fh * fw * shape.1 * shape.2 * shape.3 == 0 {
-            return Array4::zeros(shape); // nothing to compute (forward_images writes nothing)
+        let ((_, fnum, oh, ow), (_, _, fh, fw)) = (shape, self.w.dim());
+        if n * fnum * oh * ow == 0 || c * fh * fw == 0 {
+            // An empty output, or no filter elements: forward_images writes nothing.
+            return Array4::zeros(shape);
         }
         // Not zeroed first: every image's chunk is written by its worker (zeroing 6.9 MB
         // on the calling thread, while the other core waited, was 4% of a DeepConvNet

@@ -1274,8 +1274,8 @@ mod tests {
         }
     }
 
-    /// The kernels for one processor give the same bits on every run (no thread count or
-    /// timing enters them), and the level chosen is one the processor has.
+    /// The level chosen is one the processor has, and a run's result depends only on its
+    /// inputs, not on what its output and scratch buffers held before.
     #[test]
     fn the_chosen_level_is_available_and_old_buffer_contents_do_not_leak() {
         // `run` overwrites every output and every scratch entry it reads: a second run into

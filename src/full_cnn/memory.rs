@@ -34,8 +34,11 @@ pub const MMAP_THRESHOLD: usize = 32 << 20;
 ///
 /// ```
 /// use cnn_from_scratch::full_cnn::memory::keep_freed_memory;
-/// let first = keep_freed_memory();
-/// assert_eq!(keep_freed_memory(), first);    // once per process: the same answer
+/// let env = |name: &str, says: fn(&str) -> bool| std::env::var(name).is_ok_and(|v| says(&v));
+/// let opted_out = env("CNN_FROM_SCRATCH_KEEP_MEMORY", |v| v == "0")
+///     || env("GLIBC_TUNABLES", |v| v.contains("glibc.malloc."));
+/// let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
+/// assert_eq!(keep_freed_memory(), glibc && !opted_out);
 /// ```
 pub fn keep_freed_memory() -> bool {
     static KEPT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
