@@ -6,7 +6,8 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::direct_conv::{ForwardPlan, WeightGradPlan, input_grad_plan, pack_flipped};
+use super::conv_kernel::{ConvBuffers, ConvKernel};
+use super::direct_conv::{ForwardPlan, WeightGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
@@ -79,6 +80,8 @@ pub struct Convolution {
     /// Use the direct (im2col-free) kernels when they apply; `false` only in tests that
     /// compare them with the im2col path.
     direct: bool,
+    /// Use Winograd's kernel for 3x3 filters when it applies; `false` only in tests.
+    winograd: bool,
 }
 
 impl Convolution {
@@ -113,6 +116,7 @@ impl Convolution {
             x: Array4::zeros((0, 0, 0, 0)),
             x_ready: false,
             direct: true,
+            winograd: true,
         }
     }
 
@@ -269,31 +273,42 @@ impl Convolution {
             out_len * n == out.len() && extra_len * n == extra.len() && extra_len > 0,
             "forward_images: sinks must split evenly over the {n} images"
         );
-        let direct = self.direct_plan();
-        let packed = direct.map(|plan| plan.pack_weights(|f, ch, fy, fx| self.w[[f, ch, fy, fx]]));
-        out.par_chunks_mut(out_len)
-            .zip(extra.par_chunks_mut(extra_len))
-            .zip(x_flat.par_chunks(c * h * w))
+        let kernel = self
+            .direct_plan()
+            .map(|plan| ConvKernel::forward(plan, self.winograd, n));
+        let packed = kernel.map(|k| k.pack_weights(|f, ch, fy, fx| self.w[[f, ch, fy, fx]]));
+        // Winograd's kernel takes a group of images at a time, the others one.
+        let per_run = kernel.map_or(1, |k| k.images_per_run());
+        let map_len = fnum * positions;
+        out.par_chunks_mut(per_run * out_len)
+            .zip(extra.par_chunks_mut(per_run * extra_len))
+            .zip(x_flat.par_chunks(per_run * c * h * w))
             .for_each_init(
                 || {
-                    let col_len = match direct {
-                        Some(plan) => plan.padded_len(),
-                        None => k * positions,
-                    };
+                    let col_len = if kernel.is_some() { 0 } else { k * positions };
                     (
                         vec![0.0f32; col_len],
-                        vec![0.0f32; fnum * positions],
-                        Vec::new(),
+                        vec![0.0f32; per_run * map_len],
+                        ConvBuffers::default(),
                     )
                 },
-                |(col, maps, scratch), ((out_n, extra_n), image)| {
-                    if let (Some(plan), Some(packed)) = (&direct, &packed) {
-                        // Stride 1: straight from the padded image (module direct_conv).
-                        plan.pad_image(image, col);
-                        plan.run(col, packed, Some(bias), scratch, maps);
-                        sink(maps, out_n, extra_n);
+                |(col, maps, buffers), ((out_g, extra_g), images)| {
+                    if let (Some(kernel), Some(packed)) = (&kernel, &packed) {
+                        // Stride 1: straight from the padded images (modules direct_conv and
+                        // winograd).
+                        let count = images.len() / (c * h * w);
+                        let maps = &mut maps[..count * map_len];
+                        kernel.run(images, packed, Some(bias), buffers, maps);
+                        for ((maps_n, out_n), extra_n) in maps
+                            .chunks_exact(map_len)
+                            .zip(out_g.chunks_exact_mut(out_len))
+                            .zip(extra_g.chunks_exact_mut(extra_len))
+                        {
+                            sink(maps_n, out_n, extra_n);
+                        }
                         return;
                     }
+                    let (image, out_n, extra_n) = (images, out_g, extra_g);
                     im2col_t_image(image, (c, h, w), settings, (oh, ow), col);
                     let col_n = ArrayView2::from_shape((k, positions), &col[..])
                         .expect("buffer of C*FH*FW x OH*OW");
@@ -423,9 +438,11 @@ impl Convolution {
             let direct = self.direct_plan();
             let dw_plan = direct.map(WeightGradPlan::new);
             // dx by the forward kernel (flipped filters), if the padding allows it.
-            let dx_plan = direct.as_ref().and_then(input_grad_plan);
+            let dx_plan = direct
+                .as_ref()
+                .and_then(|plan| ConvKernel::input_grad(plan, self.winograd, n.min(GROUP)));
             let w_flat = self.w.as_slice().expect("kept in standard layout");
-            let dx_packed = dx_plan.map(|plan| pack_flipped(&plan, w_flat, self.w.dim()));
+            let dx_packed = dx_plan.map(|plan| plan.pack_flipped(w_flat, self.w.dim()));
             let partials: Vec<(Array2<f32>, Vec<f32>)> = dx_groups
                 .into_par_iter()
                 .zip(x_flat.par_chunks(GROUP * image_len))
@@ -433,8 +450,9 @@ impl Convolution {
                 .map(|(group, (mut dx_g, x_g))| {
                     let mut dw = Array2::<f32>::zeros((fnum, k));
                     let mut db = vec![0.0f32; fnum];
-                    let mut dout_n = vec![0.0f32; fnum * positions];
                     let images = x_g.len() / image_len;
+                    // The group's dL/dout, image after image.
+                    let mut douts = vec![0.0f32; images * fnum * positions];
                     // The direct path pads all the group's images and gradients first, then
                     // runs the dW kernel once over the whole group.
                     let (mut col, mut dout_padded) = match (&direct, &dw_plan) {
@@ -444,26 +462,30 @@ impl Convolution {
                         ),
                         _ => (vec![0.0f32; positions * k], Vec::new()),
                     };
-                    // dx's buffer, only if dx is wanted (a first layer's is not).
+                    // dx's buffer for the im2col path, only if dx is wanted (a first
+                    // layer's is not).
                     let dcol_len = match (&dx_g, dx_plan) {
-                        (None, _) => 0,
-                        (Some(_), Some(plan)) => plan.padded_len(),
                         (Some(_), None) => k * positions,
+                        _ => 0,
                     };
                     let mut dcol = vec![0.0f32; dcol_len];
 
-                    let mut scratch = Vec::new();
-                    for (i, image) in x_g.chunks_exact(image_len).enumerate() {
-                        fill(group * GROUP + i, &mut dout_n);
+                    for (i, (image, dout_n)) in x_g
+                        .chunks_exact(image_len)
+                        .zip(douts.chunks_exact_mut(fnum * positions))
+                        .enumerate()
+                    {
+                        fill(group * GROUP + i, dout_n);
+                        let dout_n = &*dout_n;
                         for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
                             *sum += sum_in_lanes(row);
                         }
-                        let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
+                        let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
                             .expect("buffer of FN x OH*OW");
                         if let (Some(plan), Some(dw_plan)) = (&direct, &dw_plan) {
                             let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
                             plan.pad_image(image, &mut col[i * len..(i + 1) * len]);
-                            dw_plan.pad_dout(&dout_n, &mut dout_padded[i * dlen..(i + 1) * dlen]);
+                            dw_plan.pad_dout(dout_n, &mut dout_padded[i * dlen..(i + 1) * dlen]);
                         } else {
                             im2col_image(image, (c, h, w), settings, (oh, ow), &mut col);
                             let col_n = ArrayView2::from_shape((positions, k), &col[..])
@@ -473,21 +495,21 @@ impl Convolution {
                         let Some(dx_g) = dx_g.as_deref_mut() else {
                             continue;
                         };
-                        let dx_n = &mut dx_g[i * image_len..(i + 1) * image_len];
-                        if let (Some(plan), Some(packed)) = (&dx_plan, &dx_packed) {
-                            // dx = dout padded by FH-1-pad, convolved with the flipped
-                            // filters: the forward kernel again.
-                            plan.pad_image(&dout_n, &mut dcol);
-                            plan.run(&dcol, packed, None, &mut scratch, dx_n);
-                        } else {
+                        if dx_plan.is_none() {
                             // dcol_n = Wᵀ · dout_n in the transposed im2col layout, folded
                             // straight back onto the image by col2im.
                             let mut dcol_n =
                                 ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
                                     .expect("buffer of C*FH*FW x OH*OW");
                             general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
+                            let dx_n = &mut dx_g[i * image_len..(i + 1) * image_len];
                             col2im_t_image(&dcol, (c, h, w), settings, (oh, ow), dx_n);
                         }
+                    }
+                    if let (Some(dx_g), Some(plan), Some(packed)) = (dx_g, &dx_plan, &dx_packed) {
+                        // dx = dout padded by FH-1-pad, convolved with the flipped filters:
+                        // the forward kernels again, for the whole group.
+                        plan.run(&douts, packed, None, &mut ConvBuffers::default(), dx_g);
                     }
                     if let Some(dw_plan) = &dw_plan {
                         // Stride 1: dW straight from the padded images (direct_conv).
@@ -719,6 +741,11 @@ mod tests {
             (11, 2, 14, 14, 7, 3, 1), // a second group of images
             (2, 3, 10, 9, 4, 5, 4),   // pad >= F - 1: dx falls back to im2col
             (3, 6, 9, 10, 5, 3, 0),   // dx by the direct kernel (4 or more channels)
+            // Winograd (3x3, 8 or more channels, a group of 8 images) forward and for dx,
+            // with images left over for the direct kernel (10 and 11: 8 + the rest).
+            (10, 8, 9, 9, 12, 3, 1),
+            (11, 16, 8, 8, 9, 3, 2), // pad 2: dx with pad 0
+            (8, 9, 7, 6, 8, 3, 0),
         ];
         for (n, c, h, w, fnum, f, pad) in shapes {
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
@@ -732,11 +759,21 @@ mod tests {
             let mut plain = Convolution::new(wts, b, 1, pad);
             plain.direct = false;
             let y = fast.forward(x.view()).unwrap();
+            let direct = fast.direct_plan();
             assert!(
-                fast.direct_plan().is_some(),
+                direct.is_some(),
                 "the direct path applies to {:?}",
                 (c, h, w, f, pad)
             );
+            if c >= 8 && f == 3 && n >= 8 && std::env::var_os("CNN_FROM_SCRATCH_WINOGRAD").is_none()
+            {
+                let kernel = direct.map(|plan| ConvKernel::forward(plan, true, n));
+                assert!(
+                    kernel.is_some_and(|k| k.uses_winograd()),
+                    "Winograd for {:?}",
+                    (n, c, f)
+                );
+            }
             let y_plain = plain.forward(x.view()).unwrap();
             let dout = Array4::from_shape_fn(y.dim(), |(a, b, i, j)| {
                 ((a * 7 + b * 5 + i * 3 + j) % 9) as f32 - 4.0

@@ -231,22 +231,13 @@ impl ForwardPlan {
         scratch: &mut Vec<f32>,
         out: &mut [f32],
     ) {
-        assert_eq!(padded.len(), self.padded_len(), "direct_conv: padded image");
         assert_eq!(
             out.len(),
             self.fnum * self.oh * self.ow,
             "direct_conv: output"
         );
-        let (row_stride, scratch_row) = self.scratch_layout();
-        scratch.resize(self.fnum * scratch_row, 0.0);
-        match self.simd {
-            // SAFETY: the plan's instructions are ones the processor has (`Simd::best`).
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { forward_avx512(self, padded, packed, scratch) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { forward_avx2_fma(self, padded, packed, scratch) },
-            _ => forward_dispatch::<false>(self, padded, packed, scratch),
-        }
+        scratch.resize(self.scratch_len(), 0.0);
+        let (row_stride, scratch_row) = self.run_kernel(padded, packed, scratch);
         // The outputs out of the scratch rows, plus the bias.
         for (f, (out_f, scratch_f)) in out
             .chunks_exact_mut(self.oh * self.ow)
@@ -263,6 +254,48 @@ impl ForwardPlan {
                 }
             }
         }
+    }
+
+    /// The instructions the kernels run with.
+    pub(crate) fn simd(&self) -> Simd {
+        self.simd
+    }
+
+    /// The filters' shape `(FN, C, FH, FW)`, the image size `(H, W)` and the padding.
+    pub(crate) fn shape(&self) -> ((usize, usize, usize, usize), (usize, usize), usize) {
+        (
+            (self.fnum, self.c, self.fh, self.fw),
+            (self.h, self.w),
+            self.pad,
+        )
+    }
+
+    /// Length of the scratch buffer [`ForwardPlan::run_kernel`] needs.
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.fnum * self.scratch_layout().1
+    }
+
+    /// The kernel alone, into `scratch` ([`ForwardPlan::scratch_len`] floats): filter `f`'s
+    /// output `(oy, ox)` lands at `f * scratch_row + oy * row_stride + ox`, and every entry
+    /// of the `fnum` scratch rows is written. Returns `(row_stride, scratch_row)`.
+    pub(crate) fn run_kernel(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        scratch: &mut [f32],
+    ) -> (usize, usize) {
+        assert_eq!(padded.len(), self.padded_len(), "direct_conv: padded image");
+        assert_eq!(packed.len(), self.packed_len(), "direct_conv: filters");
+        assert_eq!(scratch.len(), self.scratch_len(), "direct_conv: scratch");
+        match self.simd {
+            // SAFETY: the plan's instructions are ones the processor has (`Simd::best`).
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { forward_avx512(self, padded, packed, scratch) },
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { forward_avx2_fma(self, padded, packed, scratch) },
+            _ => forward_dispatch::<false>(self, padded, packed, scratch),
+        }
+        self.scratch_layout()
     }
 }
 
@@ -1161,17 +1194,6 @@ pub(crate) fn input_grad_plan(forward: &ForwardPlan) -> Option<ForwardPlan> {
         p.simd,
     )?;
     (plan.output() == (p.h, p.w)).then_some(plan)
-}
-
-/// The flipped, channel-swapped filters for [`input_grad_plan`]'s plan, packed, from the
-/// layer's filters `w` `(FN, C, FH, FW)` in standard layout.
-pub(crate) fn pack_flipped(
-    plan: &ForwardPlan,
-    w: &[f32],
-    (fnum, c, fh, fw): (usize, usize, usize, usize),
-) -> Vec<f32> {
-    debug_assert_eq!((plan.fnum, plan.c), (c, fnum));
-    plan.pack_weights(|ch, f, fy, fx| w[((f * c + ch) * fh + (fh - 1 - fy)) * fw + (fw - 1 - fx)])
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@
 //! ```
 
 mod affine;
+mod conv_kernel;
 mod convolution_layer;
 mod direct_conv;
 mod dropout;
@@ -91,6 +92,7 @@ mod pooling_layer;
 mod relu;
 mod simd;
 mod softmax_with_loss;
+mod winograd;
 
 pub mod gradient_check;
 pub mod learn_filter;

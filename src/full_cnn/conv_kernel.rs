@@ -1,0 +1,179 @@
+//! Which fast kernel computes a stride-1 convolution (forward, and `dx` as a convolution
+//! with flipped filters): Winograd's F(2x2, 3x3) for 3x3 filters over several channels,
+//! [`GROUP`] images at a time, and the direct kernel for the others and for the images
+//! left over. Either way: pack the filters once per pass, then run any number of images.
+
+use super::direct_conv::{ForwardPlan, input_grad_plan};
+use super::winograd::{GROUP, WinogradPlan};
+
+/// Fewest input channels for Winograd: its transforms cost about as much per tile as
+/// the products of a few channels, so with fewer the direct kernel is faster.
+const WINOGRAD_MIN_CHANNELS: usize = 8;
+
+/// The kernels for one layer shape: the direct one always (it also takes the images
+/// that do not fill a group), Winograd's where it applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvKernel {
+    direct: ForwardPlan,
+    winograd: Option<WinogradPlan>,
+}
+
+/// The filters packed for a [`ConvKernel`]: for the direct kernel, and for Winograd's if
+/// the kernel has it.
+pub(crate) struct PackedFilters {
+    direct: Vec<f32>,
+    winograd: Vec<f32>,
+}
+
+/// A worker's buffers for [`ConvKernel::run`], reused from one call to the next.
+#[derive(Default)]
+pub(crate) struct ConvBuffers {
+    padded: Vec<f32>,
+    scratch: Vec<f32>,
+    /// Winograd's (kept apart: resizing one buffer between the two would zero it again).
+    padded_group: Vec<f32>,
+    scratch_group: Vec<f32>,
+}
+
+impl ConvKernel {
+    /// The direct plan given, with Winograd's for the same shape when it applies, `winograd`
+    /// allows it and a run will have at least a group of `images`.
+    fn choose(direct: ForwardPlan, winograd: bool, images: usize) -> ConvKernel {
+        let (filters, image, pad) = direct.shape();
+        let winograd = (winograd
+            && images >= GROUP
+            && filters.1 >= WINOGRAD_MIN_CHANNELS
+            && winograd_enabled())
+        .then(|| WinogradPlan::with_simd(filters, image, pad, direct.simd()))
+        .flatten();
+        ConvKernel { direct, winograd }
+    }
+
+    /// The forward kernel for the layer whose direct plan is `direct`, for runs of up to
+    /// `images` images.
+    pub(crate) fn forward(direct: ForwardPlan, winograd: bool, images: usize) -> ConvKernel {
+        ConvKernel::choose(direct, winograd, images)
+    }
+
+    /// The kernel for `dx` (see [`input_grad_plan`]), if the direct kernel can compute it.
+    pub(crate) fn input_grad(
+        direct: &ForwardPlan,
+        winograd: bool,
+        images: usize,
+    ) -> Option<ConvKernel> {
+        input_grad_plan(direct).map(|plan| ConvKernel::choose(plan, winograd, images))
+    }
+
+    /// Whether Winograd's kernel is used (for a full group of images).
+    #[cfg(test)]
+    pub(crate) fn uses_winograd(&self) -> bool {
+        self.winograd.is_some()
+    }
+
+    /// How many images a worker should take at a time.
+    pub(crate) fn images_per_run(&self) -> usize {
+        if self.winograd.is_some() { GROUP } else { 1 }
+    }
+
+    /// The filters `weight(f, c, fy, fx)` packed for the kernels.
+    pub(crate) fn pack_weights(
+        &self,
+        weight: impl Fn(usize, usize, usize, usize) -> f32,
+    ) -> PackedFilters {
+        PackedFilters {
+            winograd: self
+                .winograd
+                .map_or_else(Vec::new, |plan| plan.pack_weights(&weight)),
+            direct: self.direct.pack_weights(weight),
+        }
+    }
+
+    /// The layer's filters `w` `(FN, C, FH, FW)` (standard layout) flipped and with their
+    /// two channel axes swapped, packed for an [`ConvKernel::input_grad`] kernel.
+    pub(crate) fn pack_flipped(
+        &self,
+        w: &[f32],
+        (_, c, fh, fw): (usize, usize, usize, usize),
+    ) -> PackedFilters {
+        self.pack_weights(|ch, f, fy, fx| {
+            w[((f * c + ch) * fh + (fh - 1 - fy)) * fw + (fw - 1 - fx)]
+        })
+    }
+
+    /// The convolution of `images` (any number of `(C, H, W)` images, one after the
+    /// other) into `out` (their `(FN, OH, OW)` outputs), plus `bias`: full groups by
+    /// Winograd's kernel if the kernel has it, the rest image by image by the direct one.
+    pub(crate) fn run(
+        &self,
+        images: &[f32],
+        packed: &PackedFilters,
+        bias: Option<&[f32]>,
+        buffers: &mut ConvBuffers,
+        out: &mut [f32],
+    ) {
+        let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
+        let (oh, ow) = self.direct.output();
+        let (image_len, out_len) = (c * h * w, fnum * oh * ow);
+        assert_eq!(
+            images.len() / image_len.max(1) * out_len,
+            out.len(),
+            "ConvKernel::run: images and outputs"
+        );
+        let ConvBuffers {
+            padded,
+            scratch,
+            padded_group,
+            scratch_group,
+        } = buffers;
+        let mut done = 0;
+        if let Some(plan) = &self.winograd {
+            padded_group.resize(plan.padded_len(), 0.0);
+            for (group, out_g) in images
+                .chunks_exact(GROUP * image_len)
+                .zip(out.chunks_exact_mut(GROUP * out_len))
+            {
+                plan.pad_images(group, padded_group);
+                plan.run(padded_group, &packed.winograd, bias, scratch_group, out_g);
+                done += GROUP;
+            }
+        }
+        padded.resize(self.direct.padded_len(), 0.0);
+        for (image, out_n) in images[done * image_len..]
+            .chunks_exact(image_len)
+            .zip(out[done * out_len..].chunks_exact_mut(out_len))
+        {
+            self.direct.pad_image(image, padded);
+            self.direct
+                .run(padded, &packed.direct, bias, scratch, out_n);
+        }
+    }
+}
+
+/// Whether Winograd may be used: yes unless the environment variable
+/// `CNN_FROM_SCRATCH_WINOGRAD` is `0`, so that one build can be measured both ways (read
+/// once).
+fn winograd_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("CNN_FROM_SCRATCH_WINOGRAD").as_deref() != Ok("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::simd::Simd;
+    use super::*;
+
+    #[test]
+    fn winograd_for_3x3_filters_over_several_channels_and_a_group_of_images_only() {
+        let plan = |filters, image, pad| {
+            ForwardPlan::with_simd(filters, image, pad, Simd::best()).expect("a plan")
+        };
+        let kernel = |filters, pad, winograd, images| {
+            ConvKernel::forward(plan(filters, (14, 14), pad), winograd, images).uses_winograd()
+        };
+        assert_eq!(kernel((16, 16, 3, 3), 1, true, 100), winograd_enabled());
+        assert!(!kernel((16, 16, 3, 3), 1, false, 100));
+        assert!(!kernel((16, 16, 3, 3), 1, true, GROUP - 1));
+        assert!(!kernel((16, 1, 3, 3), 1, true, 100));
+        assert!(!kernel((30, 8, 5, 5), 0, true, 100));
+    }
+}

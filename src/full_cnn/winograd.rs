@@ -1,0 +1,487 @@
+//! A faster path for 3x3 filters (stride 1): Winograd's minimal filtering, F(2x2, 3x3).
+//!
+//! A 3x3 convolution spends 9 multiplications per output per input channel. Winograd's
+//! trick (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015)
+//! computes a 2x2 tile of outputs from the 4x4 tile of input pixels under it with 16
+//! multiplications instead of 36, 2.25 times fewer, by moving both into another basis
+//! where the convolution is an element-by-element product:
+//!
+//! ```text
+//! Y (2x2) = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A        g: 3x3 filter, d: 4x4 input tile
+//!
+//!       | 1  0 -1  0 |         | 1    0    0  |
+//! Bᵀ =  | 0  1  1  0 |    G =  | 1/2  1/2  1/2|    Aᵀ = | 1  1  1  0 |
+//!       | 0 -1  1  0 |         | 1/2 -1/2  1/2|         | 0  1 -1 -1 |
+//!       | 0  1  0 -1 |         | 0    0    1  |
+//! ```
+//!
+//! The transforms only add and subtract (and halve, for the filters, which is done once per
+//! pass), so they are cheap next to the products. Over channels, the element-by-element
+//! products become matrix products: for each of the 16 positions `p` of the 4x4 basis,
+//!
+//! ```text
+//! M[p] (FN, T) = U[p] (FN, C) · V[p] (C, T)      U = G g Gᵀ per filter and channel,
+//!                                                V = Bᵀ d B per channel and tile (T tiles)
+//! ```
+//!
+//! and each of those is a 1x1 convolution over the tiles, which the direct kernel of
+//! `direct_conv` already computes fast. So a Winograd pass is: pad the image, transform
+//! its tiles (`V`), run 16 1x1 convolutions, transform each tile of `M` back to 2x2
+//! outputs. The results equal the direct convolution's to rounding (tested against the
+//! definition in f64 below, and against the im2col path in `convolution_layer`).
+//!
+//! The transforms are vectorised over images: [`GROUP`] = 8 images run together, image
+//! `g` in lane `g` of every vector (the padded images are stored interleaved, pixel by
+//! pixel). A tile's 16 pixels are then 16 whole vector loads, however small the image,
+//! and the 1x1 convolutions run over `8 x` as many "pixels". They go one row of tiles at
+//! a time, so that `V` and `M` stay in the processor's cache.
+
+use super::direct_conv::ForwardPlan;
+use super::simd::Simd;
+
+/// Positions of the 4x4 transformed tile.
+const BASIS: usize = 16;
+
+/// Images per run: one per lane of an AVX2 register.
+pub(crate) const GROUP: usize = 8;
+
+/// `GROUP` floats, one per image: a vector register's worth.
+type Lanes = [f32; GROUP];
+
+/// How to run the Winograd F(2x2, 3x3) convolution for one layer shape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WinogradPlan {
+    /// Input channels, filters, padding.
+    c: usize,
+    fnum: usize,
+    pad: usize,
+    /// Input and output sizes.
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    /// Tiles of 2x2 outputs down and across (an odd output size has a half tile at the
+    /// edge, whose missing outputs are computed from zero padding and dropped).
+    th: usize,
+    tw: usize,
+    /// The padded images: `hp = 2*th + 2` rows of `wp = 2*tw + 2` pixels per channel,
+    /// each pixel `GROUP` floats (one per image).
+    hp: usize,
+    wp: usize,
+    /// One of the 16 products for one row of tiles: a 1x1 convolution of the `C`
+    /// channels of `V[p]` over `tw * GROUP` "pixels" (tile `tx` of image `g` at
+    /// `tx * GROUP + g`).
+    product: ForwardPlan,
+}
+
+impl WinogradPlan {
+    /// The plan for `fnum` 3x3 filters over `c` channels of `(h, w)` images with `pad`, or
+    /// `None` if the filters are not 3x3 or the output would be empty.
+    pub(crate) fn with_simd(
+        (fnum, c, fh, fw): (usize, usize, usize, usize),
+        (h, w): (usize, usize),
+        pad: usize,
+        simd: Simd,
+    ) -> Option<WinogradPlan> {
+        if (fh, fw) != (3, 3) || fnum == 0 || c == 0 || h + 2 * pad < 3 || w + 2 * pad < 3 {
+            return None;
+        }
+        let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+        let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        let product = ForwardPlan::with_simd((fnum, c, 1, 1), (1, tw * GROUP), 0, simd)?;
+        Some(WinogradPlan {
+            c,
+            fnum,
+            pad,
+            h,
+            w,
+            oh,
+            ow,
+            th,
+            tw,
+            hp: 2 * th + 2,
+            wp: 2 * tw + 2,
+            product,
+        })
+    }
+
+    /// Output size `(OH, OW)`.
+    #[cfg(test)]
+    pub(crate) fn output(&self) -> (usize, usize) {
+        (self.oh, self.ow)
+    }
+
+    /// Length of the padded-images buffer.
+    pub(crate) fn padded_len(&self) -> usize {
+        self.c * self.hp * self.wp * GROUP
+    }
+
+    /// The transformed filters `U[p] = G g Gᵀ`, for filters given by `weight(f, c, fy, fx)`:
+    /// 16 blocks, each packed for its 1x1 convolution.
+    pub(crate) fn pack_weights(
+        &self,
+        weight: impl Fn(usize, usize, usize, usize) -> f32,
+    ) -> Vec<f32> {
+        const G: [[f32; 3]; 4] = [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        // transformed[p][f * C + c] = (G g Gᵀ)[p] of filter f, channel c.
+        let pairs = self.fnum * self.c;
+        let mut transformed = vec![0.0f32; BASIS * pairs];
+        for f in 0..self.fnum {
+            for ch in 0..self.c {
+                let g: [[f32; 3]; 3] =
+                    std::array::from_fn(|fy| std::array::from_fn(|fx| weight(f, ch, fy, fx)));
+                let mut gg = [[0.0f32; 3]; 4]; // G g
+                for (i, row) in gg.iter_mut().enumerate() {
+                    for (fy, g_row) in g.iter().enumerate() {
+                        for (value, &weight) in row.iter_mut().zip(g_row) {
+                            *value += G[i][fy] * weight;
+                        }
+                    }
+                }
+                for (i, row) in gg.iter().enumerate() {
+                    for (j, g_j) in G.iter().enumerate() {
+                        let u = row[0] * g_j[0] + row[1] * g_j[1] + row[2] * g_j[2];
+                        transformed[(4 * i + j) * pairs + f * self.c + ch] = u;
+                    }
+                }
+            }
+        }
+        let mut packed = Vec::with_capacity(BASIS * self.product.packed_len());
+        for u_p in transformed.chunks_exact(pairs) {
+            packed.extend(
+                self.product
+                    .pack_weights(|f, ch, _, _| u_p[f * self.c + ch]),
+            );
+        }
+        packed
+    }
+
+    /// Copies `GROUP` images `(C, H, W)` (one after the other in `images`) into `padded`,
+    /// interleaved: pixel `(c, y, x)` of image `g`, with `pad` zeros before the image and
+    /// zeros after it, at `((c * hp + y) * wp + x) * GROUP + g` (every entry is written).
+    pub(crate) fn pad_images(&self, images: &[f32], padded: &mut [f32]) {
+        let image_len = self.c * self.h * self.w;
+        assert_eq!(images.len(), GROUP * image_len, "winograd: images");
+        assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
+        padded.fill(0.0);
+        let (h, w) = (self.h, self.w);
+        for ch in 0..self.c {
+            for iy in 0..h {
+                // Row iy of channel ch of every image, into one interleaved run.
+                let rows: [&[f32]; GROUP] =
+                    std::array::from_fn(|g| &images[g * image_len + (ch * h + iy) * w..][..w]);
+                let start = ((ch * self.hp + iy + self.pad) * self.wp + self.pad) * GROUP;
+                for (ix, pixel) in padded[start..start + w * GROUP]
+                    .chunks_exact_mut(GROUP)
+                    .enumerate()
+                {
+                    for (slot, row) in pixel.iter_mut().zip(&rows) {
+                        *slot = row[ix];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Length of the scratch buffer [`WinogradPlan::run`] needs: the transformed tiles
+    /// `V` and the products `M` of one row of tiles.
+    fn scratch_len(&self) -> usize {
+        BASIS * (self.product.padded_len() + self.product.scratch_len())
+    }
+
+    /// The convolution of `GROUP` padded images into `out` (`GROUP` outputs `(FN, OH,
+    /// OW)`, one after the other), plus `bias` (one per filter, or none), with the filters
+    /// from [`WinogradPlan::pack_weights`]. `scratch` holds the transformed tiles (resized
+    /// as needed; keep it from one call to the next).
+    pub(crate) fn run(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        scratch: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
+        assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
+        assert_eq!(
+            out.len(),
+            GROUP * self.fnum * self.oh * self.ow,
+            "winograd: output"
+        );
+        assert_eq!(
+            packed.len(),
+            BASIS * self.product.packed_len(),
+            "winograd: filters"
+        );
+        scratch.resize(self.scratch_len(), 0.0);
+        match self.product.simd() {
+            // SAFETY: the plan's instructions are ones the processor has.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 => unsafe {
+                self.run_avx2(padded, packed, bias, scratch, out)
+            },
+            _ => self.run_rows(padded, packed, bias, scratch, out),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        self.run_rows(padded, packed, bias, scratch, out);
+    }
+
+    /// Row of tiles by row of tiles: transform the row's input tiles, run the 16
+    /// products, transform their results back into the outputs.
+    #[inline(always)]
+    fn run_rows(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (v_len, m_len) = (self.product.padded_len(), self.product.scratch_len());
+        let (v, m) = scratch.split_at_mut(BASIS * v_len);
+        for ty in 0..self.th {
+            self.transform_input(padded, ty, v);
+            let mut row_len = 0;
+            for ((v_p, m_p), u_p) in v
+                .chunks_exact(v_len)
+                .zip(m.chunks_exact_mut(m_len))
+                .zip(packed.chunks_exact(self.product.packed_len()))
+            {
+                (_, row_len) = self.product.run_kernel(v_p, u_p, m_p);
+            }
+            self.transform_output(m, ty, row_len, bias, out);
+        }
+    }
+
+    /// `V[p][c][tx * GROUP + g] = (Bᵀ d B)[p]` for tile `(ty, tx)` of channel `c` of image
+    /// `g`: the 16 input buffers of the products, for tile row `ty`.
+    #[inline(always)]
+    fn transform_input(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
+        let (wp, tw, v_len) = (self.wp, self.tw, self.product.padded_len());
+        let pixels = tw * GROUP;
+        for (ch, plane) in padded.chunks_exact(self.hp * wp * GROUP).enumerate() {
+            for tx in 0..tw {
+                let mut d = [[[0.0f32; GROUP]; 4]; 4];
+                for (k, d_k) in d.iter_mut().enumerate() {
+                    let at = ((2 * ty + k) * wp + 2 * tx) * GROUP;
+                    for (d_kl, pixel) in d_k
+                        .iter_mut()
+                        .zip(plane[at..at + 4 * GROUP].chunks_exact(GROUP))
+                    {
+                        d_kl.copy_from_slice(pixel);
+                    }
+                }
+                for (p, value) in input_tile(&d).iter().enumerate() {
+                    let at = p * v_len + ch * pixels + tx * GROUP;
+                    v[at..at + GROUP].copy_from_slice(value);
+                }
+            }
+        }
+    }
+
+    /// The outputs of tile row `ty` from the products `M[p]` (filter `f`'s row of tiles at
+    /// `f * row_len`): `out[g][f][2ty + a][2tx + b] = (Aᵀ M A)[a][b] + bias[f]`, leaving
+    /// out those past an odd edge.
+    #[inline(always)]
+    fn transform_output(
+        &self,
+        m: &[f32],
+        ty: usize,
+        row_len: usize,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) {
+        let (oh, ow, m_len) = (self.oh, self.ow, self.product.scratch_len());
+        let (tw, out_len) = (self.tw, self.fnum * oh * ow);
+        // Output (2ty + a, 2tx + b) of every image at stage[(2a + b) * tw + tx], as the
+        // vectors come out of the transform; then copied out image by image.
+        let mut stage = vec![[0.0f32; GROUP]; 4 * tw];
+        for f in 0..self.fnum {
+            let b = bias.map_or(0.0, |b| b[f]);
+            for tx in 0..tw {
+                let mut tile = [[0.0f32; GROUP]; BASIS];
+                for (p, m_p) in tile.iter_mut().enumerate() {
+                    let at = p * m_len + f * row_len + tx * GROUP;
+                    m_p.copy_from_slice(&m[at..at + GROUP]);
+                }
+                for (ab, y_ab) in output_tile(&tile).iter().enumerate() {
+                    for (slot, &value) in stage[ab * tw + tx].iter_mut().zip(y_ab) {
+                        *slot = value + b;
+                    }
+                }
+            }
+            for a in 0..2 {
+                let oy = 2 * ty + a;
+                if oy >= oh {
+                    break;
+                }
+                let (left, right) = (&stage[2 * a * tw..][..tw], &stage[(2 * a + 1) * tw..][..tw]);
+                for g in 0..GROUP {
+                    let start = g * out_len + (f * oh + oy) * ow;
+                    let out_row = &mut out[start..start + ow];
+                    let (pairs, last) = out_row.as_chunks_mut::<2>();
+                    for ((pair, l), r) in pairs.iter_mut().zip(left).zip(right) {
+                        *pair = [l[g], r[g]];
+                    }
+                    if let [odd_edge] = last {
+                        *odd_edge = left[tw - 1][g];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Bᵀ d B` for one tile of every image, `d[k][l]` being pixel `(k, l)` of the 4x4 tile.
+/// (Plain loops over the lanes: the compiler turns each into one vector instruction.)
+#[inline(always)]
+fn input_tile(d: &[[Lanes; 4]; 4]) -> [Lanes; BASIS] {
+    // r[i][l] = (Bᵀ d)[i][l]: rows combined, column by column.
+    let mut r = [[[0.0f32; GROUP]; 4]; 4];
+    for l in 0..4 {
+        for g in 0..GROUP {
+            let (d0, d1, d2, d3) = (d[0][l][g], d[1][l][g], d[2][l][g], d[3][l][g]);
+            r[0][l][g] = d0 - d2;
+            r[1][l][g] = d1 + d2;
+            r[2][l][g] = d2 - d1;
+            r[3][l][g] = d1 - d3;
+        }
+    }
+    // (Bᵀ d) B: columns combined, row by row.
+    let mut v = [[0.0f32; GROUP]; BASIS];
+    for (i, ri) in r.iter().enumerate() {
+        for g in 0..GROUP {
+            let (r0, r1, r2, r3) = (ri[0][g], ri[1][g], ri[2][g], ri[3][g]);
+            v[4 * i][g] = r0 - r2;
+            v[4 * i + 1][g] = r1 + r2;
+            v[4 * i + 2][g] = r2 - r1;
+            v[4 * i + 3][g] = r1 - r3;
+        }
+    }
+    v
+}
+
+/// `Aᵀ M A` for one tile of every image: outputs `(a, b)` at `2a + b`.
+#[inline(always)]
+fn output_tile(m: &[Lanes; BASIS]) -> [Lanes; 4] {
+    // q[a][j] = (Aᵀ M)[a][j].
+    let mut q = [[[0.0f32; GROUP]; 4]; 2];
+    for j in 0..4 {
+        for g in 0..GROUP {
+            let (m0, m1, m2, m3) = (m[j][g], m[4 + j][g], m[8 + j][g], m[12 + j][g]);
+            q[0][j][g] = m0 + m1 + m2;
+            q[1][j][g] = m1 - m2 - m3;
+        }
+    }
+    // (Aᵀ M) A.
+    let mut y = [[0.0f32; GROUP]; 4];
+    for (a, qa) in q.iter().enumerate() {
+        for g in 0..GROUP {
+            y[2 * a][g] = qa[0][g] + qa[1][g] + qa[2][g];
+            y[2 * a + 1][g] = qa[1][g] - qa[2][g] - qa[3][g];
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Winograd's convolution against the definition, summed in f64 from the unpadded
+    /// image, for every instruction level this processor has: even and odd output sizes
+    /// (half tiles at the edges), no padding and padding up to 2, one channel and many,
+    /// filter counts that are not multiples of the register blocks.
+    #[test]
+    fn winograd_matches_the_definition() {
+        // (filters, channels, pad, height, width)
+        let shapes = [
+            (1, 1, 0, 3, 3),
+            (5, 3, 1, 7, 9),
+            (16, 16, 1, 14, 14),
+            (32, 16, 2, 14, 14),
+            (7, 9, 0, 10, 13),
+            (64, 32, 1, 8, 8),
+            (3, 2, 1, 1, 5),
+            (4, 8, 0, 6, 10), // no padding, even outputs: the images fill the buffer
+        ];
+        for shape in shapes {
+            for simd in Simd::available() {
+                matches_for(shape, simd);
+            }
+        }
+    }
+
+    fn matches_for((fnum, c, pad, h, w): (usize, usize, usize, usize, usize), simd: Simd) {
+        let plan = WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd).unwrap();
+        // GROUP different images, one after the other.
+        let image_len = c * h * w;
+        let images: Vec<f32> = (0..GROUP * image_len)
+            .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
+            .collect();
+        let weight = |a: usize, b: usize, i: usize, j: usize| {
+            ((a * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
+        };
+        let packed = plan.pack_weights(weight);
+        let bias: Vec<f32> = (0..fnum).map(|i| i as f32 * 0.25).collect();
+        // Old contents must not leak: padded buffer and output start as NaN.
+        let mut padded = vec![f32::NAN; plan.padded_len()];
+        plan.pad_images(&images, &mut padded);
+        let (oh, ow) = plan.output();
+        let mut out = vec![f32::NAN; GROUP * fnum * oh * ow];
+        let mut scratch = vec![f32::NAN; 7];
+        plan.run(&padded, &packed, Some(&bias), &mut scratch, &mut out);
+        let pixel = |g: usize, ch: usize, y: usize, x: usize| -> f64 {
+            if y < pad || x < pad || y >= h + pad || x >= w + pad {
+                0.0
+            } else {
+                f64::from(images[g * image_len + (ch * h + y - pad) * w + x - pad])
+            }
+        };
+        for (g, fi) in (0..GROUP).flat_map(|g| (0..fnum).map(move |fi| (g, fi))) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut sum = f64::from(bias[fi]);
+                    for ch in 0..c {
+                        for fy in 0..3 {
+                            for fx in 0..3 {
+                                sum += f64::from(weight(fi, ch, fy, fx))
+                                    * pixel(g, ch, oy + fy, ox + fx);
+                            }
+                        }
+                    }
+                    let got = f64::from(out[((g * fnum + fi) * oh + oy) * ow + ox]);
+                    assert!(
+                        (got - sum).abs() < 1e-4 * (1.0 + sum.abs()),
+                        "{simd:?}, shape {:?}: image {g}, out[{fi}, {oy}, {ox}] = {got}, expected {sum}",
+                        (fnum, c, pad, h, w)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Shapes it does not apply to.
+    #[test]
+    fn only_3x3_filters_with_an_output() {
+        let simd = Simd::best();
+        assert!(WinogradPlan::with_simd((4, 2, 5, 5), (9, 9), 0, simd).is_none());
+        assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 0, simd).is_none());
+        assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 1, simd).is_some());
+    }
+}
