@@ -401,9 +401,14 @@ unsafe fn forward_dispatch_avx512(
 fn block_layout(plan: &ForwardPlan, padded: &[f32], l: usize) -> (Vec<usize>, Vec<(usize, usize)>) {
     let (fh, fw, wp) = (plan.fh, plan.fw, plan.wp);
     let k_len = plan.c * fh * fw;
-    let offsets: Vec<usize> = (0..k_len)
-        .map(|k| (k / (fh * fw)) * plan.hp * wp + (k / fw % fh) * wp + k % fw)
-        .collect();
+    let offsets: Vec<usize> = if (fh, fw) == (1, 1) {
+        // 1x1 filters (Winograd's products, run many times per image): no divisions.
+        (0..k_len).map(|k| k * plan.hp * wp).collect()
+    } else {
+        (0..k_len)
+            .map(|k| (k / (fh * fw)) * plan.hp * wp + (k / fw % fh) * wp + k % fw)
+            .collect()
+    };
     let (row_stride, scratch_row) = plan.scratch_layout();
     let starts: Vec<(usize, usize)> = if plan.by_rows {
         (0..plan.oh)

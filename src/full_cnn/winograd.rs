@@ -224,7 +224,7 @@ impl WinogradPlan {
             Simd::Avx2 | Simd::Avx512 => unsafe {
                 self.run_avx2(padded, packed, bias, scratch, out)
             },
-            _ => self.run_rows(padded, packed, bias, scratch, out),
+            _ => self.run_rows::<false>(padded, packed, bias, scratch, out),
         }
     }
 
@@ -238,13 +238,14 @@ impl WinogradPlan {
         scratch: &mut [f32],
         out: &mut [f32],
     ) {
-        self.run_rows(padded, packed, bias, scratch, out);
+        self.run_rows::<true>(padded, packed, bias, scratch, out);
     }
 
     /// Row of tiles by row of tiles: transform the row's input tiles, run the 16
-    /// products, transform their results back into the outputs.
+    /// products, transform their results back into the outputs. `AVX2`: called from
+    /// [`WinogradPlan::run_avx2`], so AVX2 instructions may be used.
     #[inline(always)]
-    fn run_rows(
+    fn run_rows<const AVX2: bool>(
         &self,
         padded: &[f32],
         packed: &[f32],
@@ -264,7 +265,7 @@ impl WinogradPlan {
             {
                 (_, row_len) = self.product.run_kernel(v_p, u_p, m_p);
             }
-            self.transform_output(m, ty, row_len, bias, out);
+            self.transform_output::<AVX2>(m, ty, row_len, bias, out);
         }
     }
 
@@ -298,7 +299,7 @@ impl WinogradPlan {
     /// `f * row_len`): `out[g][f][2ty + a][2tx + b] = (Aᵀ M A)[a][b] + bias[f]`, leaving
     /// out those past an odd edge.
     #[inline(always)]
-    fn transform_output(
+    fn transform_output<const AVX2: bool>(
         &self,
         m: &[f32],
         ty: usize,
@@ -330,21 +331,86 @@ impl WinogradPlan {
                 if oy >= oh {
                     break;
                 }
-                let (left, right) = (&stage[2 * a * tw..][..tw], &stage[(2 * a + 1) * tw..][..tw]);
-                for g in 0..GROUP {
-                    let start = g * out_len + (f * oh + oy) * ow;
-                    let out_row = &mut out[start..start + ow];
-                    let (pairs, last) = out_row.as_chunks_mut::<2>();
-                    for ((pair, l), r) in pairs.iter_mut().zip(left).zip(right) {
-                        *pair = [l[g], r[g]];
+                // Output column ox of every image: stage[(2a + ox % 2) * tw + ox / 2].
+                let column = |ox: usize| &stage[(2 * a + ox % 2) * tw + ox / 2];
+                let row_start = (f * oh + oy) * ow;
+                // Blocks of 8 columns: an 8x8 transpose turns "one column of 8 images"
+                // into "8 columns of one image", 8 contiguous floats to store.
+                let blocks = ow / GROUP * GROUP;
+                for ox0 in (0..blocks).step_by(GROUP) {
+                    let block: [Lanes; GROUP] = std::array::from_fn(|j| *column(ox0 + j));
+                    for (g, values) in transpose::<AVX2>(&block).iter().enumerate() {
+                        let at = g * out_len + row_start + ox0;
+                        out[at..at + GROUP].copy_from_slice(values);
                     }
-                    if let [odd_edge] = last {
-                        *odd_edge = left[tw - 1][g];
+                }
+                for ox in blocks..ow {
+                    for (g, &value) in column(ox).iter().enumerate() {
+                        out[g * out_len + row_start + ox] = value;
                     }
                 }
             }
         }
     }
+}
+
+/// The 8x8 block transposed: `result[g][j] = block[j][g]`, by AVX2 shuffles if `AVX2`
+/// (the compiler does not find them itself: its loop of single floats was slower than the
+/// scattered stores this replaces).
+#[inline(always)]
+fn transpose<const AVX2: bool>(block: &[Lanes; GROUP]) -> [Lanes; GROUP] {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` is true only under `run_avx2`, which runs where AVX2 is.
+        return unsafe { transpose_avx2(block) };
+    }
+    std::array::from_fn(|g| std::array::from_fn(|j| block[j][g]))
+}
+
+/// The textbook AVX2 8x8 transpose: pairs of rows interleaved, then pairs of pairs,
+/// then the 128-bit halves swapped.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose_avx2(block: &[Lanes; GROUP]) -> [Lanes; GROUP] {
+    use std::arch::x86_64::*;
+    // SAFETY (loads and stores): each of the 8 rows is 8 floats.
+    let r: [__m256; 8] = std::array::from_fn(|j| unsafe { _mm256_loadu_ps(block[j].as_ptr()) });
+    let t = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let q = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    let columns = [
+        _mm256_permute2f128_ps::<0x20>(q[0], q[4]),
+        _mm256_permute2f128_ps::<0x20>(q[1], q[5]),
+        _mm256_permute2f128_ps::<0x20>(q[2], q[6]),
+        _mm256_permute2f128_ps::<0x20>(q[3], q[7]),
+        _mm256_permute2f128_ps::<0x31>(q[0], q[4]),
+        _mm256_permute2f128_ps::<0x31>(q[1], q[5]),
+        _mm256_permute2f128_ps::<0x31>(q[2], q[6]),
+        _mm256_permute2f128_ps::<0x31>(q[3], q[7]),
+    ];
+    let mut result = [[0.0f32; GROUP]; GROUP];
+    for (row, column) in result.iter_mut().zip(columns) {
+        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), column) };
+    }
+    result
 }
 
 /// `Bᵀ d B` for one tile of every image, `d[k][l]` being pixel `(k, l)` of the 4x4 tile.
