@@ -491,3 +491,37 @@ fn relative_change(before: ArrayView3<f32>, after: ArrayView3<f32>) -> f32 {
     }
     (diff.sqrt() / norm.sqrt()) as f32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 2x2 path against the general one (window by window in row-major order), with
+    /// and without ReLU, on planes with ties, negatives, zeros and NaN, for widths that
+    /// leave runs of 8 windows with and without a rest, and an odd last column.
+    #[test]
+    fn the_2x2_path_picks_the_same_winners_as_the_general_one() {
+        let values = [1.5, -2.0, 0.0, 1.5, f32::NAN, -0.5, 3.0, 3.0, -7.0, 0.25];
+        for (h, w) in [(2, 2), (4, 17), (6, 32), (5, 40), (8, 45)] {
+            let (oh, ow) = (h / 2, w / 2);
+            let plane: Vec<f32> = (0..h * w)
+                .map(|i| values[(i * 7 + i / 3) % values.len()])
+                .collect();
+            let rows = window_ranges(oh, 2, 0, 2, h);
+            let cols = window_ranges(ow, 2, 0, 2, w);
+            for relu in [false, true] {
+                let (mut fast, mut fast_at) = (vec![0.0; oh * ow], vec![0; oh * ow]);
+                let (mut plain, mut plain_at) = (vec![0.0; oh * ow], vec![0; oh * ow]);
+                pool_plane_2x2(&plane, w, ow, &mut fast, &mut fast_at, relu);
+                pool_plane(&plane, w, &rows, &cols, &mut plain, &mut plain_at, relu);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&plain), "values, {h}x{w}, relu {relu}");
+                assert_eq!(fast_at, plain_at, "arg-max, {h}x{w}, relu {relu}");
+                assert!(
+                    plain.iter().any(|v| v.is_nan()) != relu,
+                    "NaN kept without ReLU only"
+                );
+            }
+        }
+    }
+}
