@@ -447,7 +447,7 @@ impl Convolution {
                 .into_par_iter()
                 .zip(x_flat.par_chunks(GROUP * image_len))
                 .enumerate()
-                .map(|(group, (mut dx_g, x_g))| {
+                .map_init(ConvBuffers::default, |buffers, (group, (mut dx_g, x_g))| {
                     let mut dw = Array2::<f32>::zeros((fnum, k));
                     let mut db = vec![0.0f32; fnum];
                     let images = x_g.len() / image_len;
@@ -509,7 +509,7 @@ impl Convolution {
                     if let (Some(dx_g), Some(plan), Some(packed)) = (dx_g, &dx_plan, &dx_packed) {
                         // dx = dout padded by FH-1-pad, convolved with the flipped filters:
                         // the forward kernels again, for the whole group.
-                        plan.run(&douts, packed, None, &mut ConvBuffers::default(), dx_g);
+                        plan.run(&douts, packed, None, buffers, dx_g);
                     }
                     if let Some(dw_plan) = &dw_plan {
                         // Stride 1: dW straight from the padded images (direct_conv).

@@ -168,8 +168,19 @@ impl WinogradPlan {
         let image_len = self.c * self.h * self.w;
         assert_eq!(images.len(), GROUP * image_len, "winograd: images");
         assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
-        padded.fill(0.0);
         let (h, w) = (self.h, self.w);
+        // Zeros where no pixel goes: the padding rows above and below, then the padding
+        // columns left and right of each image row (the rows themselves follow).
+        let row = self.wp * GROUP;
+        for plane in padded.chunks_exact_mut(self.hp * row) {
+            let (above, rest) = plane.split_at_mut(self.pad * row);
+            above.fill(0.0);
+            rest[h * row..].fill(0.0);
+            for image_row in rest[..h * row].chunks_exact_mut(row) {
+                image_row[..self.pad * GROUP].fill(0.0);
+                image_row[(self.pad + w) * GROUP..].fill(0.0);
+            }
+        }
         for ch in 0..self.c {
             for iy in 0..h {
                 // Row iy of channel ch of every image, into one interleaved run.
