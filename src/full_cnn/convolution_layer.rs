@@ -6,7 +6,7 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::conv_kernel::{ConvBuffers, ConvKernel};
+use super::conv_kernel::ConvKernel;
 use super::direct_conv::{ForwardPlan, WeightGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
@@ -294,19 +294,15 @@ impl Convolution {
             .for_each_init(
                 || {
                     let col_len = if kernel.is_some() { 0 } else { k * positions };
-                    (
-                        vec![0.0f32; col_len],
-                        vec![0.0f32; per_run * map_len],
-                        ConvBuffers::default(),
-                    )
+                    (vec![0.0f32; col_len], vec![0.0f32; per_run * map_len])
                 },
-                |(col, maps, buffers), ((out_g, extra_g), images)| {
+                |(col, maps), ((out_g, extra_g), images)| {
                     if let (Some(kernel), Some(packed)) = (&kernel, &packed) {
                         // Stride 1: straight from the padded images (modules direct_conv and
                         // winograd).
                         let count = images.len() / (c * h * w);
                         let maps = &mut maps[..count * map_len];
-                        kernel.run(images, packed, Some(bias), buffers, maps);
+                        kernel.run(images, packed, Some(bias), maps);
                         for ((maps_n, out_n), extra_n) in maps
                             .chunks_exact(map_len)
                             .zip(out_g.chunks_exact_mut(out_len))
@@ -455,7 +451,7 @@ impl Convolution {
                 .into_par_iter()
                 .zip(x_flat.par_chunks(GROUP * image_len))
                 .enumerate()
-                .map_init(ConvBuffers::default, |buffers, (group, (mut dx_g, x_g))| {
+                .map(|(group, (mut dx_g, x_g))| {
                     let mut dw = Array2::<f32>::zeros((fnum, k));
                     let mut db = vec![0.0f32; fnum];
                     let images = x_g.len() / image_len;
@@ -518,7 +514,7 @@ impl Convolution {
                     if let (Some(dx_g), Some(plan), Some(packed)) = (dx_g, &dx_plan, &dx_packed) {
                         // dx = dout padded by FH-1-pad, convolved with the flipped filters:
                         // the forward kernels again, for the whole group.
-                        plan.run(&douts, packed, None, buffers, dx_g);
+                        plan.run(&douts, packed, None, dx_g);
                     }
                     if let Some(dw_plan) = &dw_plan {
                         // Stride 1: dW straight from the padded images (direct_conv).

@@ -236,7 +236,7 @@ impl ForwardPlan {
             self.fnum * self.oh * self.ow,
             "direct_conv: output"
         );
-        scratch.resize(self.scratch_len(), 0.0);
+        let scratch = first_of(scratch, self.scratch_len());
         let (row_stride, scratch_row) = self.run_kernel(padded, packed, scratch);
         // The outputs out of the scratch rows, plus the bias.
         for (f, (out_f, scratch_f)) in out
@@ -297,6 +297,17 @@ impl ForwardPlan {
         }
         self.scratch_layout()
     }
+}
+
+/// The first `len` floats of `buffer`, which grows (with zeros) if it is shorter. A buffer
+/// kept from one call to the next, for kernels that write every entry they read, is then
+/// zeroed only when it grows, not on every call (`resize` to each shape in turn would zero
+/// again whatever a smaller shape had cut off).
+pub(crate) fn first_of(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 /// Copies planes `(C, H, W)` into `(C, HP, WP)` with `pad` zero rows and columns before

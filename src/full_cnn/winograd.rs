@@ -36,7 +36,7 @@
 //! and the 1x1 convolutions run over `8 x` as many "pixels". They go one row of tiles at
 //! a time, so that `V` and `M` stay in the processor's cache.
 
-use super::direct_conv::ForwardPlan;
+use super::direct_conv::{ForwardPlan, first_of};
 use super::simd::Simd;
 
 /// Positions of the 4x4 transformed tile.
@@ -228,7 +228,7 @@ impl WinogradPlan {
             BASIS * self.product.packed_len(),
             "winograd: filters"
         );
-        scratch.resize(self.scratch_len(), 0.0);
+        let scratch = first_of(scratch, self.scratch_len());
         match self.product.simd() {
             // SAFETY: the plan's instructions are ones the processor has.
             #[cfg(target_arch = "x86_64")]
