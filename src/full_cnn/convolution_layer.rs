@@ -347,11 +347,59 @@ impl Convolution {
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         let per_image = dout_flat.len() / self.x_shape[0].max(1);
+        self.backward_images(|img, buf| {
+            buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image])
+        });
+        self.input_grad(dout_flat)
+    }
+
+    /// `dL/dx` `(N, C, H, W)` from `dL/dout` (flat, standard layout), image by image in
+    /// parallel: `dx_n = col2im(Wᵀ · dout_n)`, or with stride 1 the convolution of `dout_n`
+    /// (padded by `FH-1-pad`) with the filters flipped and their channel axes swapped, by
+    /// the fast kernels (a group of images at a time for Winograd's).
+    fn input_grad(&self, dout: &[f32]) -> Array4<f32> {
+        let [n, c, h, w] = self.x_shape;
+        let (_, fnum, oh, ow) = self
+            .output_shape((n, c, h, w))
+            .expect("the settings fitted in forward");
+        let (_, _, fh, fw) = self.w.dim();
+        let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
         let mut dx = Array4::<f32>::zeros(self.x.raw_dim());
-        self.backward_images(
-            |img, buf| buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image]),
-            Some(dx.as_slice_mut().expect("a fresh array is contiguous")),
-        );
+        if n * positions * k * fnum == 0 {
+            return dx;
+        }
+        let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
+        let kernel = self
+            .direct_plan()
+            .and_then(|plan| ConvKernel::input_grad(&plan, self.winograd, n));
+        if let Some(kernel) = kernel {
+            let w_flat = self.w.as_slice().expect("kept in standard layout");
+            let packed = kernel.pack_flipped(w_flat, self.w.dim());
+            let per_run = kernel.images_per_run();
+            dx_flat
+                .par_chunks_mut(per_run * image_len)
+                .zip(dout.par_chunks(per_run * fnum * positions))
+                .for_each(|(dx_g, dout_g)| kernel.run(dout_g, &packed, None, dx_g));
+            return dx;
+        }
+        // dcol_n = Wᵀ · dout_n in the transposed im2col layout, folded straight back onto
+        // the image by col2im.
+        let w_t = self.w_matrix().reversed_axes();
+        let settings = (fh, fw, self.stride, self.pad);
+        dx_flat
+            .par_chunks_mut(image_len)
+            .zip(dout.par_chunks(fnum * positions))
+            .for_each_init(
+                || vec![0.0f32; k * positions],
+                |dcol, (dx_n, dout_n)| {
+                    let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
+                        .expect("FN x OH*OW gradients per image");
+                    let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
+                        .expect("buffer of C*FH*FW x OH*OW");
+                    general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
+                    col2im_t_image(dcol, (c, h, w), settings, (oh, ow), dx_n);
+                },
+            );
         dx
     }
 
@@ -362,10 +410,9 @@ impl Convolution {
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         let per_image = dout_flat.len() / self.x_shape[0].max(1);
-        self.backward_images(
-            |img, buf| buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image]),
-            None,
-        );
+        self.backward_images(|img, buf| {
+            buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image])
+        });
     }
 
     /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
@@ -383,12 +430,9 @@ impl Convolution {
         let dout_pooled = dout_pooled.as_standard_layout();
         let grads = dout_pooled.as_slice().expect("standard layout");
         let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
-        self.backward_images(
-            |img, buf| {
-                pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf)
-            },
-            None,
-        );
+        self.backward_images(|img, buf| {
+            pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf)
+        });
     }
 
     /// Panics unless `dout` has the shape of the last forward output.
@@ -407,19 +451,19 @@ impl Convolution {
         );
     }
 
-    /// The backward pass, image by image, with `fill(n, buffer)` writing image n's
+    /// The weight gradients, image by image, with `fill(n, buffer)` writing image n's
     /// `dL/dout` `(FN, OH*OW)` into a buffer:
     ///
     /// ```text
     /// dW = Σ_n dout_n (FN, OH*OW) · col_n (OH*OW, C*FH*FW)     db = Σ_n Σ_positions dout_n
-    /// dx_n = col2im(Wᵀ (C*FH*FW, FN) · dout_n)                  (if `dx` is given, zeros)
     /// ```
     ///
     /// `col_n` is image n's im2col matrix in the book's layout, built again from the kept
     /// input (one per-worker buffer; that layout makes the `dW` product the faster one).
-    /// Fixed groups of images are summed in parallel, each in image order, then the groups
-    /// in order: the same result on every run, whatever the thread count.
-    fn backward_images(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync, dx: Option<&mut [f32]>) {
+    /// With stride 1 the direct `dW` kernel reads the padded images instead. Fixed groups of
+    /// images are summed in parallel, each in image order, then the groups in order: the
+    /// same result on every run, whatever the thread count.
+    fn backward_images(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync) {
         const GROUP: usize = 10;
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
@@ -432,34 +476,16 @@ impl Convolution {
         let mut db = Array1::<f32>::zeros(fnum);
         if n * positions * k * fnum > 0 {
             let x_flat = self.x.as_slice().expect("kept in standard layout");
-            let w_t = self.w_matrix().reversed_axes();
-            let groups = n.div_ceil(GROUP);
-            // Each group of images with its chunk of dx, if dx is wanted.
-            let dx_groups: Vec<Option<&mut [f32]>> = match dx {
-                Some(dx) => dx.chunks_mut(GROUP * image_len).map(Some).collect(),
-                None => (0..groups).map(|_| None).collect(),
-            };
             let direct = self.direct_plan();
             let dw_plan = direct.map(WeightGradPlan::new);
-            // dx by the forward kernel (flipped filters), if the padding allows it.
-            let dx_plan = direct
-                .as_ref()
-                .and_then(|plan| ConvKernel::input_grad(plan, self.winograd, n.min(GROUP)));
-            let w_flat = self.w.as_slice().expect("kept in standard layout");
-            let dx_packed = dx_plan.map(|plan| plan.pack_flipped(w_flat, self.w.dim()));
-            let partials: Vec<(Array2<f32>, Vec<f32>)> = dx_groups
-                .into_par_iter()
-                .zip(x_flat.par_chunks(GROUP * image_len))
+            let partials: Vec<(Array2<f32>, Vec<f32>)> = x_flat
+                .par_chunks(GROUP * image_len)
                 .enumerate()
-                .map(|(group, (mut dx_g, x_g))| {
+                .map(|(group, x_g)| {
                     let mut dw = Array2::<f32>::zeros((fnum, k));
                     let mut db = vec![0.0f32; fnum];
+                    let mut dout_n = vec![0.0f32; fnum * positions];
                     let images = x_g.len() / image_len;
-                    // dL/dout of one image, or of the whole group if the dx kernel takes
-                    // them all at once.
-                    let map_len = fnum * positions;
-                    let keep_all = dx_g.is_some() && dx_plan.is_some();
-                    let mut douts = vec![0.0f32; if keep_all { images } else { 1 } * map_len];
                     // The direct path pads all the group's images and gradients first, then
                     // runs the dW kernel once over the whole group.
                     let (mut col, mut dout_padded) = match (&direct, &dw_plan) {
@@ -469,52 +495,23 @@ impl Convolution {
                         ),
                         _ => (vec![0.0f32; positions * k], Vec::new()),
                     };
-                    // dx's buffer for the im2col path, only if dx is wanted (a first
-                    // layer's is not).
-                    let dcol_len = match (&dx_g, dx_plan) {
-                        (Some(_), None) => k * positions,
-                        _ => 0,
-                    };
-                    let mut dcol = vec![0.0f32; dcol_len];
-
                     for (i, image) in x_g.chunks_exact(image_len).enumerate() {
-                        let dout_n =
-                            &mut douts[if keep_all { i * map_len } else { 0 }..][..map_len];
-                        fill(group * GROUP + i, dout_n);
-                        let dout_n = &*dout_n;
+                        fill(group * GROUP + i, &mut dout_n);
                         for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
                             *sum += sum_in_lanes(row);
                         }
-                        let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
-                            .expect("buffer of FN x OH*OW");
                         if let (Some(plan), Some(dw_plan)) = (&direct, &dw_plan) {
                             let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
                             plan.pad_image(image, &mut col[i * len..(i + 1) * len]);
-                            dw_plan.pad_dout(dout_n, &mut dout_padded[i * dlen..(i + 1) * dlen]);
+                            dw_plan.pad_dout(&dout_n, &mut dout_padded[i * dlen..(i + 1) * dlen]);
                         } else {
                             im2col_image(image, (c, h, w), settings, (oh, ow), &mut col);
                             let col_n = ArrayView2::from_shape((positions, k), &col[..])
                                 .expect("buffer of OH*OW x C*FH*FW");
+                            let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
+                                .expect("buffer of FN x OH*OW");
                             general_mat_mul(1.0, &dout_m, &col_n, 1.0, &mut dw);
                         }
-                        let Some(dx_g) = dx_g.as_deref_mut() else {
-                            continue;
-                        };
-                        if dx_plan.is_none() {
-                            // dcol_n = Wᵀ · dout_n in the transposed im2col layout, folded
-                            // straight back onto the image by col2im.
-                            let mut dcol_n =
-                                ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
-                                    .expect("buffer of C*FH*FW x OH*OW");
-                            general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
-                            let dx_n = &mut dx_g[i * image_len..(i + 1) * image_len];
-                            col2im_t_image(&dcol, (c, h, w), settings, (oh, ow), dx_n);
-                        }
-                    }
-                    if let (Some(dx_g), Some(plan), Some(packed)) = (dx_g, &dx_plan, &dx_packed) {
-                        // dx = dout padded by FH-1-pad, convolved with the flipped filters:
-                        // the forward kernels again, for the whole group.
-                        plan.run(&douts, packed, None, dx_g);
                     }
                     if let Some(dw_plan) = &dw_plan {
                         // Stride 1: dW straight from the padded images (direct_conv).
