@@ -35,6 +35,7 @@ const LANES: usize = 8;
 const AVX512_LANES: usize = 16;
 
 pub(crate) use super::simd::Simd;
+use super::simd::transpose8;
 
 /// The forward kernel's register blocks `(MR filters, L outputs)`, best first, and the
 /// number of accumulator vectors a full block has.
@@ -942,9 +943,42 @@ impl FilterGradPlan {
     /// Copies one image's `dout` `(FN, OH*OW)` into `padded`, transposed to
     /// `(OH*OW, FN rounded up)`; the padding filters are 0.
     fn pad_dout(&self, dout: &[f32], padded: &mut [f32]) {
+        match self.forward.simd {
+            // SAFETY: the plan's instructions are ones the processor has.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 => unsafe { self.pad_dout_avx2(dout, padded) },
+            _ => self.pad_dout_blocks::<false>(dout, padded),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn pad_dout_avx2(&self, dout: &[f32], padded: &mut [f32]) {
+        self.pad_dout_blocks::<true>(dout, padded);
+    }
+
+    /// [`FilterGradPlan::pad_dout`] by 8x8 blocks (8 filters x 8 positions, transposed
+    /// with [`transpose8`]), then the entries outside whole blocks one by one.
+    #[inline(always)]
+    fn pad_dout_blocks<const AVX2: bool>(&self, dout: &[f32], padded: &mut [f32]) {
         let (fnum, positions) = (self.forward.fnum, self.forward.oh * self.forward.ow);
-        for (p, row) in padded.chunks_exact_mut(self.fnum_padded).enumerate() {
-            for (f, value) in row.iter_mut().enumerate() {
+        let row_len = self.fnum_padded;
+        let (whole_f, whole_p) = (fnum / 8 * 8, positions / 8 * 8);
+        for f0 in (0..whole_f).step_by(8) {
+            for p0 in (0..whole_p).step_by(8) {
+                let block: [[f32; 8]; 8] = std::array::from_fn(|i| {
+                    let at = (f0 + i) * positions + p0;
+                    dout[at..at + 8].try_into().expect("8 floats")
+                });
+                for (j, row) in transpose8::<AVX2>(&block).iter().enumerate() {
+                    let at = (p0 + j) * row_len + f0;
+                    padded[at..at + 8].copy_from_slice(row);
+                }
+            }
+        }
+        for (p, row) in padded.chunks_exact_mut(row_len).enumerate() {
+            let first = if p < whole_p { whole_f } else { 0 };
+            for (f, value) in row.iter_mut().enumerate().skip(first) {
                 *value = if f < fnum {
                     dout[f * positions + p]
                 } else {

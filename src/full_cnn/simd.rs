@@ -65,3 +65,63 @@ impl Simd {
         }
     }
 }
+
+/// The 8x8 block transposed, `result[g][j] = block[j][g]`, by AVX2 shuffles if `AVX2` (the
+/// caller runs with AVX2 enabled). The compiler does not find the shuffles itself: its
+/// loop of single floats was slower than the scattered stores the transpose replaced in
+/// Winograd's output.
+#[inline(always)]
+pub(crate) fn transpose8<const AVX2: bool>(block: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: callers pass `AVX2` only from code that runs where AVX2 is.
+        return unsafe { transpose_avx2(block) };
+    }
+    std::array::from_fn(|g| std::array::from_fn(|j| block[j][g]))
+}
+
+/// The textbook AVX2 8x8 transpose: pairs of rows interleaved, then pairs of pairs,
+/// then the 128-bit halves swapped.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn transpose_avx2(block: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
+    use std::arch::x86_64::*;
+    // SAFETY (loads and stores): each of the 8 rows is 8 floats.
+    let r: [__m256; 8] = std::array::from_fn(|j| unsafe { _mm256_loadu_ps(block[j].as_ptr()) });
+    let t = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let q = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    let columns = [
+        _mm256_permute2f128_ps::<0x20>(q[0], q[4]),
+        _mm256_permute2f128_ps::<0x20>(q[1], q[5]),
+        _mm256_permute2f128_ps::<0x20>(q[2], q[6]),
+        _mm256_permute2f128_ps::<0x20>(q[3], q[7]),
+        _mm256_permute2f128_ps::<0x31>(q[0], q[4]),
+        _mm256_permute2f128_ps::<0x31>(q[1], q[5]),
+        _mm256_permute2f128_ps::<0x31>(q[2], q[6]),
+        _mm256_permute2f128_ps::<0x31>(q[3], q[7]),
+    ];
+    let mut result = [[0.0f32; 8]; 8];
+    for (row, column) in result.iter_mut().zip(columns) {
+        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), column) };
+    }
+    result
+}

@@ -37,7 +37,7 @@
 //! a time, so that `V` and `M` stay in the processor's cache.
 
 use super::direct_conv::{ForwardPlan, first_of};
-use super::simd::Simd;
+use super::simd::{Simd, transpose8};
 
 /// Positions of the 4x4 transformed tile.
 const BASIS: usize = 16;
@@ -350,7 +350,7 @@ impl WinogradPlan {
                 let blocks = ow / GROUP * GROUP;
                 for ox0 in (0..blocks).step_by(GROUP) {
                     let block: [Lanes; GROUP] = std::array::from_fn(|j| *column(ox0 + j));
-                    for (g, values) in transpose::<AVX2>(&block).iter().enumerate() {
+                    for (g, values) in transpose8::<AVX2>(&block).iter().enumerate() {
                         let at = g * out_len + row_start + ox0;
                         out[at..at + GROUP].copy_from_slice(values);
                     }
@@ -363,65 +363,6 @@ impl WinogradPlan {
             }
         }
     }
-}
-
-/// The 8x8 block transposed: `result[g][j] = block[j][g]`, by AVX2 shuffles if `AVX2`
-/// (the compiler does not find them itself: its loop of single floats was slower than the
-/// scattered stores this replaces).
-#[inline(always)]
-fn transpose<const AVX2: bool>(block: &[Lanes; GROUP]) -> [Lanes; GROUP] {
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: `AVX2` is true only under `run_avx2`, which runs where AVX2 is.
-        return unsafe { transpose_avx2(block) };
-    }
-    std::array::from_fn(|g| std::array::from_fn(|j| block[j][g]))
-}
-
-/// The textbook AVX2 8x8 transpose: pairs of rows interleaved, then pairs of pairs,
-/// then the 128-bit halves swapped.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-fn transpose_avx2(block: &[Lanes; GROUP]) -> [Lanes; GROUP] {
-    use std::arch::x86_64::*;
-    // SAFETY (loads and stores): each of the 8 rows is 8 floats.
-    let r: [__m256; 8] = std::array::from_fn(|j| unsafe { _mm256_loadu_ps(block[j].as_ptr()) });
-    let t = [
-        _mm256_unpacklo_ps(r[0], r[1]),
-        _mm256_unpackhi_ps(r[0], r[1]),
-        _mm256_unpacklo_ps(r[2], r[3]),
-        _mm256_unpackhi_ps(r[2], r[3]),
-        _mm256_unpacklo_ps(r[4], r[5]),
-        _mm256_unpackhi_ps(r[4], r[5]),
-        _mm256_unpacklo_ps(r[6], r[7]),
-        _mm256_unpackhi_ps(r[6], r[7]),
-    ];
-    let q = [
-        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
-        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
-        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
-        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
-        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
-        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
-        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
-        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
-    ];
-    let columns = [
-        _mm256_permute2f128_ps::<0x20>(q[0], q[4]),
-        _mm256_permute2f128_ps::<0x20>(q[1], q[5]),
-        _mm256_permute2f128_ps::<0x20>(q[2], q[6]),
-        _mm256_permute2f128_ps::<0x20>(q[3], q[7]),
-        _mm256_permute2f128_ps::<0x31>(q[0], q[4]),
-        _mm256_permute2f128_ps::<0x31>(q[1], q[5]),
-        _mm256_permute2f128_ps::<0x31>(q[2], q[6]),
-        _mm256_permute2f128_ps::<0x31>(q[3], q[7]),
-    ];
-    let mut result = [[0.0f32; GROUP]; GROUP];
-    for (row, column) in result.iter_mut().zip(columns) {
-        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), column) };
-    }
-    result
 }
 
 /// `Bᵀ d B` for one tile of every image, `d[k][l]` being pixel `(k, l)` of the 4x4 tile.
