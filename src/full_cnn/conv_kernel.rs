@@ -8,8 +8,10 @@ use std::cell::RefCell;
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
 use super::winograd::{GROUP, WinogradPlan};
 
-/// Fewest input channels for Winograd: its transforms cost about as much per tile as
-/// the products of a few channels, so with fewer the direct kernel is faster.
+/// Fewest input channels for Winograd. Its input transform costs per channel and its
+/// output transform per filter, while the multiplications it saves are per channel *and*
+/// filter: with 16 of each it was only 1.15x faster than the direct kernel (DeepConvNet's
+/// second layer), so with fewer than 8 channels it would likely lose (not measured).
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
 /// The kernels for one layer shape: the direct one always (it also takes the images
@@ -38,9 +40,11 @@ struct ConvBuffers {
 }
 
 thread_local! {
-    /// Each worker thread's buffers. The kernels write every entry they read before reading
-    /// it, so what a buffer held before does not matter, and it is zeroed only when it grows
-    /// (a fresh buffer per call zeroed megabytes per layer: 3% of a DeepConvNet inference).
+    /// Each worker thread's buffers. The kernels write every entry whose value reaches an
+    /// output before reading it (what the vector loads read past the end only feeds lanes
+    /// that are dropped), so what a buffer held before does not matter, and it is zeroed
+    /// only when it grows (a fresh buffer per call zeroed megabytes per layer: 3% of a
+    /// DeepConvNet inference).
     static BUFFERS: RefCell<ConvBuffers> = RefCell::default();
 }
 

@@ -16,8 +16,10 @@
 //! ```
 //!
 //! The transforms only add and subtract (and halve, for the filters, which is done once per
-//! pass), so they are cheap next to the products. Over channels, the element-by-element
-//! products become matrix products: for each of the 16 positions `p` of the 4x4 basis,
+//! pass). Each input tile is transformed once for all filters, each output tile once for
+//! all channels, so with many channels they are cheap next to the products. Over
+//! channels, the element-by-element products become matrix products: for each of the 16
+//! positions `p` of the 4x4 basis,
 //!
 //! ```text
 //! M[p] (FN, T) = U[p] (FN, C) · V[p] (C, T)      U = G g Gᵀ per filter and channel,
@@ -35,6 +37,12 @@
 //! pixel). A tile's 16 pixels are then 16 whole vector loads, however small the image,
 //! and the 1x1 convolutions run over `8 x` as many "pixels". They go one row of tiles at
 //! a time, so that `V` and `M` stay in the processor's cache.
+//!
+//! Measured per image on one core (AVX2), against the direct kernel, for DeepConvNet's
+//! layers: 64 filters over 64 channels of 8x8, 36 µs against 75 (2.1x); 64 over 32, 20
+//! against 37; 32 over 32 channels of 14x14 with pad 2, 45 against 62; 16 over 16
+//! channels of 28x28, 46 against 53 (1.15x: with 16 channels the transforms cost about
+//! half as much as the products). With fewer than 8 channels the direct kernel is used.
 
 use super::direct_conv::{ForwardPlan, first_of};
 use super::simd::{Simd, transpose8};
