@@ -222,7 +222,7 @@ impl ForwardPlan {
     }
 
     /// The convolution of one padded image into `out` `(FN, OH, OW)`, plus `bias` (one per
-    /// filter, or none). `scratch` holds the blocks before they are copied out (resized as
+    /// filter, or none). `scratch` holds the blocks before they are copied out (grown as
     /// needed; keep it from one call to the next).
     pub(crate) fn run(
         &self,

@@ -215,7 +215,7 @@ impl WinogradPlan {
 
     /// The convolution of `GROUP` padded images into `out` (`GROUP` outputs `(FN, OH,
     /// OW)`, one after the other), plus `bias` (one per filter, or none), with the filters
-    /// from [`WinogradPlan::pack_weights`]. `scratch` holds the transformed tiles (resized
+    /// from [`WinogradPlan::pack_weights`]. `scratch` holds the transformed tiles (grown
     /// as needed; keep it from one call to the next).
     pub(crate) fn run(
         &self,
