@@ -49,9 +49,10 @@ thread_local! {
 }
 
 impl ConvKernel {
-    /// The direct plan given, with Winograd's for the same shape when it applies, `winograd`
-    /// allows it and a run will have at least a group of `images`.
-    fn choose(direct: ForwardPlan, winograd: bool, images: usize) -> ConvKernel {
+    /// The kernels for the layer whose direct plan is `direct`: that plan, with Winograd's
+    /// for the same shape when it applies, `winograd` allows it and a run will have at least
+    /// a group of `images`.
+    pub(crate) fn forward(direct: ForwardPlan, winograd: bool, images: usize) -> ConvKernel {
         let (filters, image, pad) = direct.shape();
         let winograd = (winograd
             && images >= GROUP
@@ -62,19 +63,13 @@ impl ConvKernel {
         ConvKernel { direct, winograd }
     }
 
-    /// The forward kernel for the layer whose direct plan is `direct`, for runs of up to
-    /// `images` images.
-    pub(crate) fn forward(direct: ForwardPlan, winograd: bool, images: usize) -> ConvKernel {
-        ConvKernel::choose(direct, winograd, images)
-    }
-
     /// The kernel for `dx` (see [`input_grad_plan`]), if the direct kernel can compute it.
     pub(crate) fn input_grad(
         direct: &ForwardPlan,
         winograd: bool,
         images: usize,
     ) -> Option<ConvKernel> {
-        input_grad_plan(direct).map(|plan| ConvKernel::choose(plan, winograd, images))
+        input_grad_plan(direct).map(|plan| ConvKernel::forward(plan, winograd, images))
     }
 
     /// Whether Winograd's kernel is used (for a full group of images).
