@@ -125,3 +125,119 @@ fn transpose_avx2(block: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
     }
     result
 }
+
+/// The first `src.len()` (at most 8) floats of a vector, zeros after them: one masked
+/// AVX2 load if `AVX2` (the caller runs with AVX2 enabled), which reads nothing past
+/// `src`. For the ends of rows that are not a whole vector long.
+#[inline(always)]
+pub(crate) fn load_first<const AVX2: bool>(src: &[f32]) -> [f32; 8] {
+    assert!(src.len() <= 8, "load_first: {} floats", src.len());
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as for `transpose8`.
+        return unsafe { load_first_avx2(src) };
+    }
+    let mut values = [0.0f32; 8];
+    values[..src.len()].copy_from_slice(src);
+    values
+}
+
+/// `dst.len()` (at most 8) floats of `values` into `dst`: one masked AVX2 store if `AVX2`,
+/// which writes nothing past `dst`.
+#[inline(always)]
+pub(crate) fn store_first<const AVX2: bool>(dst: &mut [f32], values: &[f32; 8]) {
+    assert!(dst.len() <= 8, "store_first: {} floats", dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as for `transpose8`.
+        return unsafe { store_first_avx2(dst, values) };
+    }
+    let len = dst.len();
+    dst.copy_from_slice(&values[..len]);
+}
+
+/// Lanes `0 .. len` of the mask set.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn first_lanes(len: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(len as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn load_first_avx2(src: &[f32]) -> [f32; 8] {
+    use std::arch::x86_64::*;
+    let mut values = [0.0f32; 8];
+    // SAFETY: the mask has only the lanes of `src`, so no other float is read; `values`
+    // has 8 floats.
+    unsafe {
+        let loaded = _mm256_maskload_ps(src.as_ptr(), first_lanes(src.len()));
+        _mm256_storeu_ps(values.as_mut_ptr(), loaded);
+    }
+    values
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn store_first_avx2(dst: &mut [f32], values: &[f32; 8]) {
+    use std::arch::x86_64::*;
+    // SAFETY: the mask has only the lanes of `dst`, so no other float is written.
+    unsafe {
+        let v = _mm256_loadu_ps(values.as_ptr());
+        _mm256_maskstore_ps(dst.as_mut_ptr(), first_lanes(dst.len()), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 transpose and partial loads and stores against the plain loops, where the
+    /// processor has AVX2.
+    #[test]
+    fn shuffles_match_the_plain_loops() {
+        let block: [[f32; 8]; 8] =
+            std::array::from_fn(|j| std::array::from_fn(|g| (8 * j + g) as f32));
+        let transposed = transpose8::<false>(&block);
+        for (g, row) in transposed.iter().enumerate() {
+            for (j, &value) in row.iter().enumerate() {
+                assert_eq!(value, block[j][g]);
+            }
+        }
+        let source: Vec<f32> = (1..=8).map(|i| i as f32).collect();
+        for len in 0..=8 {
+            let expected: [f32; 8] = std::array::from_fn(|i| if i < len { source[i] } else { 0.0 });
+            assert_eq!(load_first::<false>(&source[..len]), expected);
+            let mut written = [-1.0f32; 10];
+            store_first::<false>(&mut written[1..1 + len], &block[3]);
+            for (i, &value) in written.iter().enumerate() {
+                let want = if (1..=len).contains(&i) {
+                    block[3][i - 1]
+                } else {
+                    -1.0
+                };
+                assert_eq!(value, want, "store_first of {len}, float {i}");
+            }
+        }
+        if Simd::detected() >= Simd::Avx2 {
+            assert_eq!(transpose8::<true>(&block), transposed);
+            for len in 0..=8 {
+                assert_eq!(
+                    load_first::<true>(&source[..len]),
+                    load_first::<false>(&source[..len])
+                );
+                let (mut plain, mut avx2) = ([-1.0f32; 10], [-1.0f32; 10]);
+                store_first::<false>(&mut plain[1..1 + len], &block[5]);
+                store_first::<true>(&mut avx2[1..1 + len], &block[5]);
+                assert_eq!(plain, avx2, "store_first of {len}");
+            }
+        }
+    }
+}

@@ -45,7 +45,7 @@
 //! half as much as the products). With fewer than 8 channels the direct kernel is used.
 
 use super::direct_conv::{ForwardPlan, first_of};
-use super::simd::{Simd, transpose8};
+use super::simd::{Simd, load_first, store_first, transpose8};
 
 /// Positions of the 4x4 transformed tile.
 const BASIS: usize = 16;
@@ -173,6 +173,23 @@ impl WinogradPlan {
     /// interleaved: pixel `(c, y, x)` of image `g`, with `pad` zeros before the image and
     /// zeros after it, at `((c * hp + y) * wp + x) * GROUP + g` (every entry is written).
     pub(crate) fn pad_images(&self, images: &[f32], padded: &mut [f32]) {
+        match self.product.simd() {
+            // SAFETY: the plan's instructions are ones the processor has.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 => unsafe { self.pad_images_avx2(images, padded) },
+            _ => self.pad_images_with::<false>(images, padded),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn pad_images_avx2(&self, images: &[f32], padded: &mut [f32]) {
+        self.pad_images_with::<true>(images, padded);
+    }
+
+    /// [`WinogradPlan::pad_images`], with AVX2 shuffles if `AVX2`.
+    #[inline(always)]
+    fn pad_images_with<const AVX2: bool>(&self, images: &[f32], padded: &mut [f32]) {
         let image_len = self.c * self.h * self.w;
         assert_eq!(images.len(), GROUP * image_len, "winograd: images");
         assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
@@ -195,13 +212,25 @@ impl WinogradPlan {
                 let rows: [&[f32]; GROUP] =
                     std::array::from_fn(|g| &images[g * image_len + (ch * h + iy) * w..][..w]);
                 let start = ((ch * self.hp + iy + self.pad) * self.wp + self.pad) * GROUP;
-                for (ix, pixel) in padded[start..start + w * GROUP]
-                    .chunks_exact_mut(GROUP)
-                    .enumerate()
+                let pixels = padded[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
+                // 8 pixels of 8 images at a time: an 8x8 transpose turns "8 pixels of one
+                // image" into "one pixel of 8 images".
+                let blocks = w / GROUP * GROUP;
+                for (ix0, block) in (0..blocks)
+                    .step_by(GROUP)
+                    .zip(pixels.chunks_exact_mut(GROUP))
                 {
-                    for (slot, row) in pixel.iter_mut().zip(&rows) {
-                        *slot = row[ix];
-                    }
+                    let rows_block: [Lanes; GROUP] = std::array::from_fn(|g| {
+                        rows[g][ix0..ix0 + GROUP].try_into().expect("GROUP pixels")
+                    });
+                    block.copy_from_slice(&transpose8::<AVX2>(&rows_block));
+                }
+                // The rest of the row: a partial block, filled up with zeros.
+                if blocks < w {
+                    let rows_block: [Lanes; GROUP] =
+                        std::array::from_fn(|g| load_first::<AVX2>(&rows[g][blocks..]));
+                    let transposed = transpose8::<AVX2>(&rows_block);
+                    pixels[blocks..].copy_from_slice(&transposed[..w - blocks]);
                 }
             }
         }
@@ -290,27 +319,31 @@ impl WinogradPlan {
 
     /// `V[p][c][tx * GROUP + g] = (Bᵀ d B)[p]` for tile `(ty, tx)` of channel `c` of image
     /// `g`: the 16 input buffers of the products, for tile row `ty`.
+    ///
+    /// `Bᵀ d` combines the tile's 4 rows two at a time (row `i` of it uses rows `ROWS[i]`),
+    /// and `(Bᵀ d) B` then combines 4 consecutive columns of that. Neighbouring tiles
+    /// share 2 columns, so each row combination is computed once per column of the image
+    /// row, not once per tile, and one pass per `i` keeps few values alive at a time
+    /// (they stay in registers).
     #[inline(always)]
     fn transform_input(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
-        let (wp, tw, v_len) = (self.wp, self.tw, self.product.padded_len());
-        let pixels = tw * GROUP;
-        for (ch, plane) in padded.chunks_exact(self.hp * wp * GROUP).enumerate() {
-            for tx in 0..tw {
-                let mut d = [[[0.0f32; GROUP]; 4]; 4];
-                for (k, d_k) in d.iter_mut().enumerate() {
-                    let at = ((2 * ty + k) * wp + 2 * tx) * GROUP;
-                    for (d_kl, pixel) in d_k
-                        .iter_mut()
-                        .zip(plane[at..at + 4 * GROUP].chunks_exact(GROUP))
-                    {
-                        d_kl.copy_from_slice(pixel);
-                    }
-                }
-                for (p, value) in input_tile(&d).iter().enumerate() {
-                    let at = p * v_len + ch * pixels + tx * GROUP;
-                    v[at..at + GROUP].copy_from_slice(value);
-                }
-            }
+        let (row, v_len) = (self.wp * GROUP, self.product.padded_len());
+        let pixels = self.tw * GROUP;
+        for (ch, plane) in padded.chunks_exact(self.hp * row).enumerate() {
+            let tile_rows = &plane[2 * ty * row..][..4 * row];
+            let d = |k: usize| &tile_rows[k * row..][..row];
+            // V[p] of this channel, for p = 4i .. 4i + 4.
+            let mut outputs = v
+                .chunks_exact_mut(v_len)
+                .map(|v_p| &mut v_p[ch * pixels..][..pixels]);
+            let mut next_four = || -> [&mut [f32]; 4] {
+                std::array::from_fn(|_| outputs.next().expect("16 positions"))
+            };
+            // (Bᵀ d) row by row: d0 - d2, d1 + d2, d2 - d1, d1 - d3.
+            input_pass::<false>(d(0), d(2), next_four());
+            input_pass::<true>(d(1), d(2), next_four());
+            input_pass::<false>(d(2), d(1), next_four());
+            input_pass::<false>(d(1), d(3), next_four());
         }
     }
 
@@ -328,44 +361,49 @@ impl WinogradPlan {
     ) {
         let (oh, ow, m_len) = (self.oh, self.ow, self.product.scratch_len());
         let (tw, out_len) = (self.tw, self.fnum * oh * ow);
-        // Output (2ty + a, 2tx + b) of every image at stage[(2a + b) * tw + tx], as the
-        // vectors come out of the transform; then copied out image by image.
-        let mut stage = vec![[0.0f32; GROUP]; 4 * tw];
+        // The kernel's rows are whole vectors (`ForwardPlan::scratch_layout`), so M can be
+        // read as vectors.
+        assert!(
+            m_len.is_multiple_of(GROUP) && row_len.is_multiple_of(GROUP),
+            "winograd: rows of M"
+        );
+        let m = m.as_chunks::<GROUP>().0;
+        // Output (2ty + a, ox) of every image at stage[a][ox], as the vectors come out of
+        // the transform; then copied out image by image.
+        // (A row of stage is whole blocks of 8 long: the last block may be partial, and
+        // the zeros filling it are not stored.)
+        let stage_row = (2 * tw).next_multiple_of(GROUP);
+        let mut stage = [
+            vec![[0.0f32; GROUP]; stage_row],
+            vec![[0.0f32; GROUP]; stage_row],
+        ];
         for f in 0..self.fnum {
             let b = bias.map_or(0.0, |b| b[f]);
+            // M[p] of this filter's row of tiles.
+            let m_f: [&[Lanes]; BASIS] =
+                std::array::from_fn(|p| &m[(p * m_len + f * row_len) / GROUP..][..tw]);
             for tx in 0..tw {
-                let mut tile = [[0.0f32; GROUP]; BASIS];
-                for (p, m_p) in tile.iter_mut().enumerate() {
-                    let at = p * m_len + f * row_len + tx * GROUP;
-                    m_p.copy_from_slice(&m[at..at + GROUP]);
-                }
-                for (ab, y_ab) in output_tile(&tile).iter().enumerate() {
-                    for (slot, &value) in stage[ab * tw + tx].iter_mut().zip(y_ab) {
-                        *slot = value + b;
-                    }
-                }
+                let [y00, y01, y10, y11] = output_tile(|p| &m_f[p][tx], b);
+                [stage[0][2 * tx], stage[0][2 * tx + 1]] = [y00, y01];
+                [stage[1][2 * tx], stage[1][2 * tx + 1]] = [y10, y11];
             }
-            for a in 0..2 {
+            for (a, columns) in stage.iter().enumerate() {
                 let oy = 2 * ty + a;
                 if oy >= oh {
                     break;
                 }
-                // Output column ox of every image: stage[(2a + ox % 2) * tw + ox / 2].
-                let column = |ox: usize| &stage[(2 * a + ox % 2) * tw + ox / 2];
                 let row_start = (f * oh + oy) * ow;
                 // Blocks of 8 columns: an 8x8 transpose turns "one column of 8 images"
                 // into "8 columns of one image", 8 contiguous floats to store.
-                let blocks = ow / GROUP * GROUP;
-                for ox0 in (0..blocks).step_by(GROUP) {
-                    let block: [Lanes; GROUP] = std::array::from_fn(|j| *column(ox0 + j));
-                    for (g, values) in transpose8::<AVX2>(&block).iter().enumerate() {
+                for (ox0, block) in (0..ow).step_by(GROUP).zip(columns.as_chunks::<GROUP>().0) {
+                    let len = GROUP.min(ow - ox0);
+                    for (g, values) in transpose8::<AVX2>(block).iter().enumerate() {
                         let at = g * out_len + row_start + ox0;
-                        out[at..at + GROUP].copy_from_slice(values);
-                    }
-                }
-                for ox in blocks..ow {
-                    for (g, &value) in column(ox).iter().enumerate() {
-                        out[g * out_len + row_start + ox] = value;
+                        if len == GROUP {
+                            out[at..at + GROUP].copy_from_slice(values);
+                        } else {
+                            store_first::<AVX2>(&mut out[at..at + len], values);
+                        }
                     }
                 }
             }
@@ -373,53 +411,65 @@ impl WinogradPlan {
     }
 }
 
-/// `Bᵀ d B` for one tile of every image, `d[k][l]` being pixel `(k, l)` of the 4x4 tile.
-/// (Plain loops over the lanes: the compiler turns each into one vector instruction.)
+/// One row `i` of `Bᵀ d B` for every tile of a tile row: `r = a ± b` (`ADD` or not) for
+/// each column of the two image rows `a` and `b` (row `i` of `Bᵀ d`), then for tile `tx`,
+/// whose columns are `r[2tx .. 2tx + 4]`: `r0 - r2, r1 + r2, r2 - r1, r1 - r3` into
+/// `v[0..4][tx]`. (Plain loops over the lanes: the compiler turns each into one vector
+/// instruction.)
 #[inline(always)]
-fn input_tile(d: &[[Lanes; 4]; 4]) -> [Lanes; BASIS] {
-    // r[i][l] = (Bᵀ d)[i][l]: rows combined, column by column.
-    let mut r = [[[0.0f32; GROUP]; 4]; 4];
-    for l in 0..4 {
+fn input_pass<const ADD: bool>(a: &[f32], b: &[f32], v: [&mut [f32]; 4]) {
+    let combine = |a: &Lanes, b: &Lanes| {
+        let mut r = [0.0f32; GROUP];
         for g in 0..GROUP {
-            let (d0, d1, d2, d3) = (d[0][l][g], d[1][l][g], d[2][l][g], d[3][l][g]);
-            r[0][l][g] = d0 - d2;
-            r[1][l][g] = d1 + d2;
-            r[2][l][g] = d2 - d1;
-            r[3][l][g] = d1 - d3;
+            r[g] = if ADD { a[g] + b[g] } else { a[g] - b[g] };
         }
-    }
-    // (Bᵀ d) B: columns combined, row by row.
-    let mut v = [[0.0f32; GROUP]; BASIS];
-    for (i, ri) in r.iter().enumerate() {
+        r
+    };
+    let (a, b) = (a.as_chunks::<GROUP>().0, b.as_chunks::<GROUP>().0);
+    let (mut r0, mut r1) = (combine(&a[0], &b[0]), combine(&a[1], &b[1]));
+    let [v0, v1, v2, v3] = v.map(|v_i| v_i.as_chunks_mut::<GROUP>().0);
+    let tiles = v0.iter_mut().zip(v1).zip(v2).zip(v3);
+    // Two new columns per tile: its first two are the last two of the tile before.
+    for ((a23, b23), (((v0, v1), v2), v3)) in a[2..]
+        .chunks_exact(2)
+        .zip(b[2..].chunks_exact(2))
+        .zip(tiles)
+    {
+        let (r2, r3) = (combine(&a23[0], &b23[0]), combine(&a23[1], &b23[1]));
+        // Computed apart from the stores: the compiler cannot tell that the four outputs
+        // do not overlap, and would not vectorise stores it cannot reorder.
+        let mut tile = [[0.0f32; GROUP]; 4];
         for g in 0..GROUP {
-            let (r0, r1, r2, r3) = (ri[0][g], ri[1][g], ri[2][g], ri[3][g]);
-            v[4 * i][g] = r0 - r2;
-            v[4 * i + 1][g] = r1 + r2;
-            v[4 * i + 2][g] = r2 - r1;
-            v[4 * i + 3][g] = r1 - r3;
+            tile[0][g] = r0[g] - r2[g];
+            tile[1][g] = r1[g] + r2[g];
+            tile[2][g] = r2[g] - r1[g];
+            tile[3][g] = r1[g] - r3[g];
         }
+        [*v0, *v1, *v2, *v3] = tile;
+        (r0, r1) = (r2, r3);
     }
-    v
 }
 
-/// `Aᵀ M A` for one tile of every image: outputs `(a, b)` at `2a + b`.
+/// `Aᵀ M A + bias` for one tile of every image, `M[p]` being `m(p)`: outputs `(a, b)` at
+/// `2a + b`.
 #[inline(always)]
-fn output_tile(m: &[Lanes; BASIS]) -> [Lanes; 4] {
-    // q[a][j] = (Aᵀ M)[a][j].
+fn output_tile<'m>(m: impl Fn(usize) -> &'m Lanes, bias: f32) -> [Lanes; 4] {
+    // q[a][j] = (Aᵀ M)[a][j], column by column of M.
     let mut q = [[[0.0f32; GROUP]; 4]; 2];
-    for j in 0..4 {
+    let [q0, q1] = &mut q;
+    for (j, (q0j, q1j)) in q0.iter_mut().zip(q1.iter_mut()).enumerate() {
+        let (m0, m1, m2, m3) = (m(j), m(4 + j), m(8 + j), m(12 + j));
         for g in 0..GROUP {
-            let (m0, m1, m2, m3) = (m[j][g], m[4 + j][g], m[8 + j][g], m[12 + j][g]);
-            q[0][j][g] = m0 + m1 + m2;
-            q[1][j][g] = m1 - m2 - m3;
+            q0j[g] = m0[g] + m1[g] + m2[g];
+            q1j[g] = m1[g] - m2[g] - m3[g];
         }
     }
     // (Aᵀ M) A.
     let mut y = [[0.0f32; GROUP]; 4];
     for (a, qa) in q.iter().enumerate() {
         for g in 0..GROUP {
-            y[2 * a][g] = qa[0][g] + qa[1][g] + qa[2][g];
-            y[2 * a + 1][g] = qa[1][g] - qa[2][g] - qa[3][g];
+            y[2 * a][g] = qa[0][g] + qa[1][g] + qa[2][g] + bias;
+            y[2 * a + 1][g] = qa[1][g] - qa[2][g] - qa[3][g] + bias;
         }
     }
     y
