@@ -320,11 +320,11 @@ impl WinogradPlan {
     /// `V[p][c][tx * GROUP + g] = (Bᵀ d B)[p]` for tile `(ty, tx)` of channel `c` of image
     /// `g`: the 16 input buffers of the products, for tile row `ty`.
     ///
-    /// `Bᵀ d` combines the tile's 4 rows two at a time (row `i` of it uses rows `ROWS[i]`),
-    /// and `(Bᵀ d) B` then combines 4 consecutive columns of that. Neighbouring tiles
-    /// share 2 columns, so each row combination is computed once per column of the image
-    /// row, not once per tile, and one pass per `i` keeps few values alive at a time
-    /// (they stay in registers).
+    /// Row `i` of `Bᵀ d` combines two of the tile's 4 rows (see the four calls below), and
+    /// `(Bᵀ d) B` then combines 4 consecutive columns of that. Neighbouring tiles share 2
+    /// columns, so each row combination is computed once per column of the image row,
+    /// not once per tile, and one pass per `i` keeps few values alive at a time (they
+    /// stay in registers).
     #[inline(always)]
     fn transform_input(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
         let (row, v_len) = (self.wp * GROUP, self.product.padded_len());
