@@ -4,6 +4,7 @@
 //! left over. Either way: pack the filters once per pass, then run any number of images.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
 use super::winograd::{GROUP, WinogradPlan};
@@ -111,12 +112,13 @@ impl ConvKernel {
     /// The convolution of `images` (any number of `(C, H, W)` images, one after the
     /// other) into `out` (their `(FN, OH, OW)` outputs), plus `bias`: full groups by
     /// Winograd's kernel if the kernel has it, the rest image by image by the direct one.
+    /// Every float of `out` is written (it need not be initialized before).
     pub(crate) fn run(
         &self,
         images: &[f32],
         packed: &PackedFilters,
         bias: Option<&[f32]>,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
         let (oh, ow) = self.direct.output();

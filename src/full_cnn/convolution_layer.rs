@@ -6,8 +6,9 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::conv_kernel::ConvKernel;
+use super::conv_kernel::{ConvKernel, PackedFilters};
 use super::direct_conv::{ForwardPlan, WeightGradPlan};
+use super::simd::as_output;
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
@@ -219,13 +220,34 @@ impl Convolution {
         // inference).
         let mut out = Array4::<f32>::uninit(shape);
         let out_flat = out.as_slice_mut().expect("a fresh array is contiguous");
-        let mut unit = vec![(); n]; // no second sink
-        self.forward_images(out_flat, &mut unit, |conv_n, out_n, _| {
-            out_n.write_copy_of_slice(conv_n);
-        });
-        // SAFETY: the output is not empty, so forward_images handed every image's chunk
-        // (together all of `out`) to the sink, which wrote it in full.
+        if let Some((kernel, packed)) = self.fast_kernel(n) {
+            // Stride 1: the fast kernels write each group of images' outputs straight into
+            // `out` (not into a buffer first, then copied: 6% of this layer's work).
+            let x_flat = self.x.as_slice().expect("kept in standard layout");
+            let bias = self.b.as_slice().expect("a 1-d array of its own");
+            let per_run = kernel.images_per_run();
+            out_flat
+                .par_chunks_mut(per_run * fnum * oh * ow)
+                .zip(x_flat.par_chunks(per_run * c * h * w))
+                .for_each(|(out_g, images)| kernel.run(images, &packed, Some(bias), out_g));
+        } else {
+            let mut unit = vec![(); n]; // no second sink
+            self.forward_images(out_flat, &mut unit, |conv_n, out_n, _| {
+                out_n.write_copy_of_slice(conv_n);
+            });
+        }
+        // SAFETY: the output is not empty, so every image's chunk (together all of `out`)
+        // went to a kernel, which writes every float of it, or to the sink, which wrote it
+        // in full.
         unsafe { out.assume_init() }
+    }
+
+    /// The fast kernels for a batch of `n` kept images, with the filters packed for them,
+    /// if the layer's shape has them (stride 1: see [`Convolution::direct_plan`]).
+    fn fast_kernel(&self, n: usize) -> Option<(ConvKernel, PackedFilters)> {
+        let kernel = ConvKernel::forward(self.direct_plan()?, self.winograd, n);
+        let packed = kernel.pack_weights(|f, ch, fy, fx| self.w[[f, ch, fy, fx]]);
+        Some((kernel, packed))
     }
 
     /// Convolution, ReLU and max pooling of a batch in one pass over the images: each
@@ -281,28 +303,26 @@ impl Convolution {
             out_len * n == out.len() && extra_len * n == extra.len() && extra_len > 0,
             "forward_images: sinks must split evenly over the {n} images"
         );
-        let kernel = self
-            .direct_plan()
-            .map(|plan| ConvKernel::forward(plan, self.winograd, n));
-        let packed = kernel.map(|k| k.pack_weights(|f, ch, fy, fx| self.w[[f, ch, fy, fx]]));
+        let fast = self.fast_kernel(n);
         // Winograd's kernel takes a group of images at a time, the others one.
-        let per_run = kernel.map_or(1, |k| k.images_per_run());
+        let per_run = fast.as_ref().map_or(1, |(k, _)| k.images_per_run());
         let map_len = fnum * positions;
         out.par_chunks_mut(per_run * out_len)
             .zip(extra.par_chunks_mut(per_run * extra_len))
             .zip(x_flat.par_chunks(per_run * c * h * w))
             .for_each_init(
                 || {
-                    let col_len = if kernel.is_some() { 0 } else { k * positions };
+                    let col_len = if fast.is_some() { 0 } else { k * positions };
                     (vec![0.0f32; col_len], vec![0.0f32; per_run * map_len])
                 },
                 |(col, maps), ((out_g, extra_g), images)| {
-                    if let (Some(kernel), Some(packed)) = (&kernel, &packed) {
+                    if let Some((kernel, packed)) = &fast {
                         // Stride 1: straight from the padded images (modules direct_conv and
                         // winograd).
                         let count = images.len() / (c * h * w);
                         let maps = &mut maps[..count * map_len];
-                        kernel.run(images, packed, Some(bias), maps);
+                        // SAFETY: the kernel writes floats.
+                        kernel.run(images, packed, Some(bias), unsafe { as_output(maps) });
                         for ((maps_n, out_n), extra_n) in maps
                             .chunks_exact(map_len)
                             .zip(out_g.chunks_exact_mut(out_len))
@@ -364,15 +384,16 @@ impl Convolution {
             .expect("the settings fitted in forward");
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
-        let mut dx = Array4::<f32>::zeros(self.x.raw_dim());
         if n * positions * k * fnum == 0 {
-            return dx;
+            return Array4::zeros(self.x.raw_dim());
         }
-        let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
         let kernel = self
             .direct_plan()
             .and_then(|plan| ConvKernel::input_grad(&plan, self.winograd, n));
         if let Some(kernel) = kernel {
+            // Not zeroed first (as in forward_kept): the kernel writes every float.
+            let mut dx = Array4::<f32>::uninit(self.x.raw_dim());
+            let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
             let w_flat = self.w.as_slice().expect("kept in standard layout");
             let packed = kernel.pack_flipped(w_flat, self.w.dim());
             let per_run = kernel.images_per_run();
@@ -380,8 +401,12 @@ impl Convolution {
                 .par_chunks_mut(per_run * image_len)
                 .zip(dout.par_chunks(per_run * fnum * positions))
                 .for_each(|(dx_g, dout_g)| kernel.run(dout_g, &packed, None, dx_g));
-            return dx;
+            // SAFETY: the kernel's output is the whole image (input_grad_plan), so the
+            // chunks, together all of `dx`, were written in full.
+            return unsafe { dx.assume_init() };
         }
+        let mut dx = Array4::<f32>::zeros(self.x.raw_dim());
+        let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
         // dcol_n = Wᵀ · dout_n in the transposed im2col layout, folded straight back onto
         // the image by col2im.
         let w_t = self.w_matrix().reversed_axes();

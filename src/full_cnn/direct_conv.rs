@@ -34,6 +34,8 @@ const LANES: usize = 8;
 /// Floats per AVX-512 register (16 x f32).
 const AVX512_LANES: usize = 16;
 
+use std::mem::MaybeUninit;
+
 pub(crate) use super::simd::Simd;
 use super::simd::transpose8;
 
@@ -230,7 +232,7 @@ impl ForwardPlan {
         packed: &[f32],
         bias: Option<&[f32]>,
         scratch: &mut Vec<f32>,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
     ) {
         assert_eq!(
             out.len(),
@@ -251,7 +253,7 @@ impl ForwardPlan {
                 .zip(scratch_f.chunks(row_stride))
             {
                 for (o, &v) in out_row.iter_mut().zip(row) {
-                    *o = v + b;
+                    o.write(v + b);
                 }
             }
         }
@@ -1248,6 +1250,7 @@ pub(crate) fn input_grad_plan(forward: &ForwardPlan) -> Option<ForwardPlan> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::simd::as_output;
     use super::*;
 
     /// Every kernel this processor can run (plain Rust, AVX2, AVX-512) against the
@@ -1289,7 +1292,9 @@ mod tests {
         plan.pad_image(&image, &mut padded);
         let (oh, ow) = plan.output();
         let mut out = vec![0.0; fnum * oh * ow];
-        plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), &mut out);
+        // SAFETY: the kernel writes floats.
+        let out_view = unsafe { as_output(&mut out) };
+        plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), out_view);
         let pixel = |ch: usize, y: usize, x: usize| -> f64 {
             if y < pad || x < pad || y >= h + pad || x >= w + pad {
                 0.0
@@ -1361,14 +1366,17 @@ mod tests {
         plan.pad_image(&image, &mut padded);
         let mut first = vec![0.0; 12 * 100];
         let mut scratch = Vec::new();
-        plan.run(&padded, &packed, None, &mut scratch, &mut first);
+        // SAFETY (here and below): the kernel writes floats.
+        let first_out = unsafe { as_output(&mut first) };
+        plan.run(&padded, &packed, None, &mut scratch, first_out);
         assert!(
             first.iter().all(|v| v.is_finite()),
             "padding left NaN in the image"
         );
         scratch.fill(f32::NAN);
         let mut second = vec![f32::NAN; 12 * 100];
-        plan.run(&padded, &packed, None, &mut scratch, &mut second);
+        let second_out = unsafe { as_output(&mut second) };
+        plan.run(&padded, &packed, None, &mut scratch, second_out);
         assert_eq!(first, second);
     }
 }

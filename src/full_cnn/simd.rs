@@ -4,6 +4,8 @@
 //! which the kernels add, so results of different processors agree to rounding, not bit
 //! for bit; on one processor they are the same on every run.
 
+use std::mem::MaybeUninit;
+
 /// Which vector instructions the kernels use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Simd {
@@ -143,9 +145,9 @@ pub(crate) fn load_first<const AVX2: bool>(src: &[f32]) -> [f32; 8] {
 }
 
 /// `dst.len()` (at most 8) floats of `values` into `dst`: one masked AVX2 store if `AVX2`,
-/// which writes nothing past `dst`.
+/// which writes nothing past `dst`. (`dst` may be memory not written yet: an output.)
 #[inline(always)]
-pub(crate) fn store_first<const AVX2: bool>(dst: &mut [f32], values: &[f32; 8]) {
+pub(crate) fn store_first<const AVX2: bool>(dst: &mut [MaybeUninit<f32>], values: &[f32; 8]) {
     assert!(dst.len() <= 8, "store_first: {} floats", dst.len());
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
@@ -153,7 +155,18 @@ pub(crate) fn store_first<const AVX2: bool>(dst: &mut [f32], values: &[f32; 8]) 
         return unsafe { store_first_avx2(dst, values) };
     }
     let len = dst.len();
-    dst.copy_from_slice(&values[..len]);
+    dst.write_copy_of_slice(&values[..len]);
+}
+
+/// An initialized buffer seen as output for the kernels, which take `[MaybeUninit<f32>]`
+/// so that they can write straight into a layer's fresh (not zeroed) output.
+///
+/// # Safety
+/// Only initialized floats may be written through the result (the kernels only store
+/// floats); a `MaybeUninit::uninit()` written into it would leave `values` uninitialized.
+pub(crate) unsafe fn as_output(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller keeps it initialized.
+    unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 /// Lanes `0 .. len` of the mask set.
@@ -186,12 +199,12 @@ fn load_first_avx2(src: &[f32]) -> [f32; 8] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn store_first_avx2(dst: &mut [f32], values: &[f32; 8]) {
+fn store_first_avx2(dst: &mut [MaybeUninit<f32>], values: &[f32; 8]) {
     use std::arch::x86_64::*;
     // SAFETY: the mask has only the lanes of `dst`, so no other float is written.
     unsafe {
         let v = _mm256_loadu_ps(values.as_ptr());
-        _mm256_maskstore_ps(dst.as_mut_ptr(), first_lanes(dst.len()), v);
+        _mm256_maskstore_ps(dst.as_mut_ptr().cast(), first_lanes(dst.len()), v);
     }
 }
 
@@ -216,7 +229,8 @@ mod tests {
             let expected: [f32; 8] = std::array::from_fn(|i| if i < len { source[i] } else { 0.0 });
             assert_eq!(load_first::<false>(&source[..len]), expected);
             let mut written = [-1.0f32; 10];
-            store_first::<false>(&mut written[1..1 + len], &block[3]);
+            // SAFETY: store_first writes floats.
+            store_first::<false>(unsafe { as_output(&mut written[1..1 + len]) }, &block[3]);
             for (i, &value) in written.iter().enumerate() {
                 let want = if (1..=len).contains(&i) {
                     block[3][i - 1]
@@ -234,8 +248,9 @@ mod tests {
                     load_first::<false>(&source[..len])
                 );
                 let (mut plain, mut avx2) = ([-1.0f32; 10], [-1.0f32; 10]);
-                store_first::<false>(&mut plain[1..1 + len], &block[5]);
-                store_first::<true>(&mut avx2[1..1 + len], &block[5]);
+                // SAFETY: store_first writes floats.
+                store_first::<false>(unsafe { as_output(&mut plain[1..1 + len]) }, &block[5]);
+                store_first::<true>(unsafe { as_output(&mut avx2[1..1 + len]) }, &block[5]);
                 assert_eq!(plain, avx2, "store_first of {len}");
             }
         }
