@@ -1291,7 +1291,7 @@ mod tests {
         let mut padded = vec![0.0; plan.padded_len()];
         plan.pad_image(&image, &mut padded);
         let (oh, ow) = plan.output();
-        let mut out = vec![0.0; fnum * oh * ow];
+        let mut out = vec![f32::NAN; fnum * oh * ow]; // every float must be written
         // SAFETY: the kernel writes floats.
         let out_view = unsafe { as_output(&mut out) };
         plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), out_view);
