@@ -6,6 +6,8 @@
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
+use rayon::prelude::*;
+
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
 use super::winograd::{GROUP, WinogradPlan};
 
@@ -107,6 +109,23 @@ impl ConvKernel {
         self.pack_weights(|ch, f, fy, fx| {
             w[((f * c + ch) * fh + (fh - 1 - fy)) * fw + (fw - 1 - fx)]
         })
+    }
+
+    /// [`ConvKernel::run`] over a whole batch: `images` and `out` cut into the kernel's
+    /// runs ([`ConvKernel::images_per_run`] images each), the runs in parallel.
+    pub(crate) fn run_batch(
+        &self,
+        images: &[f32],
+        packed: &PackedFilters,
+        bias: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
+        let (oh, ow) = self.direct.output();
+        let per_run = self.images_per_run();
+        out.par_chunks_mut(per_run * fnum * oh * ow)
+            .zip(images.par_chunks(per_run * c * h * w))
+            .for_each(|(out_g, images_g)| self.run(images_g, packed, bias, out_g));
     }
 
     /// The convolution of `images` (any number of `(C, H, W)` images, one after the

@@ -225,11 +225,7 @@ impl Convolution {
             // `out` (not into a buffer first, then copied: 6% of this layer's work).
             let x_flat = self.x.as_slice().expect("kept in standard layout");
             let bias = self.b.as_slice().expect("a 1-d array of its own");
-            let per_run = kernel.images_per_run();
-            out_flat
-                .par_chunks_mut(per_run * fnum * oh * ow)
-                .zip(x_flat.par_chunks(per_run * c * h * w))
-                .for_each(|(out_g, images)| kernel.run(images, &packed, Some(bias), out_g));
+            kernel.run_batch(x_flat, &packed, Some(bias), out_flat);
         } else {
             let mut unit = vec![(); n]; // no second sink
             self.forward_images(out_flat, &mut unit, |conv_n, out_n, _| {
@@ -396,11 +392,7 @@ impl Convolution {
             let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
             let w_flat = self.w.as_slice().expect("kept in standard layout");
             let packed = kernel.pack_flipped(w_flat, self.w.dim());
-            let per_run = kernel.images_per_run();
-            dx_flat
-                .par_chunks_mut(per_run * image_len)
-                .zip(dout.par_chunks(per_run * fnum * positions))
-                .for_each(|(dx_g, dout_g)| kernel.run(dout_g, &packed, None, dx_g));
+            kernel.run_batch(dout, &packed, None, dx_flat);
             // SAFETY: the kernel's output is the whole image (input_grad_plan), so the
             // chunks, together all of `dx`, were written in full.
             return unsafe { dx.assume_init() };
