@@ -1,14 +1,17 @@
 //! The Convolution layer (畳み込み層) with its backward pass, computed with
 //! [`im2col`](crate::batching::im2col) as one matrix product each way.
 
+use std::cell::RefCell;
+
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
 use super::conv_kernel::{ConvKernel, PackedFilters};
-use super::direct_conv::{ForwardPlan, WeightGradPlan};
+use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
 use super::simd::as_output;
+use super::winograd::{GROUP, WinogradGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
@@ -35,8 +38,8 @@ use crate::padding_stride::conv_output_size;
 /// same sums: the direct kernel reads each filter position's pixels straight from the
 /// padded image (module `direct_conv`), and for 3x3 filters over 8 or more channels,
 /// 8 images at a time, Winograd's F(2x2, 3x3) needs 2.25 times fewer multiplications
-/// (module `winograd`; the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it
-/// off). The results agree with im2col's to rounding; the tests compare each kernel with
+/// (module `winograd`, forward and `dx`, and `dW` too with 32 or more channels and
+/// filters; the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it off). The results agree with im2col's to rounding; the tests compare each kernel with
 /// the im2col path, forward and backward.
 ///
 /// ## Backward
@@ -91,6 +94,9 @@ pub struct Convolution {
     direct: bool,
     /// Use Winograd's kernel for 3x3 filters when it applies; `false` only in tests.
     winograd: bool,
+    /// The backward pass's partial sums, one part per run of images (kept from step to
+    /// step: fresh buffers each step cost page faults).
+    partials: Vec<f32>,
 }
 
 impl Convolution {
@@ -126,6 +132,7 @@ impl Convolution {
             x_ready: false,
             direct: true,
             winograd: true,
+            partials: Vec::new(),
         }
     }
 
@@ -477,70 +484,67 @@ impl Convolution {
     ///
     /// `col_n` is image n's im2col matrix in the book's layout, built again from the kept
     /// input (one per-worker buffer; that layout makes the `dW` product the faster one).
-    /// With stride 1 the direct `dW` kernel reads the padded images instead. Fixed groups of
-    /// images are summed in parallel, each in image order, then the groups in order: the
-    /// same result on every run, whatever the thread count.
+    /// With stride 1 the direct `dW` kernel reads the padded images instead, and where the
+    /// forward pass uses Winograd's kernel and the layer has 32 or more channels and
+    /// filters, so does `dW`, a group of 8 images at a time (module
+    /// `winograd::weight_grad`). Fixed runs of images are summed in parallel, each
+    /// in image order, then the runs in order: the same result on every run, whatever the
+    /// thread count.
     fn backward_images(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync) {
-        const GROUP: usize = 10;
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
             .output_shape((n, c, h, w))
             .expect("the settings fitted in forward");
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
-        let settings = (fh, fw, self.stride, self.pad);
         let mut dw = Array2::<f32>::zeros((fnum, k));
         let mut db = Array1::<f32>::zeros(fnum);
         if n * positions * k * fnum > 0 {
-            let x_flat = self.x.as_slice().expect("kept in standard layout");
             let direct = self.direct_plan();
-            let dw_plan = direct.map(WeightGradPlan::new);
-            let partials: Vec<(Array2<f32>, Vec<f32>)> = x_flat
-                .par_chunks(GROUP * image_len)
+            let kernels = WeightGradKernels {
+                image: (c, h, w),
+                settings: (fh, fw, self.stride, self.pad),
+                output: (fnum, oh, ow),
+                direct: direct.map(|plan| (plan, WeightGradPlan::new(plan))),
+                winograd: direct
+                    .and_then(|plan| ConvKernel::forward(plan, self.winograd, n).weight_grad()),
+            };
+            // Images per parallel run: two Winograd groups, or 10 images otherwise.
+            let run_len = if kernels.winograd.is_some() {
+                2 * GROUP
+            } else {
+                10
+            };
+            let sums_len = kernels.winograd.map_or(0, |plan| plan.sums_len());
+            // Each run's part: its dW, db and Winograd sums, in one buffer the layer keeps
+            // (fresh buffers each step cost page faults).
+            let part_len = fnum * k + fnum + sums_len;
+            let parts = first_of(&mut self.partials, n.div_ceil(run_len) * part_len);
+            let x_flat = self.x.as_slice().expect("kept in standard layout");
+            parts
+                .par_chunks_mut(part_len)
+                .zip(x_flat.par_chunks(run_len * image_len))
                 .enumerate()
-                .map(|(group, x_g)| {
-                    let mut dw = Array2::<f32>::zeros((fnum, k));
-                    let mut db = vec![0.0f32; fnum];
-                    let mut dout_n = vec![0.0f32; fnum * positions];
-                    let images = x_g.len() / image_len;
-                    // The direct path pads all the group's images and gradients first, then
-                    // runs the dW kernel once over the whole group.
-                    let (mut col, mut dout_padded) = match (&direct, &dw_plan) {
-                        (Some(plan), Some(dw_plan)) => (
-                            vec![0.0f32; images * plan.padded_len()],
-                            vec![0.0f32; images * dw_plan.padded_dout_len()],
-                        ),
-                        _ => (vec![0.0f32; positions * k], Vec::new()),
-                    };
-                    for (i, image) in x_g.chunks_exact(image_len).enumerate() {
-                        fill(group * GROUP + i, &mut dout_n);
-                        for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
-                            *sum += sum_in_lanes(row);
-                        }
-                        if let (Some(plan), Some(dw_plan)) = (&direct, &dw_plan) {
-                            let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
-                            plan.pad_image(image, &mut col[i * len..(i + 1) * len]);
-                            dw_plan.pad_dout(&dout_n, &mut dout_padded[i * dlen..(i + 1) * dlen]);
-                        } else {
-                            im2col_image(image, (c, h, w), settings, (oh, ow), &mut col);
-                            let col_n = ArrayView2::from_shape((positions, k), &col[..])
-                                .expect("buffer of OH*OW x C*FH*FW");
-                            let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
-                                .expect("buffer of FN x OH*OW");
-                            general_mat_mul(1.0, &dout_m, &col_n, 1.0, &mut dw);
-                        }
-                    }
-                    if let Some(dw_plan) = &dw_plan {
-                        // Stride 1: dW straight from the padded images (direct_conv).
-                        let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
-                        dw_plan.run(&col, &dout_padded, dw_flat);
-                    }
-                    (dw, db)
-                })
-                .collect();
-            for (part_dw, part_db) in &partials {
-                dw += part_dw;
-                db.iter_mut().zip(part_db).for_each(|(d, p)| *d += p);
+                .for_each(|(run, (part, x_run))| {
+                    kernels.run(run * run_len, x_run, &fill, part);
+                });
+            // The runs' parts added in order (only the sums a run wrote).
+            let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
+            let mut sums = vec![0.0f32; sums_len];
+            for (run, part) in parts.chunks_exact(part_len).enumerate() {
+                let (dw_part, rest) = part.split_at(fnum * k);
+                let (db_part, sums_part) = rest.split_at(fnum);
+                let (groups, rest) = kernels.split_run(run_len.min(n - run * run_len));
+                db.iter_mut().zip(db_part).for_each(|(d, p)| *d += p);
+                if groups > 0 {
+                    sums.iter_mut().zip(sums_part).for_each(|(s, p)| *s += p);
+                }
+                if rest > 0 {
+                    dw_flat.iter_mut().zip(dw_part).for_each(|(d, p)| *d += p);
+                }
+            }
+            if let Some(plan) = &kernels.winograd {
+                plan.add_weight_grad(&sums, dw_flat);
             }
         }
         self.db = db;
@@ -548,6 +552,128 @@ impl Convolution {
             .into_shape_with_order(self.w.raw_dim())
             .expect("a fresh matrix reshapes without copying");
     }
+}
+
+/// What [`Convolution::backward_images`] computes `dW` and `db` with, for one layer shape.
+struct WeightGradKernels {
+    /// An image `(C, H, W)`, the filter and its settings `(FH, FW, stride, pad)`, the
+    /// output `(FN, OH, OW)`.
+    image: (usize, usize, usize),
+    settings: (usize, usize, usize, usize),
+    output: (usize, usize, usize),
+    /// With stride 1: the direct kernel's plans (its forward plan pads the images).
+    direct: Option<(ForwardPlan, WeightGradPlan)>,
+    /// Winograd's `dW`, for whole groups of images, where it applies.
+    winograd: Option<WinogradGradPlan>,
+}
+
+impl WeightGradKernels {
+    /// How many of a run's `images` go to Winograd's kernel (whole groups), and how many
+    /// are left for the others.
+    fn split_run(&self, images: usize) -> (usize, usize) {
+        match self.winograd {
+            Some(_) => (images / GROUP, images % GROUP),
+            None => (0, images),
+        }
+    }
+
+    /// One run of images, `x_run`, the first being image `first` of the batch: its `db`,
+    /// and its `dW` or Winograd sums, into `part` (`dW`, then `db`, then the sums). Only
+    /// what the run adds to is zeroed first.
+    fn run(
+        &self,
+        first: usize,
+        x_run: &[f32],
+        fill: &(impl Fn(usize, &mut [f32]) + Sync),
+        part: &mut [f32],
+    ) {
+        let (c, h, w) = self.image;
+        let (fnum, oh, ow) = self.output;
+        let (positions, k, image_len) = (oh * ow, c * self.settings.0 * self.settings.1, c * h * w);
+        let (dw_part, rest) = part.split_at_mut(fnum * k);
+        let (db_part, sums) = rest.split_at_mut(fnum);
+        let (groups, rest) = self.split_run(x_run.len() / image_len);
+        db_part.fill(0.0);
+        // Image n's dL/dout into `dout_n`, and its sum into db.
+        let mut gradients = |n: usize, dout_n: &mut [f32]| {
+            fill(n, dout_n);
+            for (sum, row) in db_part.iter_mut().zip(dout_n.chunks_exact(positions)) {
+                *sum += sum_in_lanes(row);
+            }
+        };
+        GRAD_BUFFERS.with_borrow_mut(|buffers| {
+            // Whole groups by Winograd's kernel, into its sums (turned into dW once for the
+            // batch): all the groups' images and gradients interleaved, then one run.
+            if let Some(plan) = &self.winograd
+                && groups > 0
+            {
+                sums.fill(0.0);
+                let (len, dlen) = (plan.padded_len(), plan.dout_len());
+                let padded = first_of(&mut buffers.images, groups * len);
+                let interleaved = first_of(&mut buffers.gradients, groups * dlen);
+                let douts = first_of(&mut buffers.dout, GROUP * fnum * positions);
+                for g in 0..groups {
+                    for (i, dout_n) in douts.chunks_exact_mut(fnum * positions).enumerate() {
+                        gradients(first + g * GROUP + i, dout_n);
+                    }
+                    let images = &x_run[g * GROUP * image_len..][..GROUP * image_len];
+                    plan.pad_images(images, &mut padded[g * len..][..len]);
+                    plan.interleave_dout(douts, &mut interleaved[g * dlen..][..dlen]);
+                }
+                plan.run(padded, interleaved, sums);
+            }
+            if rest == 0 {
+                return;
+            }
+            // The images left, into dW: by the direct kernel (all the images and gradients
+            // padded first, then one run), or by im2col and a product per image.
+            dw_part.fill(0.0);
+            let done = groups * GROUP;
+            let dout_n = first_of(&mut buffers.dout, fnum * positions);
+            let images = x_run[done * image_len..].chunks_exact(image_len);
+            if let Some((plan, dw_plan)) = &self.direct {
+                let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
+                let padded = first_of(&mut buffers.images, rest * len);
+                let dout_padded = first_of(&mut buffers.gradients, rest * dlen);
+                for (i, image) in images.enumerate() {
+                    gradients(first + done + i, dout_n);
+                    plan.pad_image(image, &mut padded[i * len..][..len]);
+                    dw_plan.pad_dout(dout_n, &mut dout_padded[i * dlen..][..dlen]);
+                }
+                dw_plan.run(padded, dout_padded, dw_part);
+            } else {
+                // im2col_image skips the padding's entries: they must be zeros.
+                let col = first_of(&mut buffers.images, positions * k);
+                col.fill(0.0);
+                let mut dw_m = ArrayViewMut2::from_shape((fnum, k), dw_part).expect("FN x C*FH*FW");
+                for (i, image) in images.enumerate() {
+                    gradients(first + done + i, dout_n);
+                    im2col_image(image, self.image, self.settings, (oh, ow), col);
+                    let col_n = ArrayView2::from_shape((positions, k), &col[..])
+                        .expect("buffer of OH*OW x C*FH*FW");
+                    let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
+                        .expect("buffer of FN x OH*OW");
+                    general_mat_mul(1.0, &dout_m, &col_n, 1.0, &mut dw_m);
+                }
+            }
+        });
+    }
+}
+
+/// A worker thread's buffers for [`Convolution::backward_images`], kept from one call
+/// (and layer) to the next: every entry read was written in the same call first.
+#[derive(Default)]
+struct GradBuffers {
+    /// The padded images (or one image's im2col matrix).
+    images: Vec<f32>,
+    /// The gradients, padded or interleaved for the kernels.
+    gradients: Vec<f32>,
+    /// The gradients of the images at hand, `(FN, OH*OW)` each.
+    dout: Vec<f32>,
+}
+
+thread_local! {
+    static GRAD_BUFFERS: RefCell<GradBuffers> = RefCell::default();
 }
 
 /// The sum of `values`, added in 8 interleaved partial sums, then those in a fixed order.
@@ -765,6 +891,10 @@ mod tests {
             (10, 8, 9, 9, 12, 3, 1),
             (11, 16, 8, 8, 9, 3, 2), // pad 2: dx with pad 0
             (8, 9, 7, 6, 8, 3, 0),
+            // Winograd's dW too (32 or more channels and filters): a run with a group and
+            // 3 images left (11), and a run of 2 groups then one of 4 images only (20).
+            (11, 32, 6, 6, 33, 3, 1),
+            (20, 32, 5, 7, 32, 3, 0),
         ];
         for (n, c, h, w, fnum, f, pad) in shapes {
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
@@ -791,6 +921,12 @@ mod tests {
                     kernel.is_some_and(|k| k.uses_winograd()),
                     "Winograd for {:?}",
                     (n, c, f)
+                );
+                assert_eq!(
+                    kernel.and_then(|k| k.weight_grad()).is_some(),
+                    c >= 32 && fnum >= 32,
+                    "Winograd's dW for {:?}",
+                    (n, c, fnum)
                 );
             }
             let y_plain = plain.forward(x.view()).unwrap();

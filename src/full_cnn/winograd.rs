@@ -43,11 +43,17 @@
 //! against 37; 32 over 32 channels of 14x14 with pad 2, 45 against 62; 16 over 16
 //! channels of 28x28, 46 against 53 (1.15x: with 16 channels the transforms cost about
 //! half as much as the products). With fewer than 8 channels the direct kernel is used.
+//!
+//! The weight gradient has a Winograd form of its own, the same formula run backwards
+//! (submodule `weight_grad`), used for layers with 32 or more channels and filters.
 
 use std::mem::MaybeUninit;
 
 use super::direct_conv::{ForwardPlan, first_of};
 use super::simd::{Simd, load_first, store_first, transpose8};
+
+mod weight_grad;
+pub(crate) use weight_grad::WinogradGradPlan;
 
 /// Positions of the 4x4 transformed tile.
 const BASIS: usize = 16;
@@ -192,50 +198,9 @@ impl WinogradPlan {
     /// [`WinogradPlan::pad_images`], with AVX2 shuffles if `AVX2`.
     #[inline(always)]
     fn pad_images_with<const AVX2: bool>(&self, images: &[f32], padded: &mut [f32]) {
-        let image_len = self.c * self.h * self.w;
-        assert_eq!(images.len(), GROUP * image_len, "winograd: images");
         assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
-        let (h, w) = (self.h, self.w);
-        // Zeros where no pixel goes: the padding rows above and below, then the padding
-        // columns left and right of each image row (the rows themselves follow).
-        let row = self.wp * GROUP;
-        for plane in padded.chunks_exact_mut(self.hp * row) {
-            let (above, rest) = plane.split_at_mut(self.pad * row);
-            above.fill(0.0);
-            rest[h * row..].fill(0.0);
-            for image_row in rest[..h * row].chunks_exact_mut(row) {
-                image_row[..self.pad * GROUP].fill(0.0);
-                image_row[(self.pad + w) * GROUP..].fill(0.0);
-            }
-        }
-        for ch in 0..self.c {
-            for iy in 0..h {
-                // Row iy of channel ch of every image, into one interleaved run.
-                let rows: [&[f32]; GROUP] =
-                    std::array::from_fn(|g| &images[g * image_len + (ch * h + iy) * w..][..w]);
-                let start = ((ch * self.hp + iy + self.pad) * self.wp + self.pad) * GROUP;
-                let pixels = padded[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
-                // 8 pixels of 8 images at a time: an 8x8 transpose turns "8 pixels of one
-                // image" into "one pixel of 8 images".
-                let blocks = w / GROUP * GROUP;
-                for (ix0, block) in (0..blocks)
-                    .step_by(GROUP)
-                    .zip(pixels.chunks_exact_mut(GROUP))
-                {
-                    let rows_block: [Lanes; GROUP] = std::array::from_fn(|g| {
-                        rows[g][ix0..ix0 + GROUP].try_into().expect("GROUP pixels")
-                    });
-                    block.copy_from_slice(&transpose8::<AVX2>(&rows_block));
-                }
-                // The rest of the row: a partial block, filled up with zeros.
-                if blocks < w {
-                    let rows_block: [Lanes; GROUP] =
-                        std::array::from_fn(|g| load_first::<AVX2>(&rows[g][blocks..]));
-                    let transposed = transpose8::<AVX2>(&rows_block);
-                    pixels[blocks..].copy_from_slice(&transposed[..w - blocks]);
-                }
-            }
-        }
+        let sizes = ((self.c, self.h, self.w), (self.hp, self.wp));
+        interleave::<AVX2>(images, sizes, self.pad, padded);
     }
 
     /// Length of the scratch buffer [`WinogradPlan::run`] needs: the transformed tiles
@@ -329,15 +294,30 @@ impl WinogradPlan {
     /// stay in registers).
     #[inline(always)]
     fn transform_input(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
-        let (row, v_len) = (self.wp * GROUP, self.product.padded_len());
+        let pixels = self.tw * GROUP;
+        self.transform_input_into(padded, ty, v, (self.product.padded_len(), pixels, 0));
+    }
+
+    /// [`WinogradPlan::transform_input`] into another layout: `V[p][c][tx]` (`GROUP`
+    /// floats) at `p * p_stride + c * c_stride + at + tx * GROUP` (for the weight
+    /// gradient, which gathers several rows of tiles).
+    #[inline(always)]
+    fn transform_input_into(
+        &self,
+        padded: &[f32],
+        ty: usize,
+        v: &mut [f32],
+        (p_stride, c_stride, at): (usize, usize, usize),
+    ) {
+        let row = self.wp * GROUP;
         let pixels = self.tw * GROUP;
         for (ch, plane) in padded.chunks_exact(self.hp * row).enumerate() {
             let tile_rows = &plane[2 * ty * row..][..4 * row];
             let d = |k: usize| &tile_rows[k * row..][..row];
             // V[p] of this channel, for p = 4i .. 4i + 4.
             let mut outputs = v
-                .chunks_exact_mut(v_len)
-                .map(|v_p| &mut v_p[ch * pixels..][..pixels]);
+                .chunks_exact_mut(p_stride)
+                .map(|v_p| &mut v_p[ch * c_stride + at..][..pixels]);
             let mut next_four = || -> [&mut [f32]; 4] {
                 std::array::from_fn(|_| outputs.next().expect("16 positions"))
             };
@@ -408,6 +388,71 @@ impl WinogradPlan {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `GROUP` images of `planes` planes `(h, w)` (one after the other in `images`) into `out`,
+/// interleaved and padded to `(hp, wp)`: pixel `(c, y, x)` of image `g` at `((c * hp + y +
+/// pad) * wp + x + pad) * GROUP + g`, zeros around the images (every entry is written).
+/// With AVX2 shuffles if `AVX2` (the caller runs with AVX2 enabled).
+#[inline(always)]
+fn interleave<const AVX2: bool>(
+    images: &[f32],
+    ((planes, h, w), (hp, wp)): ((usize, usize, usize), (usize, usize)),
+    pad: usize,
+    out: &mut [f32],
+) {
+    let image_len = planes * h * w;
+    assert!(
+        images.len() == GROUP * image_len
+            && out.len() == planes * hp * wp * GROUP
+            && pad + h <= hp
+            && pad + w <= wp,
+        "winograd: interleaving {} floats of {GROUP} images {:?} into {} floats {:?}",
+        images.len(),
+        (planes, h, w),
+        out.len(),
+        (hp, wp, pad)
+    );
+    // Zeros where no pixel goes: the padding rows above and below, then the padding
+    // columns left and right of each image row (the rows themselves follow).
+    let row = wp * GROUP;
+    for plane in out.chunks_exact_mut(hp * row) {
+        let (above, rest) = plane.split_at_mut(pad * row);
+        above.fill(0.0);
+        rest[h * row..].fill(0.0);
+        for image_row in rest[..h * row].chunks_exact_mut(row) {
+            image_row[..pad * GROUP].fill(0.0);
+            image_row[(pad + w) * GROUP..].fill(0.0);
+        }
+    }
+    for ch in 0..planes {
+        for iy in 0..h {
+            // Row iy of plane ch of every image, into one interleaved run.
+            let rows: [&[f32]; GROUP] =
+                std::array::from_fn(|g| &images[g * image_len + (ch * h + iy) * w..][..w]);
+            let start = ((ch * hp + iy + pad) * wp + pad) * GROUP;
+            let pixels = out[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
+            // 8 pixels of 8 images at a time: an 8x8 transpose turns "8 pixels of one
+            // image" into "one pixel of 8 images".
+            let blocks = w / GROUP * GROUP;
+            for (ix0, block) in (0..blocks)
+                .step_by(GROUP)
+                .zip(pixels.chunks_exact_mut(GROUP))
+            {
+                let rows_block: [Lanes; GROUP] = std::array::from_fn(|g| {
+                    rows[g][ix0..ix0 + GROUP].try_into().expect("GROUP pixels")
+                });
+                block.copy_from_slice(&transpose8::<AVX2>(&rows_block));
+            }
+            // The rest of the row: a partial block, filled up with zeros.
+            if blocks < w {
+                let rows_block: [Lanes; GROUP] =
+                    std::array::from_fn(|g| load_first::<AVX2>(&rows[g][blocks..]));
+                let transposed = transpose8::<AVX2>(&rows_block);
+                pixels[blocks..].copy_from_slice(&transposed[..w - blocks]);
             }
         }
     }
