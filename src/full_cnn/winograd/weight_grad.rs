@@ -26,6 +26,13 @@
 //! As in the forward pass, [`GROUP`] images run together, one per lane, so a tile is 16
 //! vectors. The products keep 4 filters x 3 channels of sums in registers (a vector per
 //! pair, summed across its lanes at the end of a band of tiles).
+//!
+//! Measured on one core, batch 100, interleaved with the direct `dW` kernel in the same
+//! process (medians of 40 runs each): 0.90 times its time for DeepConvNet's 32-over-32
+//! layer, 0.74 for 64 over 32, 0.75 for 64 over 64. Far from 1/2.25: the direct kernel
+//! runs close to the processor's peak, and here the transforms, the lane sums and the
+//! band buffers' trips through the cache take about half the time. For the 16-channel
+//! layers it was no faster (0.98-1.15 times), so those keep the direct kernel.
 
 use std::cell::RefCell;
 
@@ -40,7 +47,9 @@ const NC: usize = 3;
 
 /// Tiles (of `GROUP` images each) transformed before their products run: enough that
 /// summing each accumulator's lanes at the end is a small part of the work, few enough
-/// that each position's `Z` and `V` stay in the processor's cache.
+/// that each position's `Z` and `V` stay in the processor's cache. Measured for the
+/// 64-over-64-channel layer (one core, against the direct kernel in the same process):
+/// 0.83 times the direct kernel's time with 16 tiles, 0.75 with 32, 0.92 with 64.
 const BAND_TILES: usize = 32;
 
 /// `G` with its last row negated (see the module comment).
