@@ -532,14 +532,14 @@ impl Convolution {
             let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
             let mut sums = vec![0.0f32; sums_len];
             for (run, part) in parts.chunks_exact(part_len).enumerate() {
-                let (dw_part, rest) = part.split_at(fnum * k);
-                let (db_part, sums_part) = rest.split_at(fnum);
-                let (groups, rest) = kernels.split_run(run_len.min(n - run * run_len));
+                let (dw_part, db_and_sums) = part.split_at(fnum * k);
+                let (db_part, sums_part) = db_and_sums.split_at(fnum);
+                let (groups, left) = kernels.split_run(run_len.min(n - run * run_len));
                 db.iter_mut().zip(db_part).for_each(|(d, p)| *d += p);
                 if groups > 0 {
                     sums.iter_mut().zip(sums_part).for_each(|(s, p)| *s += p);
                 }
-                if rest > 0 {
+                if left > 0 {
                     dw_flat.iter_mut().zip(dw_part).for_each(|(d, p)| *d += p);
                 }
             }
@@ -590,9 +590,9 @@ impl WeightGradKernels {
         let (c, h, w) = self.image;
         let (fnum, oh, ow) = self.output;
         let (positions, k, image_len) = (oh * ow, c * self.settings.0 * self.settings.1, c * h * w);
-        let (dw_part, rest) = part.split_at_mut(fnum * k);
-        let (db_part, sums) = rest.split_at_mut(fnum);
-        let (groups, rest) = self.split_run(x_run.len() / image_len);
+        let (dw_part, db_and_sums) = part.split_at_mut(fnum * k);
+        let (db_part, sums) = db_and_sums.split_at_mut(fnum);
+        let (groups, left) = self.split_run(x_run.len() / image_len);
         db_part.fill(0.0);
         // Image n's dL/dout into `dout_n`, and its sum into db.
         let mut gradients = |n: usize, dout_n: &mut [f32]| {
@@ -622,7 +622,7 @@ impl WeightGradKernels {
                 }
                 plan.run(padded, interleaved, sums);
             }
-            if rest == 0 {
+            if left == 0 {
                 return;
             }
             // The images left, into dW: by the direct kernel (all the images and gradients
@@ -633,8 +633,8 @@ impl WeightGradKernels {
             let images = x_run[done * image_len..].chunks_exact(image_len);
             if let Some((plan, dw_plan)) = &self.direct {
                 let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
-                let padded = first_of(&mut buffers.images, rest * len);
-                let dout_padded = first_of(&mut buffers.gradients, rest * dlen);
+                let padded = first_of(&mut buffers.images, left * len);
+                let dout_padded = first_of(&mut buffers.gradients, left * dlen);
                 for (i, image) in images.enumerate() {
                     gradients(first + done + i, dout_n);
                     plan.pad_image(image, &mut padded[i * len..][..len]);

@@ -146,9 +146,9 @@ impl WinogradGradPlan {
     fn run_bands<const AVX2: bool>(&self, padded: &[f32], dout: &[f32], m: &mut [f32]) {
         let p = &self.plan;
         let (c, fnum) = (p.c, p.fnum);
-        // Whole rows of tiles per band; a band's row of V or Z is `cap` tiles long.
-        let cap = (BAND_TILES / p.tw).max(1) * p.tw;
-        let row = cap * GROUP;
+        // Whole rows of tiles per band; a band's row of V or Z is `band_tiles` tiles long.
+        let band_tiles = (BAND_TILES / p.tw).max(1) * p.tw;
+        let row = band_tiles * GROUP;
         // Taken out of the thread-local and put back after, not used inside a closure: a
         // closure would not inherit this function's target features (no FMA).
         let (mut v_buffer, mut z_buffer) = BANDS.take();
@@ -164,7 +164,7 @@ impl WinogradGradPlan {
                 p.transform_input_into(padded_g, ty, v, (c * row, row, at));
                 self.transform_dout(dout_g, ty, z, (row, at));
                 filled += p.tw;
-                if filled == cap {
+                if filled == band_tiles {
                     products::<AVX2>(v, z, (c, fnum, row), filled, m);
                     filled = 0;
                 }
