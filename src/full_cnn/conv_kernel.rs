@@ -1,7 +1,8 @@
 //! Which fast kernel computes a stride-1 convolution (forward, and `dx` as a convolution
-//! with flipped filters): Winograd's F(2x2, 3x3) for 3x3 filters over several channels,
-//! [`GROUP`] images at a time, and the direct kernel for the others and for the images
-//! left over. Either way: pack the filters once per pass, then run any number of images.
+//! with flipped filters): Winograd's F(4x4, 3x3) or F(2x2, 3x3) for 3x3 filters over
+//! several channels, [`GROUP`] images at a time, and the direct kernel for the others and
+//! for the images left over. Either way: pack the filters once per pass, then run any
+//! number of images.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -9,7 +10,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
-use super::winograd::{GROUP, WinogradGradPlan, WinogradPlan};
+use super::winograd::{GROUP, Tile, WinogradGradPlan, WinogradPlan};
 
 /// Fewest input channels for Winograd. Its input transform costs per channel and its
 /// output transform per filter, while the multiplications it saves are per channel *and*
@@ -64,12 +65,13 @@ impl ConvKernel {
     /// a group of `images`.
     pub(crate) fn forward(direct: ForwardPlan, winograd: bool, images: usize) -> ConvKernel {
         let (filters, image, pad) = direct.shape();
-        let winograd = (winograd
-            && images >= GROUP
-            && filters.1 >= WINOGRAD_MIN_CHANNELS
-            && winograd_enabled())
-        .then(|| WinogradPlan::with_simd(filters, image, pad, direct.simd()))
-        .flatten();
+        let winograd = winograd_tile()
+            .filter(|_| winograd && images >= GROUP && filters.1 >= WINOGRAD_MIN_CHANNELS)
+            .map(|tile| match tile {
+                Tile::F2x2 => Tile::F2x2,
+                Tile::F4x4 => Tile::for_output(direct.output()),
+            })
+            .and_then(|tile| WinogradPlan::with_simd(filters, image, pad, direct.simd(), tile));
         ConvKernel { direct, winograd }
     }
 
@@ -92,9 +94,12 @@ impl ConvKernel {
     /// layer's forward kernel) uses Winograd and the layer has at least
     /// [`WINOGRAD_DW_MIN_CHANNELS`] channels and filters.
     pub(crate) fn weight_grad(&self) -> Option<WinogradGradPlan> {
-        let ((fnum, c, _, _), _, _) = self.direct.shape();
+        let (filters, image, pad) = self.direct.shape();
         self.winograd
-            .filter(|_| fnum.min(c) >= WINOGRAD_DW_MIN_CHANNELS)
+            .filter(|_| filters.0.min(filters.1) >= WINOGRAD_DW_MIN_CHANNELS)
+            .and_then(|_| {
+                WinogradPlan::with_simd(filters, image, pad, self.direct.simd(), Tile::F2x2)
+            })
             .map(WinogradGradPlan::new)
     }
 
@@ -196,12 +201,25 @@ impl ConvKernel {
     }
 }
 
-/// Whether Winograd may be used: yes unless the environment variable
-/// `CNN_FROM_SCRATCH_WINOGRAD` is `0`, so that one build can be measured both ways (read
-/// once).
+/// Which Winograd algorithms may be used, if any: none if the environment variable
+/// `CNN_FROM_SCRATCH_WINOGRAD` is `0`, only F(2x2, 3x3) if it is `2`, else F(4x4, 3x3)
+/// too, where it is faster ([`Tile::for_output`]), so that one build can be measured
+/// every way (read once).
+fn winograd_tile() -> Option<Tile> {
+    static TILE: std::sync::OnceLock<Option<Tile>> = std::sync::OnceLock::new();
+    *TILE.get_or_init(
+        || match std::env::var("CNN_FROM_SCRATCH_WINOGRAD").as_deref() {
+            Ok("0") => None,
+            Ok("2") => Some(Tile::F2x2),
+            _ => Some(Tile::F4x4),
+        },
+    )
+}
+
+/// Whether Winograd may be used at all.
+#[cfg(test)]
 fn winograd_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("CNN_FROM_SCRATCH_WINOGRAD").as_deref() != Ok("0"))
+    winograd_tile().is_some()
 }
 
 #[cfg(test)]

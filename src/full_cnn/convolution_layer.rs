@@ -37,10 +37,12 @@ use crate::padding_stride::conv_output_size;
 /// With stride 1 (most CNNs) the layer skips im2col and its faster kernels compute the
 /// same sums: the direct kernel reads each filter position's pixels straight from the
 /// padded image (module `direct_conv`), and for 3x3 filters over 8 or more channels,
-/// 8 images at a time, Winograd's F(2x2, 3x3) needs 2.25 times fewer multiplications
-/// (module `winograd`, forward and `dx`, and `dW` too with 32 or more channels and
-/// filters; the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it off). The results agree with im2col's to rounding; the tests compare each kernel with
-/// the im2col path, forward and backward.
+/// 8 images at a time, Winograd's F(4x4, 3x3) needs 4 times fewer multiplications and
+/// F(2x2, 3x3) 2.25 times (module `winograd`: F(4x4, 3x3) forward and for `dx` where the
+/// output's size suits it, F(2x2, 3x3) for the other sizes and for `dW` with 32 or more
+/// channels and filters; the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it
+/// off, `=2` keeps to F(2x2, 3x3)). The results agree with im2col's to rounding; the tests
+/// compare each kernel with the im2col path, forward and backward.
 ///
 /// ## Backward
 ///

@@ -1,4 +1,5 @@
-//! A faster path for 3x3 filters (stride 1): Winograd's minimal filtering, F(2x2, 3x3).
+//! A faster path for 3x3 filters (stride 1): Winograd's minimal filtering, F(2x2, 3x3),
+//! and its larger sibling F(4x4, 3x3).
 //!
 //! A 3x3 convolution spends 9 multiplications per output per input channel. Winograd's
 //! trick (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2015)
@@ -44,19 +45,74 @@
 //! channels of 28x28, 46 against 53 (1.15x: with 16 channels the transforms cost about
 //! half as much as the products). With fewer than 8 channels the direct kernel is used.
 //!
+//! The same scheme with 6x6 input tiles and 4x4 output tiles, F(4x4, 3x3) (submodule
+//! `f4x4`, [`Tile`]), needs 36 multiplications per 16 outputs instead of 64, 1.78 times
+//! fewer again, for transforms with more terms. It is used wherever its tiles do not
+//! waste too much at the edges ([`Tile::for_output`]): for DeepConvNet's layers it took
+//! 0.70-0.89 times the time of F(2x2, 3x3) (`CNN_FROM_SCRATCH_WINOGRAD=2` keeps F(2x2,
+//! 3x3), to compare the two in one build).
+//!
 //! The weight gradient has a Winograd form of its own, the same formula run backwards
 //! (submodule `weight_grad`), used for layers with 32 or more channels and filters.
 
 use std::mem::MaybeUninit;
 
+use rayon::prelude::*;
+
 use super::direct_conv::{ForwardPlan, first_of};
 use super::simd::{Simd, load_first, store_first, transpose8};
 
+mod f4x4;
 mod weight_grad;
 pub(crate) use weight_grad::WinogradGradPlan;
 
-/// Positions of the 4x4 transformed tile.
+/// Positions of F(2x2, 3x3)'s 4x4 transformed tile.
 const BASIS: usize = 16;
+
+/// Which of Winograd's algorithms a plan runs: how many outputs a tile has across.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tile {
+    /// F(2x2, 3x3): 2x2 outputs from 4x4 inputs, 16 products (2.25 times fewer than the
+    /// direct convolution's 36).
+    F2x2,
+    /// F(4x4, 3x3) (submodule `f4x4`): 4x4 outputs from 6x6 inputs, 36 products (4 times
+    /// fewer than 144), with transforms of more terms.
+    F4x4,
+}
+
+impl Tile {
+    /// Outputs per tile, down and across.
+    const fn outputs(self) -> usize {
+        match self {
+            Tile::F2x2 => 2,
+            Tile::F4x4 => 4,
+        }
+    }
+
+    /// Positions of the transformed tile (input pixels per tile).
+    const fn basis(self) -> usize {
+        (self.outputs() + 2) * (self.outputs() + 2)
+    }
+
+    /// The faster algorithm for outputs of `(oh, ow)`: F(4x4, 3x3), unless its tiles
+    /// cover more than a third more outputs than F(2x2, 3x3)'s (the part tiles at the
+    /// edges compute outputs that are dropped; for 6x6 outputs F(4x4, 3x3) would compute
+    /// 8x8, as many multiplications as F(2x2, 3x3), with costlier transforms). Measured
+    /// on one core for DeepConvNet's layers, F(4x4, 3x3) took 0.70-0.82 times the time of
+    /// F(2x2, 3x3) for its 28x28, 16x16 and 8x8 outputs, and 0.82-0.89 times for its 14x14
+    /// outputs, where its tiles cover 16x16 (31% more).
+    pub(crate) fn for_output((oh, ow): (usize, usize)) -> Tile {
+        let covered = |tile: Tile| {
+            let m = tile.outputs();
+            oh.next_multiple_of(m) * ow.next_multiple_of(m)
+        };
+        if 3 * covered(Tile::F4x4) <= 4 * covered(Tile::F2x2) {
+            Tile::F4x4
+        } else {
+            Tile::F2x2
+        }
+    }
+}
 
 /// Images per run: one per lane of an AVX2 register.
 pub(crate) const GROUP: usize = 8;
@@ -64,9 +120,11 @@ pub(crate) const GROUP: usize = 8;
 /// `GROUP` floats, one per image: a vector register's worth.
 type Lanes = [f32; GROUP];
 
-/// How to run the Winograd F(2x2, 3x3) convolution for one layer shape.
+/// How to run the Winograd convolution for one layer shape.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WinogradPlan {
+    /// F(2x2, 3x3) or F(4x4, 3x3).
+    tile: Tile,
     /// Input channels, filters, padding.
     c: usize,
     fnum: usize,
@@ -76,36 +134,41 @@ pub(crate) struct WinogradPlan {
     w: usize,
     oh: usize,
     ow: usize,
-    /// Tiles of 2x2 outputs down and across (an odd output size has a half tile at the
-    /// edge, whose missing outputs are computed from zero padding and dropped).
+    /// Tiles of `m x m` outputs down and across (`m = tile.outputs()`; an output size
+    /// that is not a multiple of `m` has part tiles at the edge, whose missing outputs
+    /// are computed from zero padding and dropped).
     th: usize,
     tw: usize,
-    /// The padded images: `hp = 2*th + 2` rows of `wp = 2*tw + 2` pixels per channel,
+    /// The padded images: `hp = m*th + 2` rows of `wp = m*tw + 2` pixels per channel,
     /// each pixel `GROUP` floats (one per image).
     hp: usize,
     wp: usize,
-    /// One of the 16 products for one row of tiles: a 1x1 convolution of the `C`
-    /// channels of `V[p]` over `tw * GROUP` "pixels" (tile `tx` of image `g` at
+    /// One of the products (16 or 36) for one row of tiles: a 1x1 convolution of the
+    /// `C` channels of `V[p]` over `tw * GROUP` "pixels" (tile `tx` of image `g` at
     /// `tx * GROUP + g`).
     product: ForwardPlan,
 }
 
 impl WinogradPlan {
-    /// The plan for `fnum` 3x3 filters over `c` channels of `(h, w)` images with `pad`, or
-    /// `None` if the filters are not 3x3 or the output would be empty.
+    /// The plan for `fnum` 3x3 filters over `c` channels of `(h, w)` images with `pad`, by
+    /// `tile`'s algorithm, or `None` if the filters are not 3x3 or the output would be
+    /// empty.
     pub(crate) fn with_simd(
         (fnum, c, fh, fw): (usize, usize, usize, usize),
         (h, w): (usize, usize),
         pad: usize,
         simd: Simd,
+        tile: Tile,
     ) -> Option<WinogradPlan> {
         if (fh, fw) != (3, 3) || fnum == 0 || c == 0 || h + 2 * pad < 3 || w + 2 * pad < 3 {
             return None;
         }
         let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
-        let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+        let m = tile.outputs();
+        let (th, tw) = (oh.div_ceil(m), ow.div_ceil(m));
         let product = ForwardPlan::with_simd((fnum, c, 1, 1), (1, tw * GROUP), 0, simd)?;
         Some(WinogradPlan {
+            tile,
             c,
             fnum,
             pad,
@@ -115,8 +178,8 @@ impl WinogradPlan {
             ow,
             th,
             tw,
-            hp: 2 * th + 2,
-            wp: 2 * tw + 2,
+            hp: m * th + 2,
+            wp: m * tw + 2,
             product,
         })
     }
@@ -127,53 +190,59 @@ impl WinogradPlan {
         (self.oh, self.ow)
     }
 
+    /// Which algorithm the plan runs.
+    pub(crate) fn tile(&self) -> Tile {
+        self.tile
+    }
+
     /// Length of the padded-images buffer.
     pub(crate) fn padded_len(&self) -> usize {
         self.c * self.hp * self.wp * GROUP
     }
 
     /// The transformed filters `U[p] = G g Gᵀ`, for filters given by `weight(f, c, fy, fx)`:
-    /// 16 blocks, each packed for its 1x1 convolution.
+    /// 16 or 36 blocks, each packed for its 1x1 convolution.
     pub(crate) fn pack_weights(
         &self,
         weight: impl Fn(usize, usize, usize, usize) -> f32,
     ) -> Vec<f32> {
-        const G: [[f32; 3]; 4] = [
+        const G2: [[f32; 3]; 4] = [
             [1.0, 0.0, 0.0],
             [0.5, 0.5, 0.5],
             [0.5, -0.5, 0.5],
             [0.0, 0.0, 1.0],
         ];
-        // transformed[p][f * C + c] = (G g Gᵀ)[p] of filter f, channel c.
-        let pairs = self.fnum * self.c;
-        let mut transformed = vec![0.0f32; BASIS * pairs];
-        for f in 0..self.fnum {
-            for ch in 0..self.c {
-                let g: [[f32; 3]; 3] =
-                    std::array::from_fn(|fy| std::array::from_fn(|fx| weight(f, ch, fy, fx)));
-                let mut gg = [[0.0f32; 3]; 4]; // G g
-                for (i, row) in gg.iter_mut().enumerate() {
-                    for (fy, g_row) in g.iter().enumerate() {
-                        for (value, &weight) in row.iter_mut().zip(g_row) {
-                            *value += G[i][fy] * weight;
-                        }
-                    }
-                }
-                for (i, row) in gg.iter().enumerate() {
-                    for (j, g_j) in G.iter().enumerate() {
-                        let u = row[0] * g_j[0] + row[1] * g_j[1] + row[2] * g_j[2];
-                        transformed[(4 * i + j) * pairs + f * self.c + ch] = u;
-                    }
-                }
-            }
-        }
-        let mut packed = Vec::with_capacity(BASIS * self.product.packed_len());
-        for u_p in transformed.chunks_exact(pairs) {
-            packed.extend(
-                self.product
-                    .pack_weights(|f, ch, _, _| u_p[f * self.c + ch]),
-            );
-        }
+        let g_matrix: &[[f32; 3]] = match self.tile {
+            Tile::F2x2 => &G2,
+            Tile::F4x4 => &f4x4::G,
+        };
+        let n = g_matrix.len();
+        // The filters, filters side by side for each channel (as the packing reads them).
+        let filters: Vec<[[f32; 3]; 3]> = (0..self.c)
+            .flat_map(|ch| (0..self.fnum).map(move |f| (f, ch)))
+            .map(|(f, ch)| {
+                std::array::from_fn(|fy| std::array::from_fn(|fx| weight(f, ch, fy, fx)))
+            })
+            .collect();
+        // Position p = (i, j) of G g Gᵀ is (row i of G) g (row j of G)ᵀ: the positions are
+        // computed and packed in parallel (the one part of a pass not split over images;
+        // on one thread it was 3-5% of a DeepConvNet training step).
+        let mut packed = vec![0.0f32; n * n * self.product.packed_len()];
+        packed
+            .par_chunks_mut(self.product.packed_len())
+            .enumerate()
+            .for_each(|(p, packed_p)| {
+                let (g_i, g_j) = (g_matrix[p / n], g_matrix[p % n]);
+                let u = |f: usize, ch: usize, _, _| {
+                    let g = &filters[ch * self.fnum + f];
+                    (0..3)
+                        .map(|fy| {
+                            g_i[fy] * (g[fy][0] * g_j[0] + g[fy][1] * g_j[1] + g[fy][2] * g_j[2])
+                        })
+                        .sum()
+                };
+                self.product.pack_weights_into(u, packed_p);
+            });
         packed
     }
 
@@ -204,9 +273,30 @@ impl WinogradPlan {
     }
 
     /// Length of the scratch buffer [`WinogradPlan::run`] needs: the transformed tiles
-    /// `V` and the products `M` of one row of tiles.
+    /// `V` and the products `M` of one row of tiles, and the stage of the output
+    /// transform.
     fn scratch_len(&self) -> usize {
-        BASIS * (self.product.padded_len() + self.product.scratch_len())
+        let (v_stride, m_stride) = self.position_strides();
+        self.tile.basis() * (v_stride + m_stride) + self.stage_len()
+    }
+
+    /// Floats from one position's `V[p]` to the next's, and from one `M[p]` to the next's:
+    /// the products' buffers plus a cache line. (Without it, for 64 filters over 8x8
+    /// images, the 36 `M[p]` the output transform reads for one tile were exactly 4 KiB
+    /// apart, so all fell into one set of the 8-way L1 cache and pushed each other out.)
+    fn position_strides(&self) -> (usize, usize) {
+        const CACHE_LINE: usize = 16;
+        (
+            self.product.padded_len() + CACHE_LINE,
+            self.product.scratch_len() + CACHE_LINE,
+        )
+    }
+
+    /// Length of the output transform's stage: a row of tiles' outputs, `m` rows of `m *
+    /// tw` pixels of `GROUP` floats, each row rounded up to whole blocks of `GROUP` pixels.
+    fn stage_len(&self) -> usize {
+        let m = self.tile.outputs();
+        m * (m * self.tw).next_multiple_of(GROUP) * GROUP
     }
 
     /// The convolution of `GROUP` padded images into `out` (`GROUP` outputs `(FN, OH,
@@ -229,7 +319,7 @@ impl WinogradPlan {
         );
         assert_eq!(
             packed.len(),
-            BASIS * self.product.packed_len(),
+            self.tile.basis() * self.product.packed_len(),
             "winograd: filters"
         );
         let scratch = first_of(scratch, self.scratch_len());
@@ -256,9 +346,9 @@ impl WinogradPlan {
         self.run_rows::<true>(padded, packed, bias, scratch, out);
     }
 
-    /// Row of tiles by row of tiles: transform the row's input tiles, run the 16
+    /// Row of tiles by row of tiles: transform the row's input tiles, run the 16 (or 36)
     /// products, transform their results back into the outputs. `AVX2`: called from
-    /// [`WinogradPlan::run_avx2`], so AVX2 instructions may be used.
+    /// [`WinogradPlan::run_avx2`], so AVX2 and FMA instructions may be used.
     #[inline(always)]
     fn run_rows<const AVX2: bool>(
         &self,
@@ -269,18 +359,44 @@ impl WinogradPlan {
         out: &mut [MaybeUninit<f32>],
     ) {
         let (v_len, m_len) = (self.product.padded_len(), self.product.scratch_len());
-        let (v, m) = scratch.split_at_mut(BASIS * v_len);
+        let (v_stride, m_stride) = self.position_strides();
+        let (v, rest) = scratch.split_at_mut(self.tile.basis() * v_stride);
+        let (m, stage) = rest.split_at_mut(self.tile.basis() * m_stride);
         for ty in 0..self.th {
-            self.transform_input(padded, ty, v);
+            match self.tile {
+                Tile::F2x2 => self.transform_input(padded, ty, v),
+                Tile::F4x4 if AVX2 => self.transform_input_f4x4::<f4x4::Avx2>(padded, ty, v),
+                Tile::F4x4 => self.transform_input_f4x4::<Lanes>(padded, ty, v),
+            }
             let mut row_len = 0;
             for ((v_p, m_p), u_p) in v
-                .chunks_exact(v_len)
-                .zip(m.chunks_exact_mut(m_len))
+                .chunks_exact(v_stride)
+                .zip(m.chunks_exact_mut(m_stride))
                 .zip(packed.chunks_exact(self.product.packed_len()))
             {
-                (_, row_len) = self.product.run_kernel(v_p, u_p, m_p);
+                (_, row_len) = self
+                    .product
+                    .run_kernel(&v_p[..v_len], u_p, &mut m_p[..m_len]);
             }
-            self.transform_output::<AVX2>(m, ty, row_len, bias, out);
+            let (at, to) = ((ty, row_len), (&mut *stage, &mut *out));
+            match self.tile {
+                Tile::F2x2 => {
+                    self.transform_output::<AVX2, 2, BASIS>(m, at, bias, to, |m, tx, stage| {
+                        let [[y00, y01], [y10, y11]] = output_tile(|p| &m[p][tx]);
+                        let (stage, stage_row) = stage;
+                        [stage[2 * tx], stage[2 * tx + 1]] = [y00, y01];
+                        [stage[stage_row + 2 * tx], stage[stage_row + 2 * tx + 1]] = [y10, y11];
+                    })
+                }
+                Tile::F4x4 if AVX2 => {
+                    let tile = f4x4::output_tile::<f4x4::Avx2>;
+                    self.transform_output::<AVX2, 4, 36>(m, at, bias, to, tile);
+                }
+                Tile::F4x4 => {
+                    let tile = f4x4::output_tile::<Lanes>;
+                    self.transform_output::<AVX2, 4, 36>(m, at, bias, to, tile);
+                }
+            }
         }
     }
 
@@ -295,12 +411,12 @@ impl WinogradPlan {
     #[inline(always)]
     fn transform_input(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
         let pixels = self.tw * GROUP;
-        self.transform_input_into(padded, ty, v, (self.product.padded_len(), pixels, 0));
+        self.transform_input_into(padded, ty, v, (self.position_strides().0, pixels, 0));
     }
 
     /// [`WinogradPlan::transform_input`] into another layout: `V[p][c][tx]` (`GROUP`
     /// floats) at `p * p_stride + c * c_stride + at + tx * GROUP` (for the weight
-    /// gradient, which gathers several rows of tiles).
+    /// gradient, which gathers several rows of tiles). F(2x2, 3x3) only.
     #[inline(always)]
     fn transform_input_into(
         &self,
@@ -309,6 +425,11 @@ impl WinogradPlan {
         v: &mut [f32],
         (p_stride, c_stride, at): (usize, usize, usize),
     ) {
+        debug_assert_eq!(
+            self.tile,
+            Tile::F2x2,
+            "winograd: F(2x2, 3x3)'s input transform"
+        );
         let row = self.wp * GROUP;
         let pixels = self.tw * GROUP;
         for (ch, plane) in padded.chunks_exact(self.hp * row).enumerate() {
@@ -329,19 +450,44 @@ impl WinogradPlan {
         }
     }
 
-    /// The outputs of tile row `ty` from the products `M[p]` (filter `f`'s row of tiles at
-    /// `f * row_len`): `out[g][f][2ty + a][2tx + b] = (Aᵀ M A)[a][b] + bias[f]`, leaving
-    /// out those past an odd edge.
+    /// F(4x4, 3x3)'s [`WinogradPlan::transform_input`]: `V[p][c][tx * GROUP + g] = (Bᵀ d
+    /// B)[p]` for the 6x6 tile `d` at `(ty, tx)` of channel `c` of image `g`, by six passes
+    /// along the tile row, one per row `i` of `Bᵀ d` (positions `p = 6i .. 6i + 6`).
     #[inline(always)]
-    fn transform_output<const AVX2: bool>(
+    fn transform_input_f4x4<V: f4x4::Vector>(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
+        let row = self.wp * GROUP;
+        let pixels = self.tw * GROUP;
+        for (ch, plane) in padded.chunks_exact(self.hp * row).enumerate() {
+            let tile_rows = &plane[4 * ty * row..][..6 * row];
+            let rows: [&[Lanes]; 6] =
+                std::array::from_fn(|k| tile_rows[k * row..][..row].as_chunks::<GROUP>().0);
+            let mut outputs = v
+                .chunks_exact_mut(self.position_strides().0)
+                .map(|v_p| v_p[ch * pixels..][..pixels].as_chunks_mut::<GROUP>().0);
+            f4x4::input_pass::<0, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::input_pass::<1, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::input_pass::<2, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::input_pass::<3, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::input_pass::<4, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::input_pass::<5, V>(&rows, f4x4::next_six(&mut outputs));
+        }
+    }
+
+    /// The outputs of tile row `ty` from the products `M[p]` (`N` of them, filter `f`'s
+    /// row of tiles at `f * row_len`): `out[g][f][M ty + a][M tx + b] = (Aᵀ M A)[a][b] +
+    /// bias[f]`, with `Aᵀ M A` computed by `tile(M, tx, (stage, stage_row))` into the stage
+    /// (below), leaving out those past the edge.
+    /// `stage`: a buffer of [`WinogradPlan::stage_len`] floats.
+    #[inline(always)]
+    fn transform_output<const AVX2: bool, const M: usize, const N: usize>(
         &self,
-        m: &[f32],
-        ty: usize,
-        row_len: usize,
+        m: &mut [f32],
+        (ty, row_len): (usize, usize),
         bias: Option<&[f32]>,
-        out: &mut [MaybeUninit<f32>],
+        (stage, out): (&mut [f32], &mut [MaybeUninit<f32>]),
+        tile: impl Fn(&[&[Lanes]; N], usize, (&mut [Lanes], usize)),
     ) {
-        let (oh, ow, m_len) = (self.oh, self.ow, self.product.scratch_len());
+        let (oh, ow, m_len) = (self.oh, self.ow, self.position_strides().1);
         let (tw, out_len) = (self.tw, self.fnum * oh * ow);
         // The kernel's rows are whole vectors (`ForwardPlan::scratch_layout`), so M can be
         // read as vectors.
@@ -349,28 +495,36 @@ impl WinogradPlan {
             m_len.is_multiple_of(GROUP) && row_len.is_multiple_of(GROUP),
             "winograd: rows of M"
         );
-        let m = m.as_chunks::<GROUP>().0;
-        // Output (2ty + a, ox) of every image at stage[a][ox], as the vectors come out of
+        let m = m.as_chunks_mut::<GROUP>().0;
+        let (m_len, row_len) = (m_len / GROUP, row_len / GROUP);
+        // Output (M ty + a, ox) of every image at stage[a][ox], as the vectors come out of
         // the transform; then copied out image by image.
         // (A row of stage is whole blocks of 8 long: the last block may be partial, and
         // the zeros filling it are not stored.)
-        let stage_row = (2 * tw).next_multiple_of(GROUP);
-        let mut stage = [
-            vec![[0.0f32; GROUP]; stage_row],
-            vec![[0.0f32; GROUP]; stage_row],
-        ];
+        let stage_row = (M * tw).next_multiple_of(GROUP);
+        let stage = &mut stage.as_chunks_mut::<GROUP>().0[..M * stage_row];
         for f in 0..self.fnum {
-            let b = bias.map_or(0.0, |b| b[f]);
-            // M[p] of this filter's row of tiles.
-            let m_f: [&[Lanes]; BASIS] =
-                std::array::from_fn(|p| &m[(p * m_len + f * row_len) / GROUP..][..tw]);
-            for tx in 0..tw {
-                let [y00, y01, y10, y11] = output_tile(|p| &m_f[p][tx], b);
-                [stage[0][2 * tx], stage[0][2 * tx + 1]] = [y00, y01];
-                [stage[1][2 * tx], stage[1][2 * tx + 1]] = [y10, y11];
+            // The bias, added to position (1, 1) of M: `Aᵀ`'s column 1 is all ones, so
+            // this adds it to every output of the tile, in one addition instead of M*M.
+            if let Some(bias) = bias {
+                let position = M + 3;
+                for value in &mut m[position * m_len + f * row_len..][..tw] {
+                    for lane in value.iter_mut() {
+                        *lane += bias[f];
+                    }
+                }
             }
-            for (a, columns) in stage.iter().enumerate() {
-                let oy = 2 * ty + a;
+            // M[p] of this filter's row of tiles. (A loop, not a closure: see the
+            // note on `f4x4::input_pass`.)
+            let mut m_f: [&[Lanes]; N] = [&[]; N];
+            for (p, m_p) in m_f.iter_mut().enumerate() {
+                *m_p = &m[p * m_len + f * row_len..][..tw];
+            }
+            for tx in 0..tw {
+                tile(&m_f, tx, (&mut *stage, stage_row));
+            }
+            for (a, columns) in stage.chunks_exact(stage_row).enumerate() {
+                let oy = M * ty + a;
                 if oy >= oh {
                     break;
                 }
@@ -497,10 +651,9 @@ fn input_pass<const ADD: bool>(a: &[f32], b: &[f32], v: [&mut [f32]; 4]) {
     }
 }
 
-/// `Aᵀ M A + bias` for one tile of every image, `M[p]` being `m(p)`: outputs `(a, b)` at
-/// `2a + b`.
+/// `Aᵀ M A` for one tile of every image, `M[p]` being `m(p)`: output `(a, b)` at `[a][b]`.
 #[inline(always)]
-fn output_tile<'m>(m: impl Fn(usize) -> &'m Lanes, bias: f32) -> [Lanes; 4] {
+fn output_tile<'m>(m: impl Fn(usize) -> &'m Lanes) -> [[Lanes; 2]; 2] {
     // q[a][j] = (Aᵀ M)[a][j], column by column of M.
     let mut q = [[[0.0f32; GROUP]; 4]; 2];
     let [q0, q1] = &mut q;
@@ -512,11 +665,11 @@ fn output_tile<'m>(m: impl Fn(usize) -> &'m Lanes, bias: f32) -> [Lanes; 4] {
         }
     }
     // (Aᵀ M) A.
-    let mut y = [[0.0f32; GROUP]; 4];
-    for (a, qa) in q.iter().enumerate() {
+    let mut y = [[[0.0f32; GROUP]; 2]; 2];
+    for (y_a, qa) in y.iter_mut().zip(&q) {
         for g in 0..GROUP {
-            y[2 * a][g] = qa[0][g] + qa[1][g] + qa[2][g] + bias;
-            y[2 * a + 1][g] = qa[1][g] - qa[2][g] - qa[3][g] + bias;
+            y_a[0][g] = qa[0][g] + qa[1][g] + qa[2][g];
+            y_a[1][g] = qa[1][g] - qa[2][g] - qa[3][g];
         }
     }
     y
@@ -546,13 +699,19 @@ mod tests {
         ];
         for shape in shapes {
             for simd in Simd::available() {
-                matches_for(shape, simd);
+                for tile in [Tile::F2x2, Tile::F4x4] {
+                    matches_for(shape, simd, tile);
+                }
             }
         }
     }
 
-    fn matches_for((fnum, c, pad, h, w): (usize, usize, usize, usize, usize), simd: Simd) {
-        let plan = WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd).unwrap();
+    fn matches_for(
+        (fnum, c, pad, h, w): (usize, usize, usize, usize, usize),
+        simd: Simd,
+        tile: Tile,
+    ) {
+        let plan = WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd, tile).unwrap();
         // GROUP different images, one after the other.
         let image_len = c * h * w;
         let images: Vec<f32> = (0..GROUP * image_len)
@@ -594,7 +753,7 @@ mod tests {
                     let got = f64::from(out[((g * fnum + fi) * oh + oy) * ow + ox]);
                     assert!(
                         (got - sum).abs() < 1e-4 * (1.0 + sum.abs()),
-                        "{simd:?}, shape {:?}: image {g}, out[{fi}, {oy}, {ox}] = {got}, expected {sum}",
+                        "{simd:?}, {tile:?}, shape {:?}: image {g}, out[{fi}, {oy}, {ox}] = {got}, expected {sum}",
                         (fnum, c, pad, h, w)
                     );
                 }
@@ -606,8 +765,10 @@ mod tests {
     #[test]
     fn only_3x3_filters_with_an_output() {
         let simd = Simd::best();
-        assert!(WinogradPlan::with_simd((4, 2, 5, 5), (9, 9), 0, simd).is_none());
-        assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 0, simd).is_none());
-        assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 1, simd).is_some());
+        for tile in [Tile::F2x2, Tile::F4x4] {
+            assert!(WinogradPlan::with_simd((4, 2, 5, 5), (9, 9), 0, simd, tile).is_none());
+            assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 0, simd, tile).is_none());
+            assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 1, simd, tile).is_some());
+        }
     }
 }

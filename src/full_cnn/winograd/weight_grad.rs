@@ -36,7 +36,7 @@
 
 use std::cell::RefCell;
 
-use super::{BASIS, GROUP, Lanes, WinogradPlan, interleave};
+use super::{BASIS, GROUP, Lanes, Tile, WinogradPlan, interleave};
 use crate::full_cnn::direct_conv::first_of;
 use crate::full_cnn::simd::Simd;
 
@@ -66,15 +66,17 @@ thread_local! {
     static BANDS: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
 }
 
-/// How to run the Winograd `dW` for one layer shape: its forward Winograd plan.
+/// How to run the Winograd `dW` for one layer shape: an F(2x2, 3x3) forward plan of
+/// the layer's shape (whatever tile its forward pass uses).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WinogradGradPlan {
     plan: WinogradPlan,
 }
 
 impl WinogradGradPlan {
-    /// The plan for the layer whose forward Winograd plan is `plan`.
+    /// The plan for the layer whose F(2x2, 3x3) forward plan is `plan`.
     pub(crate) fn new(plan: WinogradPlan) -> WinogradGradPlan {
+        assert_eq!(plan.tile(), Tile::F2x2, "winograd dW: F(2x2, 3x3) only");
         WinogradGradPlan { plan }
     }
 
@@ -378,7 +380,8 @@ mod tests {
         (groups, fnum, c, pad, h, w): (usize, usize, usize, usize, usize, usize),
         simd: Simd,
     ) {
-        let forward = WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd).unwrap();
+        let forward =
+            WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd, Tile::F2x2).unwrap();
         let plan = WinogradGradPlan::new(forward);
         let (oh, ow) = forward.output();
         let images = groups * GROUP;

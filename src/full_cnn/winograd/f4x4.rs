@@ -1,0 +1,230 @@
+//! The transforms of Winograd's F(4x4, 3x3): a 4x4 tile of outputs from the 6x6 tile of
+//! input pixels under it, with 36 multiplications instead of 144 (4 times fewer; F(2x2,
+//! 3x3) saves 2.25 times), at the price of transforms with more terms:
+//!
+//! ```text
+//!       | 4  0 -5  0  1  0 |        |  1/4    0     0  |
+//!       | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6 |       | 1  1  1  1  1  0 |
+//! Bᵀ =  | 0  4 -4 -1  1  0 |   G =  | -1/6   1/6  -1/6 |  Aᵀ = | 0  1 -1  2 -2  0 |
+//!       | 0 -2 -1  2  1  0 |        | 1/24  1/12   1/6 |       | 0  1  1  4  4  0 |
+//!       | 0  2 -1 -2  1  0 |        | 1/24 -1/12   1/6 |       | 0  1 -1  8 -8  1 |
+//!       | 0  4  0 -5  0  1 |        |   0     0     1  |
+//! ```
+//!
+//! (Lavin and Gray, 2015, section 4.2.) The plan, the products and the stores are the
+//! parent module's; here are only the one-dimensional transforms, each written out with
+//! its shared terms (14 operations for `Bᵀ d` of 6 values, 10 for `Aᵀ m`), and the
+//! passes that apply them across a row of tiles. The larger numbers in the transforms
+//! round a little more than F(2x2, 3x3)'s; the parent module's test holds both to the
+//! same bound against the definition summed in f64 (1e-4 of the output's size).
+
+use super::Lanes;
+
+/// `G` above: the filters' transform, `G g Gᵀ` (once per pass).
+pub(super) const G: [[f32; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// One value of every image (`GROUP` lanes), as the transforms compute with it: a plain
+/// array, or an AVX2 register. (Written with arrays and loops over the lanes, as the
+/// F(2x2, 3x3) transforms are, these transforms came out as a mix of scalar and
+/// half-width instructions, and a whole F(4x4, 3x3) pass over 16 channels of 28x28 took
+/// 1.4 times as long: the compiler split the arrays carried from one tile to the next
+/// into single floats and only partly put them back together.)
+pub(super) trait Vector: Copy {
+    fn load(lanes: &Lanes) -> Self;
+    fn store(self, to: &mut Lanes);
+    fn add(self, other: Self) -> Self;
+    fn sub(self, other: Self) -> Self;
+    /// `k * self + c` (fused, in one rounding, for the AVX2 register).
+    fn madd(self, k: f32, c: Self) -> Self;
+}
+
+impl Vector for Lanes {
+    #[inline(always)]
+    fn load(lanes: &Lanes) -> Self {
+        *lanes
+    }
+    #[inline(always)]
+    fn store(self, to: &mut Lanes) {
+        *to = self;
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        std::array::from_fn(|g| self[g] + other[g])
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        std::array::from_fn(|g| self[g] - other[g])
+    }
+    #[inline(always)]
+    fn madd(self, k: f32, c: Self) -> Self {
+        std::array::from_fn(|g| k * self[g] + c[g])
+    }
+}
+
+/// The AVX2 register, for callers compiled with AVX2 and FMA (the intrinsics are inlined
+/// into them).
+#[cfg(target_arch = "x86_64")]
+pub(super) type Avx2 = std::arch::x86_64::__m256;
+
+/// No AVX2 register elsewhere: the arrays (never used, as AVX2 is never detected).
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) type Avx2 = Lanes;
+
+#[cfg(target_arch = "x86_64")]
+impl Vector for Avx2 {
+    #[inline(always)]
+    fn load(lanes: &Lanes) -> Self {
+        // SAFETY: `lanes` has 8 floats; only called from code compiled for AVX2.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(lanes.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, to: &mut Lanes) {
+        // SAFETY: as for `load`.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(to.as_mut_ptr(), self) }
+    }
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        // SAFETY: only called from code compiled for AVX2.
+        unsafe { std::arch::x86_64::_mm256_add_ps(self, other) }
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        // SAFETY: as for `add`.
+        unsafe { std::arch::x86_64::_mm256_sub_ps(self, other) }
+    }
+    #[inline(always)]
+    fn madd(self, k: f32, c: Self) -> Self {
+        use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_set1_ps};
+        // SAFETY: only called from code compiled for AVX2 and FMA.
+        unsafe { _mm256_fmadd_ps(_mm256_set1_ps(k), self, c) }
+    }
+}
+
+/// `Bᵀ d` for 6 values `d` (of every lane).
+#[inline(always)]
+fn input_1d<V: Vector>([d0, d1, d2, d3, d4, d5]: [V; 6]) -> [V; 6] {
+    let (e, h) = (d4.sub(d2), d3.sub(d1));
+    [
+        d2.madd(-5.0, d0.madd(4.0, d4)),
+        d1.add(d2).madd(-4.0, d3.add(d4)),
+        d1.sub(d2).madd(4.0, d4.sub(d3)),
+        h.madd(2.0, e),
+        h.madd(-2.0, e),
+        d3.madd(-5.0, d1.madd(4.0, d5)),
+    ]
+}
+
+/// Row `I` of `Bᵀ d B` for every tile of a tile row: `r[x]`, row `I` of `Bᵀ d` at column
+/// `x`, combines the 6 image rows `rows`; then for tile `tx`, whose columns are `r[4tx ..
+/// 4tx + 6]`, `(r B)[j]` goes to `v[j][tx]`. Neighbouring tiles share 2 columns, so each
+/// `r[x]` is computed once. (Only component `I` of `input_1d` is used for `r`: the
+/// compiler drops the others. No closures here: a closure the compiler does not inline
+/// loses the caller's AVX2 and FMA.)
+#[inline(always)]
+pub(super) fn input_pass<const I: usize, V: Vector>(rows: &[&[Lanes]; 6], v: [&mut [Lanes]; 6]) {
+    let [v0, v1, v2, v3, v4, v5] = v;
+    let (mut r0, mut r1) = (input_column::<I, V>(rows, 0), input_column::<I, V>(rows, 1));
+    for (tx, v0) in v0.iter_mut().enumerate() {
+        let x = 4 * tx;
+        let (r2, r3) = (
+            input_column::<I, V>(rows, x + 2),
+            input_column::<I, V>(rows, x + 3),
+        );
+        let (r4, r5) = (
+            input_column::<I, V>(rows, x + 4),
+            input_column::<I, V>(rows, x + 5),
+        );
+        let [t0, t1, t2, t3, t4, t5] = input_1d([r0, r1, r2, r3, r4, r5]);
+        t0.store(v0);
+        t1.store(&mut v1[tx]);
+        t2.store(&mut v2[tx]);
+        t3.store(&mut v3[tx]);
+        t4.store(&mut v4[tx]);
+        t5.store(&mut v5[tx]);
+        (r0, r1) = (r4, r5);
+    }
+}
+
+/// The next 6 of the 36 positions' buffers.
+#[inline(always)]
+pub(super) fn next_six<'v>(
+    positions: &mut impl Iterator<Item = &'v mut [Lanes]>,
+) -> [&'v mut [Lanes]; 6] {
+    let mut next = || positions.next().expect("36 positions");
+    [next(), next(), next(), next(), next(), next()]
+}
+
+/// Row `I` of `Bᵀ d` at column `x` of the 6 image rows `rows`.
+#[inline(always)]
+fn input_column<const I: usize, V: Vector>(rows: &[&[Lanes]; 6], x: usize) -> V {
+    let column = [
+        V::load(&rows[0][x]),
+        V::load(&rows[1][x]),
+        V::load(&rows[2][x]),
+        V::load(&rows[3][x]),
+        V::load(&rows[4][x]),
+        V::load(&rows[5][x]),
+    ];
+    input_1d(column)[I]
+}
+
+/// `Aᵀ m` for 6 values `m` (of every lane).
+#[inline(always)]
+fn output_1d<V: Vector>([m0, m1, m2, m3, m4, m5]: [V; 6]) -> [V; 4] {
+    let (a, b) = (m1.add(m2), m1.sub(m2));
+    let (c, d) = (m3.add(m4), m3.sub(m4));
+    [
+        m0.add(a.add(c)),
+        d.madd(2.0, b),
+        c.madd(4.0, a),
+        d.madd(8.0, b).add(m5),
+    ]
+}
+
+/// `Aᵀ M A` for tile `tx` of every image, `M[p]` being `m[p][tx]`: output `(a, b)` into
+/// `stage[a * stage_row + 4 tx + b]`. (Written straight into the stage: returned, the
+/// 16 vectors were copied by a `memmove` call.)
+#[inline(always)]
+pub(super) fn output_tile<V: Vector>(
+    m: &[&[Lanes]; 36],
+    tx: usize,
+    (stage, stage_row): (&mut [Lanes], usize),
+) {
+    // q[j][a] = (Aᵀ M)[a][j], column by column of M.
+    let q = [
+        output_column::<0, V>(m, tx),
+        output_column::<1, V>(m, tx),
+        output_column::<2, V>(m, tx),
+        output_column::<3, V>(m, tx),
+        output_column::<4, V>(m, tx),
+        output_column::<5, V>(m, tx),
+    ];
+    // (Aᵀ M) A, row by row.
+    for a in 0..4 {
+        let y = output_1d([q[0][a], q[1][a], q[2][a], q[3][a], q[4][a], q[5][a]]);
+        let out = &mut stage[a * stage_row + 4 * tx..][..4];
+        for (value, to) in y.into_iter().zip(out) {
+            value.store(to);
+        }
+    }
+}
+
+/// `Aᵀ` times column `J` of tile `tx`'s `M`.
+#[inline(always)]
+fn output_column<const J: usize, V: Vector>(m: &[&[Lanes]; 36], tx: usize) -> [V; 4] {
+    output_1d([
+        V::load(&m[J][tx]),
+        V::load(&m[6 + J][tx]),
+        V::load(&m[12 + J][tx]),
+        V::load(&m[18 + J][tx]),
+        V::load(&m[24 + J][tx]),
+        V::load(&m[30 + J][tx]),
+    ])
+}
