@@ -372,9 +372,7 @@ impl Convolution {
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         let per_image = dout_flat.len() / self.x_shape[0].max(1);
-        self.backward_images(|img, buf| {
-            buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image])
-        });
+        self.backward_images(|img, _| Some(&dout_flat[img * per_image..(img + 1) * per_image]));
         self.input_grad(dout_flat)
     }
 
@@ -436,9 +434,7 @@ impl Convolution {
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         let per_image = dout_flat.len() / self.x_shape[0].max(1);
-        self.backward_images(|img, buf| {
-            buf.copy_from_slice(&dout_flat[img * per_image..(img + 1) * per_image])
-        });
+        self.backward_images(|img, _| Some(&dout_flat[img * per_image..(img + 1) * per_image]));
     }
 
     /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
@@ -457,7 +453,8 @@ impl Convolution {
         let grads = dout_pooled.as_slice().expect("standard layout");
         let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
         self.backward_images(|img, buf| {
-            pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf)
+            pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf);
+            None
         });
     }
 
@@ -477,8 +474,9 @@ impl Convolution {
         );
     }
 
-    /// The weight gradients, image by image, with `fill(n, buffer)` writing image n's
-    /// `dL/dout` `(FN, OH*OW)` into a buffer:
+    /// The weight gradients, image by image, with `gradient(n, buffer)` giving image n's
+    /// `dL/dout` `(FN, OH*OW)`: `Some` slice of the layer's `dout` (not copied), or `None`
+    /// after writing it into `buffer` (rebuilt from a pooled gradient):
     ///
     /// ```text
     /// dW = Σ_n dout_n (FN, OH*OW) · col_n (OH*OW, C*FH*FW)     db = Σ_n Σ_positions dout_n
@@ -492,7 +490,10 @@ impl Convolution {
     /// `winograd::weight_grad`). Fixed runs of images are summed in parallel, each
     /// in image order, then the runs in order: the same result on every run, whatever the
     /// thread count.
-    fn backward_images(&mut self, fill: impl Fn(usize, &mut [f32]) + Sync) {
+    fn backward_images<'d>(
+        &mut self,
+        gradient: impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync,
+    ) {
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
             .output_shape((n, c, h, w))
@@ -528,25 +529,26 @@ impl Convolution {
                 .zip(x_flat.par_chunks(run_len * image_len))
                 .enumerate()
                 .for_each(|(run, (part, x_run))| {
-                    kernels.run(run * run_len, x_run, &fill, part);
+                    kernels.run(run * run_len, x_run, &gradient, part);
                 });
-            // The runs' parts added in order (only the sums a run wrote).
+            // The runs' parts added in order (only the sums a run wrote); Winograd's sums
+            // by add_weight_grad, which adds them in order too.
             let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
-            let mut sums = vec![0.0f32; sums_len];
+            let mut winograd_sums = Vec::new();
             for (run, part) in parts.chunks_exact(part_len).enumerate() {
                 let (dw_part, db_and_sums) = part.split_at(fnum * k);
                 let (db_part, sums_part) = db_and_sums.split_at(fnum);
                 let (groups, left) = kernels.split_run(run_len.min(n - run * run_len));
                 db.iter_mut().zip(db_part).for_each(|(d, p)| *d += p);
                 if groups > 0 {
-                    sums.iter_mut().zip(sums_part).for_each(|(s, p)| *s += p);
+                    winograd_sums.push(sums_part);
                 }
                 if left > 0 {
                     dw_flat.iter_mut().zip(dw_part).for_each(|(d, p)| *d += p);
                 }
             }
             if let Some(plan) = &kernels.winograd {
-                plan.add_weight_grad(&sums, dw_flat);
+                plan.add_weight_grad(&winograd_sums, dw_flat);
             }
         }
         self.db = db;
@@ -580,13 +582,13 @@ impl WeightGradKernels {
     }
 
     /// One run of images, `x_run`, the first being image `first` of the batch: its `db`,
-    /// and its `dW` or Winograd sums, into `part` (`dW`, then `db`, then the sums). Only
-    /// what the run adds to is zeroed first.
-    fn run(
+    /// and its `dW` or Winograd sums, into `part` (`dW`, then `db`, then the sums). `db`
+    /// and `dW` are zeroed first and added to; Winograd's kernel writes its sums whole.
+    fn run<'d>(
         &self,
         first: usize,
         x_run: &[f32],
-        fill: &(impl Fn(usize, &mut [f32]) + Sync),
+        gradient: &(impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync),
         part: &mut [f32],
     ) {
         let (c, h, w) = self.image;
@@ -596,31 +598,29 @@ impl WeightGradKernels {
         let (db_part, sums) = db_and_sums.split_at_mut(fnum);
         let (groups, left) = self.split_run(x_run.len() / image_len);
         db_part.fill(0.0);
-        // Image n's dL/dout into `dout_n`, and its sum into db.
-        let mut gradients = |n: usize, dout_n: &mut [f32]| {
-            fill(n, dout_n);
-            for (sum, row) in db_part.iter_mut().zip(dout_n.chunks_exact(positions)) {
-                *sum += sum_in_lanes(row);
-            }
-        };
         GRAD_BUFFERS.with_borrow_mut(|buffers| {
             // Whole groups by Winograd's kernel, into its sums (turned into dW once for the
             // batch): all the groups' images and gradients interleaved, then one run.
             if let Some(plan) = &self.winograd
                 && groups > 0
             {
-                sums.fill(0.0);
                 let (len, dlen) = (plan.padded_len(), plan.dout_len());
                 let padded = first_of(&mut buffers.images, groups * len);
                 let interleaved = first_of(&mut buffers.gradients, groups * dlen);
+                // Room for a group's gradients, where `gradient` has to write them.
                 let douts = first_of(&mut buffers.dout, GROUP * fnum * positions);
                 for g in 0..groups {
-                    for (i, dout_n) in douts.chunks_exact_mut(fnum * positions).enumerate() {
-                        gradients(first + g * GROUP + i, dout_n);
+                    let mut group: [&[f32]; GROUP] = [&[]; GROUP];
+                    for (i, (buffer, dout_i)) in douts
+                        .chunks_exact_mut(fnum * positions)
+                        .zip(group.iter_mut())
+                        .enumerate()
+                    {
+                        *dout_i = image_grad(gradient, first + g * GROUP + i, buffer, db_part);
                     }
                     let images = &x_run[g * GROUP * image_len..][..GROUP * image_len];
                     plan.pad_images(images, &mut padded[g * len..][..len]);
-                    plan.interleave_dout(douts, &mut interleaved[g * dlen..][..dlen]);
+                    plan.interleave_dout(group, &mut interleaved[g * dlen..][..dlen]);
                 }
                 plan.run(padded, interleaved, sums);
             }
@@ -631,14 +631,14 @@ impl WeightGradKernels {
             // padded first, then one run), or by im2col and a product per image.
             dw_part.fill(0.0);
             let done = groups * GROUP;
-            let dout_n = first_of(&mut buffers.dout, fnum * positions);
+            let buffer = first_of(&mut buffers.dout, fnum * positions);
             let images = x_run[done * image_len..].chunks_exact(image_len);
             if let Some((plan, dw_plan)) = &self.direct {
                 let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
                 let padded = first_of(&mut buffers.images, left * len);
                 let dout_padded = first_of(&mut buffers.gradients, left * dlen);
                 for (i, image) in images.enumerate() {
-                    gradients(first + done + i, dout_n);
+                    let dout_n = image_grad(gradient, first + done + i, buffer, db_part);
                     plan.pad_image(image, &mut padded[i * len..][..len]);
                     dw_plan.pad_dout(dout_n, &mut dout_padded[i * dlen..][..dlen]);
                 }
@@ -649,17 +649,36 @@ impl WeightGradKernels {
                 col.fill(0.0);
                 let mut dw_m = ArrayViewMut2::from_shape((fnum, k), dw_part).expect("FN x C*FH*FW");
                 for (i, image) in images.enumerate() {
-                    gradients(first + done + i, dout_n);
+                    let dout_n = image_grad(gradient, first + done + i, buffer, db_part);
                     im2col_image(image, self.image, self.settings, (oh, ow), col);
                     let col_n = ArrayView2::from_shape((positions, k), &col[..])
                         .expect("buffer of OH*OW x C*FH*FW");
-                    let dout_m = ArrayView2::from_shape((fnum, positions), &dout_n[..])
+                    let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
                         .expect("buffer of FN x OH*OW");
                     general_mat_mul(1.0, &dout_m, &col_n, 1.0, &mut dw_m);
                 }
             }
         });
     }
+}
+
+/// Image `n`'s `dL/dout` `(FN, OH*OW)`, from `gradient` (in `buffer` if it writes it
+/// there), after adding each filter's sum into `db`.
+fn image_grad<'b, 'd: 'b>(
+    gradient: &impl Fn(usize, &mut [f32]) -> Option<&'d [f32]>,
+    n: usize,
+    buffer: &'b mut [f32],
+    db: &mut [f32],
+) -> &'b [f32] {
+    let dout_n = match gradient(n, &mut *buffer) {
+        Some(slice) => slice,
+        None => buffer,
+    };
+    let positions = dout_n.len() / db.len();
+    for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
+        *sum += sum_in_lanes(row);
+    }
+    dout_n
 }
 
 /// A worker thread's buffers for [`Convolution::backward_images`], kept from one call

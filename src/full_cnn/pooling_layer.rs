@@ -265,32 +265,37 @@ impl Pooling {
                     .arg_max
                     .as_ref()
                     .expect("Pooling::backward called before Pooling::forward");
-                let mut dx = Array4::<f32>::zeros((n, c, h, w));
+                let plane_out = expected.2 * expected.3;
+                if plane_out == 0 || h * w == 0 {
+                    return Array4::zeros((n, c, h, w));
+                }
+                // Not zeroed by the allocation (a pass over the whole tensor on one
+                // thread): each plane is zeroed below, in parallel.
+                let mut dx = Array4::<f32>::uninit((n, c, h, w));
                 let dout = dout.as_standard_layout();
                 let (Some(dx_flat), Some(winners), Some(grads)) =
                     (dx.as_slice_mut(), arg_max.as_slice(), dout.as_slice())
                 else {
                     unreachable!("standard-layout arrays are contiguous")
                 };
-                let plane_out = expected.2 * expected.3;
-                if plane_out == 0 || h * w == 0 {
-                    return dx;
-                }
                 // Route each output's gradient to its winner in the same (n, c) plane;
                 // a pixel that wins overlapping windows receives the sum. A BLOCKED
                 // winner (from forward_relu) passes nothing. Planes run in parallel.
+                let zeros = vec![0.0f32; h * w];
                 dx_flat
                     .par_chunks_mut(h * w)
                     .zip(winners.par_chunks(plane_out))
                     .zip(grads.par_chunks(plane_out))
                     .for_each(|((plane, winners), grads)| {
+                        let plane = plane.write_copy_of_slice(&zeros);
                         for (&i, &g) in winners.iter().zip(grads) {
                             if i != BLOCKED {
                                 plane[i as usize] += g;
                             }
                         }
                     });
-                dx
+                // SAFETY: every plane, together all of dx, was written (zeros, then sums).
+                unsafe { dx.assume_init() }
             }
             PoolKind::Average => {
                 // Each window's gradient, shared equally by its pool_h * pool_w cells, laid

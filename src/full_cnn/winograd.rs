@@ -269,6 +269,10 @@ impl WinogradPlan {
     fn pad_images_with<const AVX2: bool>(&self, images: &[f32], padded: &mut [f32]) {
         assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
         let sizes = ((self.c, self.h, self.w), (self.hp, self.wp));
+        let image_len = self.c * self.h * self.w;
+        assert_eq!(images.len(), GROUP * image_len, "winograd: images");
+        let images: [&[f32]; GROUP] =
+            std::array::from_fn(|g| &images[g * image_len..][..image_len]);
         interleave::<AVX2>(images, sizes, self.pad, padded);
     }
 
@@ -381,20 +385,20 @@ impl WinogradPlan {
             let (at, to) = ((ty, row_len), (&mut *stage, &mut *out));
             match self.tile {
                 Tile::F2x2 => {
-                    self.transform_output::<AVX2, 2, BASIS>(m, at, bias, to, |m, tx, stage| {
-                        let [[y00, y01], [y10, y11]] = output_tile(|p| &m[p][tx]);
+                    self.transform_output::<AVX2, 2>(m, at, bias, to, |m, (at, stride), stage| {
+                        let [[y00, y01], [y10, y11]] = output_tile(|p| &m[at + p * stride]);
                         let (stage, stage_row) = stage;
-                        [stage[2 * tx], stage[2 * tx + 1]] = [y00, y01];
-                        [stage[stage_row + 2 * tx], stage[stage_row + 2 * tx + 1]] = [y10, y11];
+                        [stage[0], stage[1]] = [y00, y01];
+                        [stage[stage_row], stage[stage_row + 1]] = [y10, y11];
                     })
                 }
                 Tile::F4x4 if AVX2 => {
                     let tile = f4x4::output_tile::<f4x4::Avx2>;
-                    self.transform_output::<AVX2, 4, 36>(m, at, bias, to, tile);
+                    self.transform_output::<AVX2, 4>(m, at, bias, to, tile);
                 }
                 Tile::F4x4 => {
                     let tile = f4x4::output_tile::<Lanes>;
-                    self.transform_output::<AVX2, 4, 36>(m, at, bias, to, tile);
+                    self.transform_output::<AVX2, 4>(m, at, bias, to, tile);
                 }
             }
         }
@@ -473,19 +477,21 @@ impl WinogradPlan {
         }
     }
 
-    /// The outputs of tile row `ty` from the products `M[p]` (`N` of them, filter `f`'s
+    /// The outputs of tile row `ty` from the products `M[p]` (16 or 36 of them, filter `f`'s
     /// row of tiles at `f * row_len`): `out[g][f][M ty + a][M tx + b] = (Aᵀ M A)[a][b] +
-    /// bias[f]`, with `Aᵀ M A` computed by `tile(M, tx, (stage, stage_row))` into the stage
-    /// (below), leaving out those past the edge.
+    /// bias[f]`, leaving out those past the edge. `Aᵀ M A` of each tile is computed by
+    /// `tile(m, (at, stride), (stage, stage_row))`, for the tile whose `M[p]` is `m[at + p *
+    /// stride]`, into `stage[a * stage_row + b]` (a slice of the stage, below, that starts
+    /// at the tile's first column).
     /// `stage`: a buffer of [`WinogradPlan::stage_len`] floats.
     #[inline(always)]
-    fn transform_output<const AVX2: bool, const M: usize, const N: usize>(
+    fn transform_output<const AVX2: bool, const M: usize>(
         &self,
         m: &mut [f32],
         (ty, row_len): (usize, usize),
         bias: Option<&[f32]>,
         (stage, out): (&mut [f32], &mut [MaybeUninit<f32>]),
-        tile: impl Fn(&[&[Lanes]; N], usize, (&mut [Lanes], usize)),
+        tile: impl Fn(&[Lanes], (usize, usize), (&mut [Lanes], usize)),
     ) {
         let (oh, ow, m_len) = (self.oh, self.ow, self.position_strides().1);
         let (tw, out_len) = (self.tw, self.fnum * oh * ow);
@@ -514,14 +520,15 @@ impl WinogradPlan {
                     }
                 }
             }
-            // M[p] of this filter's row of tiles. (A loop, not a closure: see the
-            // note on `f4x4::input_pass`.)
-            let mut m_f: [&[Lanes]; N] = [&[]; N];
-            for (p, m_p) in m_f.iter_mut().enumerate() {
-                *m_p = &m[p * m_len + f * row_len..][..tw];
-            }
+            // Tile tx's M[p] at m[f * row_len + tx + p * m_len]. (Found by arithmetic: an
+            // array of the N slices per filter took longer to set up than the one or two
+            // tiles of a small image take to transform.)
             for tx in 0..tw {
-                tile(&m_f, tx, (&mut *stage, stage_row));
+                tile(
+                    m,
+                    (f * row_len + tx, m_len),
+                    (&mut stage[M * tx..], stage_row),
+                );
             }
             for (a, columns) in stage.chunks_exact(stage_row).enumerate() {
                 let oy = M * ty + a;
@@ -547,25 +554,25 @@ impl WinogradPlan {
     }
 }
 
-/// `GROUP` images of `planes` planes `(h, w)` (one after the other in `images`) into `out`,
-/// interleaved and padded to `(hp, wp)`: pixel `(c, y, x)` of image `g` at `((c * hp + y +
-/// pad) * wp + x + pad) * GROUP + g`, zeros around the images (every entry is written).
-/// With AVX2 shuffles if `AVX2` (the caller runs with AVX2 enabled).
+/// `GROUP` images of `planes` planes `(h, w)` into `out`, interleaved and padded to `(hp,
+/// wp)`: pixel `(c, y, x)` of image `g` at `((c * hp + y + pad) * wp + x + pad) * GROUP +
+/// g`, zeros around the images (every entry is written). With AVX2 shuffles if `AVX2` (the
+/// caller runs with AVX2 enabled).
 #[inline(always)]
 fn interleave<const AVX2: bool>(
-    images: &[f32],
+    images: [&[f32]; GROUP],
     ((planes, h, w), (hp, wp)): ((usize, usize, usize), (usize, usize)),
     pad: usize,
     out: &mut [f32],
 ) {
     let image_len = planes * h * w;
     assert!(
-        images.len() == GROUP * image_len
+        images.iter().all(|image| image.len() == image_len)
             && out.len() == planes * hp * wp * GROUP
             && pad + h <= hp
             && pad + w <= wp,
-        "winograd: interleaving {} floats of {GROUP} images {:?} into {} floats {:?}",
-        images.len(),
+        "winograd: interleaving {:?} floats of {GROUP} images {:?} into {} floats {:?}",
+        images.map(<[f32]>::len),
         (planes, h, w),
         out.len(),
         (hp, wp, pad)
@@ -586,7 +593,7 @@ fn interleave<const AVX2: bool>(
         for iy in 0..h {
             // Row iy of plane ch of every image, into one interleaved run.
             let rows: [&[f32]; GROUP] =
-                std::array::from_fn(|g| &images[g * image_len + (ch * h + iy) * w..][..w]);
+                std::array::from_fn(|g| &images[g][(ch * h + iy) * w..][..w]);
             let start = ((ch * hp + iy + pad) * wp + pad) * GROUP;
             let pixels = out[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
             // 8 pixels of 8 images at a time: an 8x8 transpose turns "8 pixels of one
@@ -769,6 +776,18 @@ mod tests {
             assert!(WinogradPlan::with_simd((4, 2, 5, 5), (9, 9), 0, simd, tile).is_none());
             assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 0, simd, tile).is_none());
             assert!(WinogradPlan::with_simd((4, 2, 3, 3), (2, 2), 1, simd, tile).is_some());
+        }
+    }
+
+    /// F(4x4, 3x3) where its tiles cover at most a third more outputs than F(2x2, 3x3)'s:
+    /// DeepConvNet's sizes (14x14: 16x16, 31% more), not 6x6 (8x8, 78% more) or 10x10
+    /// (12x12, 44% more).
+    #[test]
+    fn the_larger_tile_where_little_of_it_is_wasted() {
+        use Tile::{F2x2, F4x4};
+        let sizes = [(28, F4x4), (16, F4x4), (14, F4x4), (8, F4x4), (7, F4x4)];
+        for (size, tile) in sizes.into_iter().chain([(10, F2x2), (6, F2x2), (5, F2x2)]) {
+            assert_eq!(Tile::for_output((size, size)), tile, "{size}x{size}");
         }
     }
 }

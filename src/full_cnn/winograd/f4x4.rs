@@ -188,43 +188,58 @@ fn output_1d<V: Vector>([m0, m1, m2, m3, m4, m5]: [V; 6]) -> [V; 4] {
     ]
 }
 
-/// `Aᵀ M A` for tile `tx` of every image, `M[p]` being `m[p][tx]`: output `(a, b)` into
-/// `stage[a * stage_row + 4 tx + b]`. (Written straight into the stage: returned, the
+/// `Aᵀ M A` for one tile of every image, `M[p]` being `m[at + p * stride]`: output `(a,
+/// b)` into `stage[a * stage_row + b]`. (Written straight into the stage: returned, the
 /// 16 vectors were copied by a `memmove` call.)
 #[inline(always)]
 pub(super) fn output_tile<V: Vector>(
-    m: &[&[Lanes]; 36],
-    tx: usize,
+    m: &[Lanes],
+    (at, stride): (usize, usize),
     (stage, stage_row): (&mut [Lanes], usize),
 ) {
-    // q[j][a] = (Aᵀ M)[a][j], column by column of M.
-    let q = [
-        output_column::<0, V>(m, tx),
-        output_column::<1, V>(m, tx),
-        output_column::<2, V>(m, tx),
-        output_column::<3, V>(m, tx),
-        output_column::<4, V>(m, tx),
-        output_column::<5, V>(m, tx),
-    ];
+    // One check for the 36 loads (36 checks took registers and instructions the
+    // transform needs).
+    assert!(at + 35 * stride < m.len(), "winograd: M of a tile");
+    // q[j][a] = (Aᵀ M)[a][j], column by column of M. (Functions, not closures: a closure
+    // here was not inlined, and lost the caller's AVX2.)
+    // SAFETY: every load is at `at + p * stride` with p <= 35, in bounds by the assert.
+    let q = unsafe {
+        [
+            output_column::<0, V>(m, (at, stride)),
+            output_column::<1, V>(m, (at, stride)),
+            output_column::<2, V>(m, (at, stride)),
+            output_column::<3, V>(m, (at, stride)),
+            output_column::<4, V>(m, (at, stride)),
+            output_column::<5, V>(m, (at, stride)),
+        ]
+    };
     // (Aᵀ M) A, row by row.
     for a in 0..4 {
         let y = output_1d([q[0][a], q[1][a], q[2][a], q[3][a], q[4][a], q[5][a]]);
-        let out = &mut stage[a * stage_row + 4 * tx..][..4];
+        let out = &mut stage[a * stage_row..][..4];
         for (value, to) in y.into_iter().zip(out) {
             value.store(to);
         }
     }
 }
 
-/// `Aᵀ` times column `J` of tile `tx`'s `M`.
+/// `Aᵀ` times column `J` of the tile's `M`, `M[p]` being `m[at + p * stride]`.
+///
+/// # Safety
+/// `at + 35 * stride < m.len()`.
 #[inline(always)]
-fn output_column<const J: usize, V: Vector>(m: &[&[Lanes]; 36], tx: usize) -> [V; 4] {
+unsafe fn output_column<const J: usize, V: Vector>(
+    m: &[Lanes],
+    (at, stride): (usize, usize),
+) -> [V; 4] {
+    // SAFETY: the caller's promise; p <= 35.
+    let load = |p: usize| V::load(unsafe { m.get_unchecked(at + p * stride) });
     output_1d([
-        V::load(&m[J][tx]),
-        V::load(&m[6 + J][tx]),
-        V::load(&m[12 + J][tx]),
-        V::load(&m[18 + J][tx]),
-        V::load(&m[24 + J][tx]),
-        V::load(&m[30 + J][tx]),
+        load(J),
+        load(6 + J),
+        load(12 + J),
+        load(18 + J),
+        load(24 + J),
+        load(30 + J),
     ])
 }

@@ -36,6 +36,8 @@
 
 use std::cell::RefCell;
 
+use rayon::prelude::*;
+
 use super::{BASIS, GROUP, Lanes, Tile, WinogradPlan, interleave};
 use crate::full_cnn::direct_conv::first_of;
 use crate::full_cnn::simd::Simd;
@@ -96,9 +98,9 @@ impl WinogradGradPlan {
         self.plan.fnum * 4 * self.plan.th * self.plan.tw * GROUP
     }
 
-    /// `GROUP` images' `dL/dout` `(FN, OH, OW)` (one after the other) into `out`,
-    /// interleaved like the images (every entry is written).
-    pub(crate) fn interleave_dout(&self, douts: &[f32], out: &mut [f32]) {
+    /// `GROUP` images' `dL/dout` `(FN, OH, OW)` into `out`, interleaved like the images
+    /// (every entry is written).
+    pub(crate) fn interleave_dout(&self, douts: [&[f32]; GROUP], out: &mut [f32]) {
         assert_eq!(out.len(), self.dout_len(), "winograd dW: gradients");
         let p = &self.plan;
         let sizes = ((p.fnum, p.oh, p.ow), (2 * p.th, 2 * p.tw));
@@ -110,20 +112,22 @@ impl WinogradGradPlan {
         }
     }
 
-    /// Length of the sums `M` `(16, FN, C)` that [`WinogradGradPlan::run`] adds to.
+    /// Length of the sums `M` `(16, FN, C)` that [`WinogradGradPlan::run`] writes.
     pub(crate) fn sums_len(&self) -> usize {
         BASIS * self.plan.fnum * self.plan.c
     }
 
-    /// Adds the sums `M` of any number of groups to `m`, from their padded images
-    /// ([`WinogradGradPlan::pad_images`], one group after the other) and their
-    /// interleaved gradients ([`WinogradGradPlan::interleave_dout`], in the same order).
-    /// [`WinogradGradPlan::add_weight_grad`] turns them into `dW` (once, for the batch).
+    /// The sums `M` of one or more groups into `m` (every entry written), from their
+    /// padded images ([`WinogradGradPlan::pad_images`], one group after the other) and
+    /// their interleaved gradients ([`WinogradGradPlan::interleave_dout`], in the same
+    /// order). [`WinogradGradPlan::add_weight_grad`] turns the sums of one or more runs
+    /// into `dW` (once, for the batch).
     pub(crate) fn run(&self, padded: &[f32], dout: &[f32], m: &mut [f32]) {
         let p = &self.plan;
         let groups = padded.len() / p.padded_len();
         assert!(
-            groups * p.padded_len() == padded.len()
+            groups > 0
+                && groups * p.padded_len() == padded.len()
                 && groups * self.dout_len() == dout.len()
                 && m.len() == self.sums_len(),
             "winograd dW: buffers do not fit the plan"
@@ -156,7 +160,8 @@ impl WinogradGradPlan {
         let (mut v_buffer, mut z_buffer) = BANDS.take();
         let v = first_of(&mut v_buffer, BASIS * c * row);
         let z = first_of(&mut z_buffer, BASIS * fnum * row);
-        let mut filled = 0;
+        // The first band's products write M, the others add to it.
+        let (mut filled, mut first) = (0, true);
         for (padded_g, dout_g) in padded
             .chunks_exact(p.padded_len())
             .zip(dout.chunks_exact(self.dout_len()))
@@ -167,36 +172,55 @@ impl WinogradGradPlan {
                 self.transform_dout(dout_g, ty, z, (row, at));
                 filled += p.tw;
                 if filled == band_tiles {
-                    products::<AVX2>(v, z, (c, fnum, row), filled, m);
-                    filled = 0;
+                    products::<AVX2>(v, z, (c, fnum, row), (filled, first), m);
+                    (filled, first) = (0, false);
                 }
             }
         }
         if filled > 0 {
-            products::<AVX2>(v, z, (c, fnum, row), filled, m);
+            products::<AVX2>(v, z, (c, fnum, row), (filled, first), m);
         }
         BANDS.set((v_buffer, z_buffer));
     }
 
-    /// `dW[f, c] += Gᵀ M[f, c] G` `(FN, C*9)`, `M[f, c]` being the 4x4 of `m[p][f, c]`: as
-    /// `Gᵀ (M G)`, 4x4x3 then 3x4x3 products.
-    pub(crate) fn add_weight_grad(&self, m: &[f32], dw: &mut [f32]) {
+    /// `dW[f, c] += Gᵀ M[f, c] G` `(FN, C*9)`, `M` being the sums of `runs` added in
+    /// order (each from [`WinogradGradPlan::run`]) and `M[f, c]` the 4x4 of `M[p][f,
+    /// c]`: as `Gᵀ (M G)`, 4x4x3 then 3x4x3 products. In parallel over blocks of (filter,
+    /// channel) pairs, each block's sums added run by run (the same order whatever the
+    /// threads; on one thread, after the runs, this was a serial part of every step).
+    pub(crate) fn add_weight_grad(&self, runs: &[&[f32]], dw: &mut [f32]) {
+        /// Pairs per block: 16 rows of 64 sums, 4 KiB, kept in the L1 cache.
+        const PAIRS: usize = 64;
         let pairs = self.plan.fnum * self.plan.c;
         assert!(
-            m.len() == self.sums_len() && dw.len() == 9 * pairs,
+            runs.iter().all(|m| m.len() == self.sums_len()) && dw.len() == 9 * pairs,
             "winograd dW: sums and dW"
         );
-        for (pair, dw_pair) in dw.chunks_exact_mut(9).enumerate() {
-            let m_pair: [f32; BASIS] = std::array::from_fn(|p| m[p * pairs + pair]);
-            // mg[i][fx] = (M G)[i][fx]
-            let mg: [[f32; 3]; 4] = std::array::from_fn(|i| {
-                std::array::from_fn(|fx| (0..4).map(|j| m_pair[4 * i + j] * G[j][fx]).sum())
+        dw.par_chunks_mut(9 * PAIRS)
+            .enumerate()
+            .for_each(|(block, dw_block)| {
+                let (first, len) = (block * PAIRS, dw_block.len() / 9);
+                // m_block[p][i] = M[p] of pair first + i, summed over the runs in order:
+                // row by row, each a contiguous read.
+                let mut m_block = [[0.0f32; PAIRS]; BASIS];
+                for m in runs {
+                    for (p, sums) in m_block.iter_mut().enumerate() {
+                        let from = &m[p * pairs + first..][..len];
+                        sums.iter_mut().zip(from).for_each(|(s, v)| *s += v);
+                    }
+                }
+                for (i, dw_pair) in dw_block.chunks_exact_mut(9).enumerate() {
+                    let m_pair: [f32; BASIS] = std::array::from_fn(|p| m_block[p][i]);
+                    // mg[i][fx] = (M G)[i][fx]
+                    let mg: [[f32; 3]; 4] = std::array::from_fn(|i| {
+                        std::array::from_fn(|fx| (0..4).map(|j| m_pair[4 * i + j] * G[j][fx]).sum())
+                    });
+                    for (k, d) in dw_pair.iter_mut().enumerate() {
+                        let (fy, fx) = (k / 3, k % 3);
+                        *d += (0..4).map(|i| G[i][fy] * mg[i][fx]).sum::<f32>();
+                    }
+                }
             });
-            for (k, d) in dw_pair.iter_mut().enumerate() {
-                let (fy, fx) = (k / 3, k % 3);
-                *d += (0..4).map(|i| G[i][fy] * mg[i][fx]).sum::<f32>();
-            }
-        }
     }
 
     /// `Z[p][f][tx] = (A dY Aᵀ)[p]` for tile `(ty, tx)` of filter `f` (every image of the
@@ -261,19 +285,24 @@ fn dout_pass(
 /// [`interleave`] with AVX2 shuffles, for the gradients (no padding).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn interleave_avx2(douts: &[f32], sizes: ((usize, usize, usize), (usize, usize)), out: &mut [f32]) {
+fn interleave_avx2(
+    douts: [&[f32]; GROUP],
+    sizes: ((usize, usize, usize), (usize, usize)),
+    out: &mut [f32],
+) {
     interleave::<true>(douts, sizes, 0, out);
 }
 
 /// `M[p][f, ch] += Σ_tiles Σ_lanes Z[p][f][t] * V[p][ch][t]` over the first `tiles` tiles
 /// of a band (`row` floats between the rows of `V` and `Z`), 4 filters x 3 channels at a
-/// time. A block past the last filter or channel repeats it; those sums are dropped.
+/// time; `=` instead of `+=` if `first` (every entry of `m` is written). A block past the
+/// last filter or channel repeats it; those sums are dropped.
 #[inline(always)]
 fn products<const AVX2: bool>(
     v: &[f32],
     z: &[f32],
     (c, fnum, row): (usize, usize, usize),
-    tiles: usize,
+    (tiles, first): (usize, bool),
     m: &mut [f32],
 ) {
     let (v, z) = (v.as_chunks::<GROUP>().0, z.as_chunks::<GROUP>().0);
@@ -309,7 +338,8 @@ fn products<const AVX2: bool>(
                 }
                 for (i, acc_i) in acc.iter().enumerate().take(fnum - f0) {
                     for (j, a) in acc_i.iter().enumerate().take(c - c0) {
-                        m_p[(f0 + i) * c + c0 + j] += sum_lanes(a);
+                        let sum = &mut m_p[(f0 + i) * c + c0 + j];
+                        *sum = if first { 0.0 } else { *sum } + sum_lanes(a);
                     }
                 }
             }
@@ -401,20 +431,27 @@ mod tests {
                 &mut padded[g * plan.padded_len()..][..plan.padded_len()],
             );
             plan.interleave_dout(
-                &dout[g * GROUP * dout_len..][..GROUP * dout_len],
+                std::array::from_fn(|i| &dout[(g * GROUP + i) * dout_len..][..dout_len]),
                 &mut dout_i[g * plan.dout_len()..][..plan.dout_len()],
             );
         }
-        // Sums and dW are added to: split into two runs (if there are two groups), and dW
-        // starts at 0.5.
-        let mut m = vec![0.0f32; plan.sums_len()];
+        // Split into two runs (if there are two groups), whose sums start as NaN (every
+        // entry must be written) and are added by add_weight_grad; dW (added to) starts
+        // at 0.5.
         let split = groups / 2;
         let (padded_a, padded_b) = padded.split_at(split * plan.padded_len());
         let (dout_a, dout_b) = dout_i.split_at(split * plan.dout_len());
-        plan.run(padded_a, dout_a, &mut m);
-        plan.run(padded_b, dout_b, &mut m);
+        let mut runs = Vec::new();
+        for (padded_r, dout_r) in [(padded_a, dout_a), (padded_b, dout_b)] {
+            if !padded_r.is_empty() {
+                let mut m = vec![f32::NAN; plan.sums_len()];
+                plan.run(padded_r, dout_r, &mut m);
+                runs.push(m);
+            }
+        }
         let mut dw = vec![0.5f32; fnum * c * 9];
-        plan.add_weight_grad(&m, &mut dw);
+        let runs: Vec<&[f32]> = runs.iter().map(Vec::as_slice).collect();
+        plan.add_weight_grad(&runs, &mut dw);
         let pixel = |n: usize, ch: usize, y: usize, x_: usize| -> f64 {
             if y < pad || x_ < pad || y >= h + pad || x_ >= w + pad {
                 0.0
