@@ -69,7 +69,8 @@ impl Vector for Lanes {
 }
 
 /// The AVX2 register, for callers compiled with AVX2 and FMA (the intrinsics are inlined
-/// into them).
+/// into them). Its methods may only run where the processor has both: the parent module
+/// uses it only in code it runs after detecting them (`Simd::Avx2` or better).
 #[cfg(target_arch = "x86_64")]
 pub(super) type Avx2 = std::arch::x86_64::__m256;
 
@@ -200,8 +201,8 @@ pub(super) fn output_tile<V: Vector>(
     // One check for the 36 loads (36 checks took registers and instructions the
     // transform needs).
     assert!(at + 35 * stride < m.len(), "winograd: M of a tile");
-    // q[j][a] = (Aᵀ M)[a][j], column by column of M. (Functions, not closures: a closure
-    // here was not inlined, and lost the caller's AVX2.)
+    // q[j][a] = (Aᵀ M)[a][j], column by column of M. (A function per column: a closure
+    // returning the column was not inlined, and lost the caller's AVX2.)
     // SAFETY: every load is at `at + p * stride` with p <= 35, in bounds by the assert.
     let q = unsafe {
         [
