@@ -31,7 +31,8 @@ pub(super) const G: [[f32; 3]; 6] = [
 ];
 
 /// One value of every image (`GROUP` lanes), as the transforms compute with it: a plain
-/// array, or an AVX2 register. (Written with arrays and loops over the lanes, as the
+/// array, or an AVX2 register. (The weight gradient's transform of `dL/dout` uses the
+/// array's `add` and `sub` too.) (Written with arrays and loops over the lanes, as the
 /// F(2x2, 3x3) transforms are, these transforms came out as a mix of scalar and
 /// half-width instructions, and a whole F(4x4, 3x3) pass over 16 channels of 28x28 took
 /// 1.4 times as long: the compiler split the arrays carried from one tile to the next

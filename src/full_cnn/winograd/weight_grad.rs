@@ -38,6 +38,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::f4x4::Vector;
 use super::{BASIS, GROUP, Lanes, Tile, WinogradPlan, interleave};
 use crate::full_cnn::direct_conv::first_of;
 use crate::full_cnn::simd::Simd;
@@ -255,8 +256,8 @@ impl WinogradGradPlan {
                 ];
                 match i {
                     0 => dout_pass(top, bottom, |t, _| *t, z),
-                    1 => dout_pass(top, bottom, add, z),
-                    2 => dout_pass(top, bottom, sub, z),
+                    1 => dout_pass(top, bottom, |t, b| t.add(*b), z),
+                    2 => dout_pass(top, bottom, |t, b| t.sub(*b), z),
                     _ => dout_pass(top, bottom, |_, b| *b, z),
                 }
             }
@@ -278,7 +279,7 @@ fn dout_pass(
     for ((t, b), (((z0, z1), z2), z3)) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(tiles)
     {
         let (r0, r1) = (row(&t[0], &b[0]), row(&t[1], &b[1]));
-        [*z0, *z1, *z2, *z3] = [r0, add(&r0, &r1), sub(&r0, &r1), r1];
+        [*z0, *z1, *z2, *z3] = [r0, r0.add(r1), r0.sub(r1), r1];
     }
 }
 
@@ -358,16 +359,6 @@ fn multiply_add<const AVX2: bool>(acc: &mut Lanes, a: &Lanes, b: &Lanes) {
             acc[g] + a[g] * b[g]
         };
     }
-}
-
-#[inline(always)]
-fn add(a: &Lanes, b: &Lanes) -> Lanes {
-    std::array::from_fn(|g| a[g] + b[g])
-}
-
-#[inline(always)]
-fn sub(a: &Lanes, b: &Lanes) -> Lanes {
-    std::array::from_fn(|g| a[g] - b[g])
 }
 
 /// The lanes' sum, pairwise in a fixed order.
