@@ -382,23 +382,27 @@ impl WinogradPlan {
                     .product
                     .run_kernel(&v_p[..v_len], u_p, &mut m_p[..m_len]);
             }
-            let (at, to) = ((ty, row_len), (&mut *stage, &mut *out));
+            // This tile row and the rows' length in M; the stage and the outputs.
+            let (tile_row, targets) = ((ty, row_len), (&mut *stage, &mut *out));
             match self.tile {
                 Tile::F2x2 => {
-                    self.transform_output::<AVX2, 2>(m, at, bias, to, |m, (at, stride), stage| {
-                        let [[y00, y01], [y10, y11]] = output_tile(|p| &m[at + p * stride]);
-                        let (stage, stage_row) = stage;
-                        [stage[0], stage[1]] = [y00, y01];
-                        [stage[stage_row], stage[stage_row + 1]] = [y10, y11];
-                    })
+                    let tile =
+                        |m: &[Lanes],
+                         (at, stride): (usize, usize),
+                         (stage, stage_row): (&mut [Lanes], usize)| {
+                            let [[y00, y01], [y10, y11]] = output_tile(|p| &m[at + p * stride]);
+                            [stage[0], stage[1]] = [y00, y01];
+                            [stage[stage_row], stage[stage_row + 1]] = [y10, y11];
+                        };
+                    self.transform_output::<AVX2, 2>(m, tile_row, bias, targets, tile);
                 }
                 Tile::F4x4 if AVX2 => {
                     let tile = f4x4::output_tile::<f4x4::Avx2>;
-                    self.transform_output::<AVX2, 4>(m, at, bias, to, tile);
+                    self.transform_output::<AVX2, 4>(m, tile_row, bias, targets, tile);
                 }
                 Tile::F4x4 => {
                     let tile = f4x4::output_tile::<Lanes>;
-                    self.transform_output::<AVX2, 4>(m, at, bias, to, tile);
+                    self.transform_output::<AVX2, 4>(m, tile_row, bias, targets, tile);
                 }
             }
         }
