@@ -18,12 +18,19 @@ use super::winograd::{GROUP, Tile, WinogradGradPlan, WinogradPlan};
 /// second layer), so with fewer than 8 channels it would likely lose (not measured).
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
-/// Fewest input channels and filters for Winograd's `dW`. Its transforms cost per
-/// channel and per filter, its savings per channel *and* filter: measured on one core
-/// against the direct `dW` kernel (same process, interleaved, batch 100), DeepConvNet's
-/// layers of 16 filters over 16 channels and 32 over 16 took 0.98-1.15 times the direct
-/// kernel's time, those of 32 over 32, 64 over 32 and 64 over 64 0.72-0.83 times.
-const WINOGRAD_DW_MIN_CHANNELS: usize = 32;
+/// Fewest input channels and filters for Winograd's `dW`, by tile. Its transforms cost
+/// per channel and per filter, its savings per channel *and* filter: measured on one core
+/// against the direct `dW` kernel (same process, interleaved, runs of 16 images),
+/// DeepConvNet's layers of 16 filters over 16 channels and 32 over 16 took 0.98-1.15
+/// times the direct kernel's time with F(2x2, 3x3), 0.74 and 0.95-0.97 with F(4x4, 3x3);
+/// those of 32 over 32, 64 over 32 and 64 over 64 0.72-0.83 times with F(2x2, 3x3),
+/// 0.62-0.77 with F(4x4, 3x3).
+const fn winograd_dw_min_channels(tile: Tile) -> usize {
+    match tile {
+        Tile::F2x2 => 32,
+        Tile::F4x4 => 16,
+    }
+}
 
 /// The kernels for one layer shape: the direct one always (it also takes the images
 /// that do not fill a group), Winograd's where it applies.
@@ -90,16 +97,13 @@ impl ConvKernel {
         self.winograd.is_some()
     }
 
-    /// Winograd's plan for `dW` (module `winograd::weight_grad`), where this kernel (the
-    /// layer's forward kernel) uses Winograd and the layer has at least
-    /// [`WINOGRAD_DW_MIN_CHANNELS`] channels and filters.
+    /// Winograd's plan for `dW` (module `winograd::weight_grad`), with the forward pass's
+    /// tile, where this kernel (the layer's forward kernel) uses Winograd and the layer
+    /// has at least [`winograd_dw_min_channels`] channels and filters.
     pub(crate) fn weight_grad(&self) -> Option<WinogradGradPlan> {
-        let (filters, image, pad) = self.direct.shape();
+        let (filters, _, _) = self.direct.shape();
         self.winograd
-            .filter(|_| filters.0.min(filters.1) >= WINOGRAD_DW_MIN_CHANNELS)
-            .and_then(|_| {
-                WinogradPlan::with_simd(filters, image, pad, self.direct.simd(), Tile::F2x2)
-            })
+            .filter(|plan| filters.0.min(filters.1) >= winograd_dw_min_channels(plan.tile()))
             .map(WinogradGradPlan::new)
     }
 

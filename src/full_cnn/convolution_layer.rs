@@ -39,8 +39,8 @@ use crate::padding_stride::conv_output_size;
 /// padded image (module `direct_conv`), and for 3x3 filters over 8 or more channels,
 /// 8 images at a time, Winograd's F(4x4, 3x3) needs 4 times fewer multiplications and
 /// F(2x2, 3x3) 2.25 times (module `winograd`: F(4x4, 3x3) forward and for `dx` where the
-/// output's size suits it, F(2x2, 3x3) for the other sizes and for `dW` with 32 or more
-/// channels and filters; the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it
+/// output's size suits it, F(2x2, 3x3) for the other sizes, and the same tile for `dW`
+/// with 16 or more channels and filters (32 with F(2x2, 3x3)); the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it
 /// off, `=2` keeps to F(2x2, 3x3)). The results agree with im2col's to rounding; the tests
 /// compare each kernel with the im2col path, forward and backward.
 ///
@@ -485,9 +485,9 @@ impl Convolution {
     /// `col_n` is image n's im2col matrix in the book's layout, built again from the kept
     /// input (one per-worker buffer; that layout makes the `dW` product the faster one).
     /// With stride 1 the direct `dW` kernel reads the padded images instead, and where the
-    /// forward pass uses Winograd's kernel and the layer has 32 or more channels and
-    /// filters, so does `dW`, a group of 8 images at a time (module
-    /// `winograd::weight_grad`). Fixed runs of images are summed in parallel, each
+    /// forward pass uses Winograd's kernel and the layer has enough channels and filters
+    /// (16 for F(4x4, 3x3), 32 for F(2x2, 3x3)), so does `dW`, with the same tile, a
+    /// group of 8 images at a time (module `winograd::weight_grad`). Fixed runs of images are summed in parallel, each
     /// in image order, then the runs in order: the same result on every run, whatever the
     /// thread count.
     fn backward_images<'d>(
@@ -725,6 +725,7 @@ fn sum_in_lanes(values: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::full_cnn::winograd::Tile;
 
     /// Against an f64 sum of the same numbers, for lengths around the 8 lanes (an empty
     /// slice, a tail only, whole chunks, chunks and a tail).
@@ -912,10 +913,12 @@ mod tests {
             (10, 8, 9, 9, 12, 3, 1),
             (11, 16, 8, 8, 9, 3, 2), // pad 2: dx with pad 0
             (8, 9, 7, 6, 8, 3, 0),
-            // Winograd's dW too (32 or more channels and filters): a run with a group and
-            // 3 images left (11), and a run of 2 groups then one of 4 images only (20).
+            // Winograd's dW too (F(2x2, 3x3) with 32 or more channels and filters, F(4x4,
+            // 3x3) with 16 or more): a run with a group and 3 images left (11), a run of 2
+            // groups then one of 4 images only (20), 16 channels with F(4x4, 3x3).
             (11, 32, 6, 6, 33, 3, 1),
             (20, 32, 5, 7, 32, 3, 0),
+            (10, 16, 8, 8, 16, 3, 1),
         ];
         for (n, c, h, w, fnum, f, pad) in shapes {
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
@@ -943,9 +946,14 @@ mod tests {
                     "Winograd for {:?}",
                     (n, c, f)
                 );
+                let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+                let least = match Tile::for_output((oh, ow)) {
+                    Tile::F2x2 => 32,
+                    Tile::F4x4 => 16,
+                };
                 assert_eq!(
                     kernel.and_then(|k| k.weight_grad()).is_some(),
-                    c >= 32 && fnum >= 32,
+                    c.min(fnum) >= least,
                     "Winograd's dW for {:?}",
                     (n, c, fnum)
                 );

@@ -53,7 +53,8 @@
 //! 3x3), to compare the two in one build).
 //!
 //! The weight gradient has a Winograd form of its own, the same formula run backwards
-//! (submodule `weight_grad`), used for layers with 32 or more channels and filters.
+//! (submodule `weight_grad`), with the forward pass's tile: for layers with 16 or more
+//! channels and filters with F(4x4, 3x3), 32 or more with F(2x2, 3x3).
 
 use std::mem::MaybeUninit;
 
@@ -424,7 +425,8 @@ impl WinogradPlan {
 
     /// [`WinogradPlan::transform_input`] into another layout: `V[p][c][tx]` (`GROUP`
     /// floats) at `p * p_stride + c * c_stride + at + tx * GROUP` (for the weight
-    /// gradient, which gathers several rows of tiles). F(2x2, 3x3) only.
+    /// gradient, which gathers several rows of tiles). F(2x2, 3x3) only (F(4x4, 3x3):
+    /// [`WinogradPlan::transform_input_f4x4_into`]).
     #[inline(always)]
     fn transform_input_into(
         &self,
@@ -463,15 +465,33 @@ impl WinogradPlan {
     /// along the tile row, one per row `i` of `Bᵀ d` (positions `p = 6i .. 6i + 6`).
     #[inline(always)]
     fn transform_input_f4x4<V: f4x4::Vector>(&self, padded: &[f32], ty: usize, v: &mut [f32]) {
+        let pixels = self.tw * GROUP;
+        let layout = (self.position_strides().0, pixels, 0);
+        self.transform_input_f4x4_into::<V>(padded, ty, v, layout);
+    }
+
+    /// [`WinogradPlan::transform_input_f4x4`] into another layout: `V[p][c][tx]` (`GROUP`
+    /// floats) at `p * p_stride + c * c_stride + at + tx * GROUP` (as
+    /// [`WinogradPlan::transform_input_into`] for F(2x2, 3x3)).
+    #[inline(always)]
+    fn transform_input_f4x4_into<V: f4x4::Vector>(
+        &self,
+        padded: &[f32],
+        ty: usize,
+        v: &mut [f32],
+        (p_stride, c_stride, at): (usize, usize, usize),
+    ) {
         let row = self.wp * GROUP;
         let pixels = self.tw * GROUP;
         for (ch, plane) in padded.chunks_exact(self.hp * row).enumerate() {
             let tile_rows = &plane[4 * ty * row..][..6 * row];
             let rows: [&[Lanes]; 6] =
                 std::array::from_fn(|k| tile_rows[k * row..][..row].as_chunks::<GROUP>().0);
-            let mut outputs = v
-                .chunks_exact_mut(self.position_strides().0)
-                .map(|v_p| v_p[ch * pixels..][..pixels].as_chunks_mut::<GROUP>().0);
+            let mut outputs = v.chunks_exact_mut(p_stride).map(|v_p| {
+                v_p[ch * c_stride + at..][..pixels]
+                    .as_chunks_mut::<GROUP>()
+                    .0
+            });
             f4x4::input_pass::<0, V>(&rows, f4x4::next_six(&mut outputs));
             f4x4::input_pass::<1, V>(&rows, f4x4::next_six(&mut outputs));
             f4x4::input_pass::<2, V>(&rows, f4x4::next_six(&mut outputs));

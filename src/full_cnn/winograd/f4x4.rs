@@ -245,3 +245,48 @@ unsafe fn output_column<const J: usize, V: Vector>(
         load(30 + J),
     ])
 }
+
+/// `A y` for 4 values `y` (of every lane): the transform the weight gradient applies to
+/// a tile's 4x4 of `dL/dout`, `Z = A dY Aᵀ` (`A` is 6x4, the transpose of `Aᵀ` above).
+#[inline(always)]
+fn dout_1d<V: Vector>([y0, y1, y2, y3]: [V; 4]) -> [V; 6] {
+    let (s, t) = (y0.add(y2), y1.add(y3));
+    let (u, w) = (y2.madd(4.0, y0), y3.madd(8.0, y1.add(y1)));
+    [y0, s.add(t), s.sub(t), u.add(w), u.sub(w), y3]
+}
+
+/// Row `K` of `A dY Aᵀ` for every tile of a row of tiles (of `dL/dout`, 4 rows `rows`):
+/// `r[x]`, row `K` of `A dY` at column `x`, then for tile `tx`, whose columns are `r[4tx
+/// .. 4tx + 4]`, `(r Aᵀ)[l]` into `z[l][tx]`. (Tiles of `dL/dout` do not overlap.)
+#[inline(always)]
+pub(super) fn dout_pass<const K: usize, V: Vector>(rows: &[&[Lanes]; 4], z: [&mut [Lanes]; 6]) {
+    let [z0, z1, z2, z3, z4, z5] = z;
+    for (tx, z0) in z0.iter_mut().enumerate() {
+        let x = 4 * tx;
+        let r = [
+            dout_column::<K, V>(rows, x),
+            dout_column::<K, V>(rows, x + 1),
+            dout_column::<K, V>(rows, x + 2),
+            dout_column::<K, V>(rows, x + 3),
+        ];
+        let [t0, t1, t2, t3, t4, t5] = dout_1d(r);
+        t0.store(z0);
+        t1.store(&mut z1[tx]);
+        t2.store(&mut z2[tx]);
+        t3.store(&mut z3[tx]);
+        t4.store(&mut z4[tx]);
+        t5.store(&mut z5[tx]);
+    }
+}
+
+/// Row `K` of `A dY` at column `x` of the 4 rows `rows`.
+#[inline(always)]
+fn dout_column<const K: usize, V: Vector>(rows: &[&[Lanes]; 4], x: usize) -> V {
+    let column = [
+        V::load(&rows[0][x]),
+        V::load(&rows[1][x]),
+        V::load(&rows[2][x]),
+        V::load(&rows[3][x]),
+    ];
+    dout_1d(column)[K]
+}

@@ -1,4 +1,5 @@
-//! Winograd's F(2x2, 3x3) for the weight gradient `dW` of a 3x3 convolution (stride 1).
+//! Winograd's F(2x2, 3x3) and F(4x4, 3x3) for the weight gradient `dW` of a 3x3
+//! convolution (stride 1).
 //!
 //! The forward pass computes each 2x2 tile of outputs as `Y = Aᵀ [U ⊙ V] A`, with
 //! `U = G g Gᵀ` from the filter `g` and `V = Bᵀ d B` from the 4x4 input tile `d` (see the
@@ -23,6 +24,12 @@
 //! moves the sign into the last row of `G` (a sign on row 3 and column 3 of every `Z`
 //! comes out of the sum unchanged).
 //!
+//! F(4x4, 3x3) runs the same way with its own matrices (submodule `f4x4`): `Z = A dY Aᵀ`
+//! takes a 4x4 tile of the gradient to 6x6, the sums are 36 products over 4 times fewer
+//! tiles (`36/16 = 2.25` multiplications per output instead of 4 for F(2x2, 3x3) and 9
+//! for the direct kernel), then `dW = Gᵀ M G` with its 6x3 `G`. The gradient uses the
+//! forward pass's tile.
+//!
 //! As in the forward pass, [`GROUP`] images run together, one per lane, so a tile is 16
 //! vectors. The products keep 4 filters x 3 channels of sums in registers (a vector per
 //! pair, summed across its lanes at the end of a band of tiles).
@@ -32,13 +39,21 @@
 //! layer, 0.74 for 64 over 32, 0.75 for 64 over 64. Far from 1/2.25: the direct kernel
 //! runs close to the processor's peak, and here the transforms, the lane sums and the
 //! band buffers' trips through the cache take about half the time. For the 16-channel
-//! layers it was no faster (0.98-1.15 times), so those keep the direct kernel.
+//! layers it was no faster (0.98-1.15 times).
+//!
+//! With F(4x4, 3x3) (the same measurement, runs of 16 images, min of 30): 0.74 times the
+//! direct kernel's time for the 16-over-16-channel 28x28 layer (35.7 against 48.5 µs per
+//! image), 0.95-0.97 for 32 over 16, 0.62 for 32 over 32 (0.73 times F(2x2, 3x3)'s), 0.77
+//! for 64 over 32 and 0.72 for 64 over 64 (0.92-0.96 times F(2x2, 3x3)'s: with 8x8 outputs
+//! a row has only 2 tiles, and the transforms' setup per row weighs more). So F(4x4, 3x3)
+//! computes `dW` from 16 channels and filters, F(2x2, 3x3) from 32 (module
+//! `conv_kernel`).
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::f4x4::Vector;
+use super::f4x4::{self, Avx2, Vector};
 use super::{BASIS, GROUP, Lanes, Tile, WinogradPlan, interleave};
 use crate::full_cnn::direct_conv::first_of;
 use crate::full_cnn::simd::Simd;
@@ -55,8 +70,11 @@ const NC: usize = 3;
 /// 0.83 times the direct kernel's time with 16 tiles, 0.75 with 32, 0.92 with 64.
 const BAND_TILES: usize = 32;
 
-/// `G` with its last row negated (see the module comment).
-const G: [[f32; 3]; 4] = [
+/// Positions of the larger transformed tile (F(4x4, 3x3)'s 6x6).
+const MAX_BASIS: usize = 36;
+
+/// F(2x2, 3x3)'s `G` with its last row negated (see the module comment).
+const G2: [[f32; 3]; 4] = [
     [1.0, 0.0, 0.0],
     [0.5, 0.5, 0.5],
     [0.5, -0.5, 0.5],
@@ -69,18 +87,22 @@ thread_local! {
     static BANDS: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
 }
 
-/// How to run the Winograd `dW` for one layer shape: an F(2x2, 3x3) forward plan of
-/// the layer's shape (whatever tile its forward pass uses).
+/// How to run the Winograd `dW` for one layer shape: a forward plan of the layer's
+/// shape, whose tile (F(2x2, 3x3) or F(4x4, 3x3)) the gradient uses too.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WinogradGradPlan {
     plan: WinogradPlan,
 }
 
 impl WinogradGradPlan {
-    /// The plan for the layer whose F(2x2, 3x3) forward plan is `plan`.
+    /// The plan for the layer whose forward plan is `plan`.
     pub(crate) fn new(plan: WinogradPlan) -> WinogradGradPlan {
-        assert_eq!(plan.tile(), Tile::F2x2, "winograd dW: F(2x2, 3x3) only");
         WinogradGradPlan { plan }
+    }
+
+    /// Positions of the transformed tile, and output pixels per tile across.
+    fn basis(&self) -> usize {
+        self.plan.tile.basis()
     }
 
     /// Length of one group's padded images (as for the forward pass).
@@ -93,10 +115,12 @@ impl WinogradGradPlan {
         self.plan.pad_images(images, padded);
     }
 
-    /// Length of one group's interleaved output gradients: `(FN, 2*th, 2*tw)` pixels,
-    /// whole tiles (zeros past an odd edge), `GROUP` floats each.
+    /// Length of one group's interleaved output gradients: `(FN, m*th, m*tw)` pixels
+    /// (`m` outputs per tile across), whole tiles (zeros past the edge), `GROUP` floats
+    /// each.
     pub(crate) fn dout_len(&self) -> usize {
-        self.plan.fnum * 4 * self.plan.th * self.plan.tw * GROUP
+        let m = self.plan.tile.outputs();
+        self.plan.fnum * m * self.plan.th * m * self.plan.tw * GROUP
     }
 
     /// `GROUP` images' `dL/dout` `(FN, OH, OW)` into `out`, interleaved like the images
@@ -104,7 +128,8 @@ impl WinogradGradPlan {
     pub(crate) fn interleave_dout(&self, douts: [&[f32]; GROUP], out: &mut [f32]) {
         assert_eq!(out.len(), self.dout_len(), "winograd dW: gradients");
         let p = &self.plan;
-        let sizes = ((p.fnum, p.oh, p.ow), (2 * p.th, 2 * p.tw));
+        let m = p.tile.outputs();
+        let sizes = ((p.fnum, p.oh, p.ow), (m * p.th, m * p.tw));
         match p.product.simd() {
             // SAFETY: the plan's instructions are ones the processor has.
             #[cfg(target_arch = "x86_64")]
@@ -113,9 +138,9 @@ impl WinogradGradPlan {
         }
     }
 
-    /// Length of the sums `M` `(16, FN, C)` that [`WinogradGradPlan::run`] writes.
+    /// Length of the sums `M` `(16 or 36, FN, C)` that [`WinogradGradPlan::run`] writes.
     pub(crate) fn sums_len(&self) -> usize {
-        BASIS * self.plan.fnum * self.plan.c
+        self.basis() * self.plan.fnum * self.plan.c
     }
 
     /// The sums `M` of one or more groups into `m` (every entry written), from their
@@ -152,15 +177,15 @@ impl WinogradGradPlan {
     #[inline(always)]
     fn run_bands<const AVX2: bool>(&self, padded: &[f32], dout: &[f32], m: &mut [f32]) {
         let p = &self.plan;
-        let (c, fnum) = (p.c, p.fnum);
+        let (c, fnum, basis) = (p.c, p.fnum, self.basis());
         // Whole rows of tiles per band; a band's row of V or Z is `band_tiles` tiles long.
         let band_tiles = (BAND_TILES / p.tw).max(1) * p.tw;
         let row = band_tiles * GROUP;
         // Taken out of the thread-local and put back after, not used inside a closure: a
         // closure would not inherit this function's target features (no FMA).
         let (mut v_buffer, mut z_buffer) = BANDS.take();
-        let v = first_of(&mut v_buffer, BASIS * c * row);
-        let z = first_of(&mut z_buffer, BASIS * fnum * row);
+        let v = first_of(&mut v_buffer, basis * c * row);
+        let z = first_of(&mut z_buffer, basis * fnum * row);
         // The first band's products write M, the others add to it.
         let (mut filled, mut first) = (0, true);
         for (padded_g, dout_g) in padded
@@ -169,30 +194,48 @@ impl WinogradGradPlan {
         {
             for ty in 0..p.th {
                 let at = filled * GROUP;
-                p.transform_input_into(padded_g, ty, v, (c * row, row, at));
-                self.transform_dout(dout_g, ty, z, (row, at));
+                let layout = (c * row, row, at);
+                match p.tile {
+                    Tile::F2x2 => {
+                        p.transform_input_into(padded_g, ty, v, layout);
+                        self.transform_dout(dout_g, ty, z, (row, at));
+                    }
+                    Tile::F4x4 if AVX2 => {
+                        p.transform_input_f4x4_into::<Avx2>(padded_g, ty, v, layout);
+                        self.transform_dout_f4x4::<Avx2>(dout_g, ty, z, (row, at));
+                    }
+                    Tile::F4x4 => {
+                        p.transform_input_f4x4_into::<Lanes>(padded_g, ty, v, layout);
+                        self.transform_dout_f4x4::<Lanes>(dout_g, ty, z, (row, at));
+                    }
+                }
                 filled += p.tw;
                 if filled == band_tiles {
-                    products::<AVX2>(v, z, (c, fnum, row), (filled, first), m);
+                    products::<AVX2>(v, z, (basis, c, fnum, row), (filled, first), m);
                     (filled, first) = (0, false);
                 }
             }
         }
         if filled > 0 {
-            products::<AVX2>(v, z, (c, fnum, row), (filled, first), m);
+            products::<AVX2>(v, z, (basis, c, fnum, row), (filled, first), m);
         }
         BANDS.set((v_buffer, z_buffer));
     }
 
     /// `dW[f, c] += Gᵀ M[f, c] G` `(FN, C*9)`, `M` being the sums of `runs` added in
-    /// order (each from [`WinogradGradPlan::run`]) and `M[f, c]` the 4x4 of `M[p][f,
-    /// c]`: as `Gᵀ (M G)`, 4x4x3 then 3x4x3 products. In parallel over blocks of (filter,
+    /// order (each from [`WinogradGradPlan::run`]) and `M[f, c]` the 4x4 (or 6x6) of
+    /// `M[p][f, c]`: as `Gᵀ (M G)`, 4x4x3 then 3x4x3 products (or 6x6x3 and 3x6x3). In parallel over blocks of (filter,
     /// channel) pairs, each block's sums added run by run (the same order whatever the
     /// threads; on one thread, after the runs, this was a serial part of every step).
     pub(crate) fn add_weight_grad(&self, runs: &[&[f32]], dw: &mut [f32]) {
         /// Pairs per block: 16 rows of 64 sums, 4 KiB, kept in the L1 cache.
         const PAIRS: usize = 64;
         let pairs = self.plan.fnum * self.plan.c;
+        let g: &[[f32; 3]] = match self.plan.tile {
+            Tile::F2x2 => &G2,
+            Tile::F4x4 => &f4x4::G,
+        };
+        let n = g.len();
         assert!(
             runs.iter().all(|m| m.len() == self.sums_len()) && dw.len() == 9 * pairs,
             "winograd dW: sums and dW"
@@ -203,7 +246,8 @@ impl WinogradGradPlan {
                 let (first, len) = (block * PAIRS, dw_block.len() / 9);
                 // m_block[p][i] = M[p] of pair first + i, summed over the runs in order:
                 // row by row, each a contiguous read.
-                let mut m_block = [[0.0f32; PAIRS]; BASIS];
+                let mut m_block = [[0.0f32; PAIRS]; MAX_BASIS];
+                let m_block = &mut m_block[..n * n];
                 for m in runs {
                     for (p, sums) in m_block.iter_mut().enumerate() {
                         let from = &m[p * pairs + first..][..len];
@@ -211,14 +255,16 @@ impl WinogradGradPlan {
                     }
                 }
                 for (i, dw_pair) in dw_block.chunks_exact_mut(9).enumerate() {
-                    let m_pair: [f32; BASIS] = std::array::from_fn(|p| m_block[p][i]);
                     // mg[i][fx] = (M G)[i][fx]
-                    let mg: [[f32; 3]; 4] = std::array::from_fn(|i| {
-                        std::array::from_fn(|fx| (0..4).map(|j| m_pair[4 * i + j] * G[j][fx]).sum())
-                    });
+                    let mut mg = [[0.0f32; 3]; 6];
+                    for (row, mg_row) in mg.iter_mut().enumerate().take(n) {
+                        for (fx, value) in mg_row.iter_mut().enumerate() {
+                            *value = (0..n).map(|j| m_block[n * row + j][i] * g[j][fx]).sum();
+                        }
+                    }
                     for (k, d) in dw_pair.iter_mut().enumerate() {
                         let (fy, fx) = (k / 3, k % 3);
-                        *d += (0..4).map(|i| G[i][fy] * mg[i][fx]).sum::<f32>();
+                        *d += (0..n).map(|row| g[row][fy] * mg[row][fx]).sum::<f32>();
                     }
                 }
             });
@@ -263,6 +309,45 @@ impl WinogradGradPlan {
             }
         }
     }
+
+    /// F(4x4, 3x3)'s [`WinogradGradPlan::transform_dout`]: `Z[p][f][tx] = (A dY Aᵀ)[p]`
+    /// for the 4x4 tile `(ty, tx)` of filter `f`'s `dL/dout`, by six passes along the tile
+    /// row, one per row `k` of `A dY` (positions `p = 6k .. 6k + 6`).
+    #[inline(always)]
+    fn transform_dout_f4x4<V: Vector>(
+        &self,
+        dout: &[f32],
+        ty: usize,
+        z: &mut [f32],
+        (row, at): (usize, usize),
+    ) {
+        let p = &self.plan;
+        let (width, tw, fnum) = (4 * p.tw, p.tw, p.fnum);
+        let (row, at) = (row / GROUP, at / GROUP);
+        let dout = dout.as_chunks::<GROUP>().0;
+        for f in 0..fnum {
+            let first = (f * 4 * p.th + 4 * ty) * width;
+            let tile_rows = &dout[first..][..4 * width];
+            let rows: [&[Lanes]; 4] = [
+                &tile_rows[..width],
+                &tile_rows[width..][..width],
+                &tile_rows[2 * width..][..width],
+                &tile_rows[3 * width..][..width],
+            ];
+            let start = f * row + at;
+            let mut outputs = z
+                .as_chunks_mut::<GROUP>()
+                .0
+                .chunks_exact_mut(fnum * row)
+                .map(|z_p| &mut z_p[start..][..tw]);
+            f4x4::dout_pass::<0, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::dout_pass::<1, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::dout_pass::<2, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::dout_pass::<3, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::dout_pass::<4, V>(&rows, f4x4::next_six(&mut outputs));
+            f4x4::dout_pass::<5, V>(&rows, f4x4::next_six(&mut outputs));
+        }
+    }
 }
 
 /// Row `i` of `A' dY A'ᵀ` for every tile of a row of tiles: `r = row(top, bottom)` for
@@ -302,13 +387,13 @@ fn interleave_avx2(
 fn products<const AVX2: bool>(
     v: &[f32],
     z: &[f32],
-    (c, fnum, row): (usize, usize, usize),
+    (basis, c, fnum, row): (usize, usize, usize, usize),
     (tiles, first): (usize, bool),
     m: &mut [f32],
 ) {
     let (v, z) = (v.as_chunks::<GROUP>().0, z.as_chunks::<GROUP>().0);
     let row = row / GROUP;
-    for p in 0..BASIS {
+    for p in 0..basis {
         let (v_p, z_p) = (
             &v[p * c * row..][..c * row],
             &z[p * fnum * row..][..fnum * row],
@@ -392,7 +477,9 @@ mod tests {
         ];
         for shape in shapes {
             for simd in Simd::available() {
-                matches_for(shape, simd);
+                for tile in [Tile::F2x2, Tile::F4x4] {
+                    matches_for(shape, simd, tile);
+                }
             }
         }
     }
@@ -400,9 +487,9 @@ mod tests {
     fn matches_for(
         (groups, fnum, c, pad, h, w): (usize, usize, usize, usize, usize, usize),
         simd: Simd,
+        tile: Tile,
     ) {
-        let forward =
-            WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd, Tile::F2x2).unwrap();
+        let forward = WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd, tile).unwrap();
         let plan = WinogradGradPlan::new(forward);
         let (oh, ow) = forward.output();
         let images = groups * GROUP;
@@ -468,7 +555,7 @@ mod tests {
                     let got = f64::from(dw[(f * c + ch) * 9 + fy * 3 + fx]);
                     assert!(
                         (got - sum).abs() < 1e-5 * (1.0 + size),
-                        "{simd:?}, shape {:?}: dW[{f}, {ch}, {fy}, {fx}] = {got}, expected {sum}",
+                        "{simd:?}, {tile:?}, shape {:?}: dW[{f}, {ch}, {fy}, {fx}] = {got}, expected {sum}",
                         (groups, fnum, c, pad, h, w)
                     );
                 }
