@@ -41,13 +41,13 @@
 //! band buffers' trips through the cache take about half the time. For the 16-channel
 //! layers it was no faster (0.98-1.15 times).
 //!
-//! With F(4x4, 3x3) (the same measurement, runs of 16 images, min of 30): 0.74 times the
-//! direct kernel's time for the 16-over-16-channel 28x28 layer (35.7 against 48.5 µs per
-//! image), 0.95-0.97 for 32 over 16, 0.62 for 32 over 32 (0.73 times F(2x2, 3x3)'s), 0.77
-//! for 64 over 32 and 0.72 for 64 over 64 (0.92-0.96 times F(2x2, 3x3)'s: with 8x8 outputs
-//! a row has only 2 tiles, and the transforms' setup per row weighs more). So F(4x4, 3x3)
-//! computes `dW` from 16 channels and filters, F(2x2, 3x3) from 32 (module
-//! `conv_kernel`).
+//! With F(4x4, 3x3) (the same measurement, runs of 2 groups, min of 40, two runs): 0.72-0.74
+//! times the direct kernel's time for the 16-over-16-channel 28x28 layer (36.4 against
+//! 49.5 µs per image), 0.88-0.93 for 32 over 16, 0.56 for 32 over 32 (0.70 times F(2x2,
+//! 3x3)'s), 0.62 for 64 over 32 and 0.56 for 64 over 64 (0.75-0.81 times F(2x2, 3x3)'s).
+//! Over DeepConvNet's five layers, 152 µs per image against 201 for the direct kernel
+//! below 32 channels and F(2x2, 3x3) above. So F(4x4, 3x3) computes `dW` from 16
+//! channels and filters, F(2x2, 3x3) from 32 (module `conv_kernel`).
 
 use std::cell::RefCell;
 
@@ -178,8 +178,13 @@ impl WinogradGradPlan {
     fn run_bands<const AVX2: bool>(&self, padded: &[f32], dout: &[f32], m: &mut [f32]) {
         let p = &self.plan;
         let (c, fnum, basis) = (p.c, p.fnum, self.basis());
-        // Whole rows of tiles per band; a band's row of V or Z is `band_tiles` tiles long.
-        let band_tiles = (BAND_TILES / p.tw).max(1) * p.tw;
+        // Whole rows of tiles per band; a band's row of V or Z is `band_tiles` tiles long,
+        // and no longer than the run's tiles. (Rows longer than what fills them spread the
+        // band over more memory: for 64 filters over 64 channels of 8x8, where a run of 2
+        // groups has 8 tiles of F(4x4, 3x3), rows of 32 tiles took 48 µs per image, rows
+        // of 8 tiles 38.)
+        let groups = padded.len() / p.padded_len();
+        let band_tiles = ((BAND_TILES / p.tw).max(1) * p.tw).min(groups * p.th * p.tw);
         let row = band_tiles * GROUP;
         // Taken out of the thread-local and put back after, not used inside a closure: a
         // closure would not inherit this function's target features (no FMA).
@@ -474,6 +479,7 @@ mod tests {
             (2, 6, 4, 0, 10, 13),
             (3, 3, 2, 1, 1, 5),
             (1, 4, 8, 0, 70, 6), // tw = 2: a band of 16 rows of tiles, and a short last band
+            (1, 3, 5, 1, 150, 8), // the same for F(4x4, 3x3): bands of 32, 32, then 12 tiles
         ];
         for shape in shapes {
             for simd in Simd::available() {
