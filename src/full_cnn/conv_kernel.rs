@@ -115,7 +115,7 @@ impl ConvKernel {
     /// The filters `weight(f, c, fy, fx)` packed for the kernels.
     pub(crate) fn pack_weights(
         &self,
-        weight: impl Fn(usize, usize, usize, usize) -> f32,
+        weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
     ) -> PackedFilters {
         PackedFilters {
             winograd: self
