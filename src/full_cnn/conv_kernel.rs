@@ -22,8 +22,8 @@ const WINOGRAD_MIN_CHANNELS: usize = 8;
 /// per channel and per filter, its savings per channel *and* filter: measured on one core
 /// against the direct `dW` kernel (same process, interleaved, runs of 16 images),
 /// DeepConvNet's layers of 16 filters over 16 channels and 32 over 16 took 0.98-1.15
-/// times the direct kernel's time with F(2x2, 3x3), 0.72-0.74 and 0.88-0.93 with F(4x4, 3x3);
-/// those of 32 over 32, 64 over 32 and 64 over 64 0.72-0.83 times with F(2x2, 3x3),
+/// times the direct kernel's time with F(2x2, 3x3), 0.72-0.74 and 0.88-0.93 with F(4x4,
+/// 3x3); those of 32 over 32, 64 over 32 and 64 over 64 0.72-0.83 times with F(2x2, 3x3),
 /// 0.56-0.63 with F(4x4, 3x3).
 const fn winograd_dw_min_channels(tile: Tile) -> usize {
     match tile {

@@ -40,8 +40,8 @@ use crate::padding_stride::conv_output_size;
 /// 8 images at a time, Winograd's F(4x4, 3x3) needs 4 times fewer multiplications and
 /// F(2x2, 3x3) 2.25 times (module `winograd`: F(4x4, 3x3) forward and for `dx` where the
 /// output's size suits it, F(2x2, 3x3) for the other sizes, and the same tile for `dW`
-/// with 16 or more channels and filters (32 with F(2x2, 3x3)); the environment variable `CNN_FROM_SCRATCH_WINOGRAD=0` turns it
-/// off, `=2` keeps to F(2x2, 3x3)). The results agree with im2col's to rounding; the tests
+/// with 16 or more channels and filters (32 with F(2x2, 3x3)); the environment variable
+/// `CNN_FROM_SCRATCH_WINOGRAD=0` turns it off, `=2` keeps to F(2x2, 3x3)). The results agree with im2col's to rounding; the tests
 /// compare each kernel with the im2col path, forward and backward.
 ///
 /// ## Backward
@@ -487,9 +487,9 @@ impl Convolution {
     /// With stride 1 the direct `dW` kernel reads the padded images instead, and where the
     /// forward pass uses Winograd's kernel and the layer has enough channels and filters
     /// (16 for F(4x4, 3x3), 32 for F(2x2, 3x3)), so does `dW`, with the same tile, a
-    /// group of 8 images at a time (module `winograd::weight_grad`). Fixed runs of images are summed in parallel, each
-    /// in image order, then the runs in order: the same result on every run, whatever the
-    /// thread count.
+    /// group of 8 images at a time (module `winograd::weight_grad`). Fixed runs of images
+    /// are summed in parallel, each in image order, then the runs in order: the same
+    /// result on every run, whatever the thread count.
     fn backward_images<'d>(
         &mut self,
         gradient: impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync,

@@ -14,7 +14,8 @@
 //! (Lavin and Gray, 2015, section 4.2.) The plan, the products and the stores are the
 //! parent module's; here are only the one-dimensional transforms, each written out with
 //! its shared terms (14 operations for `Bᵀ d` of 6 values, 10 for `Aᵀ m`), and the
-//! passes that apply them across a row of tiles. The larger numbers in the transforms
+//! passes that apply them across a row of tiles; and for the weight gradient, `A y` of a
+//! tile's 4x4 output gradient (`Z = A dY Aᵀ`, module `weight_grad`). The larger numbers in the transforms
 //! round a little more than F(2x2, 3x3)'s; the parent module's test holds both to the
 //! same bound against the definition summed in f64 (1e-4 of the output's size).
 
