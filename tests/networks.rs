@@ -503,3 +503,96 @@ fn dropout_is_on_in_training_and_off_in_inference() {
     let b = net.loss(x.view(), t.view());
     assert_ne!(a, b, "training passes draw new masks");
 }
+
+/// A ReLU followed by max pooling inside a network (DeepConvNet has three, after its
+/// first block) runs as one pass, `max(relu(x))`: the same scores, loss and gradients as
+/// the same layers run one by one through the `Layer` trait, forward then in reverse.
+#[test]
+fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let (w1, b1) = (
+        normal((4, 1, 3, 3), &mut rng) * 0.6,
+        normal(4, &mut rng) * 0.2,
+    );
+    let (w2, b2) = (
+        normal((5, 4, 3, 3), &mut rng) * 0.4,
+        normal(5, &mut rng) * 0.2,
+    );
+    let (w3, b3) = (
+        normal((5 * 4 * 4, 3), &mut rng) * 0.3,
+        normal(3, &mut rng) * 0.1,
+    );
+    // Conv, ReLU, Conv, ReLU, max Pooling, Affine: not the fused first block, one fused
+    // ReLU + pooling at layers 4 and 5.
+    let layers = || -> Vec<Box<dyn Layer>> {
+        vec![
+            Box::new(Convolution::new(w1.clone(), b1.clone(), 1, 1)),
+            Box::new(Relu::new()),
+            Box::new(Convolution::new(w2.clone(), b2.clone(), 1, 1)),
+            Box::new(Relu::new()),
+            Box::new(Pooling::new(2, 2, 2, 0)),
+            Box::new(Affine::new(w3.clone(), b3.clone())),
+        ]
+    };
+    let x: Array4<f32> = normal((9, 1, 8, 8), &mut rng);
+    let t = Array1::from_shape_fn(9, |i| (i % 3) as u8);
+    let mut net = Network::new(&[1, 8, 8], layers()).unwrap();
+    let (net_loss, net_grads) = net.gradient(x.view(), t.view());
+    let net_scores = net.predict(x.view());
+
+    let mut by_hand = layers();
+    let mut h = x.clone().into_dyn();
+    for layer in by_hand.iter_mut() {
+        h = layer.forward(h, true);
+    }
+    let scores = h.into_dimensionality::<Ix2>().unwrap();
+    let mut last = SoftmaxWithLoss::new();
+    let loss = last.forward(scores.view(), t.view());
+    let mut d = last.backward().into_dyn();
+    for layer in by_hand.iter_mut().rev() {
+        d = layer.backward(d);
+    }
+    let grads: Vec<ArrayD<f32>> = by_hand.iter_mut().flat_map(|l| l.take_grads()).collect();
+
+    // Some pooling windows must lose everything to the ReLU, or the fused pass's blocking
+    // is not tested.
+    let conv2 = Convolution::new(w2.clone(), b2.clone(), 1, 1)
+        .forward(
+            Relu::new()
+                .forward(
+                    Convolution::new(w1.clone(), b1.clone(), 1, 1)
+                        .forward(x.view())
+                        .unwrap(),
+                )
+                .view(),
+        )
+        .unwrap();
+    let all_negative = conv2
+        .exact_chunks((1, 1, 2, 2))
+        .into_iter()
+        .filter(|window| window.iter().all(|&v| v <= 0.0))
+        .count();
+    assert!(all_negative > 0, "no window is all negative");
+
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        let max = a
+            .iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            a.len() == b.len() && max <= 1e-6,
+            "{what}: max difference {max}"
+        );
+    };
+    close(
+        net_scores.as_slice().unwrap(),
+        scores.as_slice().unwrap(),
+        "scores",
+    );
+    assert!((net_loss - loss).abs() <= 1e-6, "{net_loss} vs {loss}");
+    assert_eq!(net_grads.named().len(), grads.len());
+    for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
+        close(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
+    }
+}

@@ -134,6 +134,9 @@ pub struct Network {
     /// The first three layers are Convolution, ReLU and max Pooling: run them as one
     /// fused pass (see [`Network::forward`]).
     fused_first_block: bool,
+    /// `relu_pool[i]`: layer `i` is a ReLU and layer `i + 1` max Pooling (after the
+    /// fused first block), run as one pass ([`Network::forward`]).
+    relu_pool: Vec<bool>,
     /// The architecture as one line of JSON, saved with the parameters.
     config: String,
 }
@@ -193,6 +196,17 @@ impl Network {
             && (&*layers[2] as &dyn Any)
                 .downcast_ref::<Pooling>()
                 .is_some_and(|p| p.kind == PoolKind::Max);
+        let first = if fused_first_block { 3 } else { 0 };
+        let relu_pool = (0..layers.len())
+            .map(|i| {
+                i >= first
+                    && i + 1 < layers.len()
+                    && is::<Relu>(&*layers[i])
+                    && (&*layers[i + 1] as &dyn Any)
+                        .downcast_ref::<Pooling>()
+                        .is_some_and(|p| p.kind == PoolKind::Max)
+            })
+            .collect();
         let descriptions: Vec<String> = layers
             .iter()
             .map(|l| format!("{:?}", l.describe()))
@@ -212,6 +226,7 @@ impl Network {
             shapes,
             last_layer: SoftmaxWithLoss::new(),
             fused_first_block,
+            relu_pool,
             config,
         })
     }
@@ -293,7 +308,10 @@ impl Network {
     /// When the network starts with Convolution, ReLU and max Pooling (SimpleConvNet
     /// does), those three run as one fused pass, image by image, so the full-size
     /// `(N, FN, OH, OW)` feature maps are never stored (`Convolution::forward_relu_pool`);
-    /// the result is the same as the three layers one after the other (tested).
+    /// the result is the same as the three layers one after the other (tested). Further
+    /// on, a ReLU followed by max pooling (DeepConvNet has three) runs as one pass too,
+    /// `max(relu(x))` over each window, without the ReLU's pass over the full-size tensor
+    /// (`Pooling::forward_relu`; tested against the layers one by one).
     pub fn forward<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, train: bool) -> Array2<f32> {
         let x = self.as_input(x);
         let (mut h, rest) = if self.fused_first_block {
@@ -309,8 +327,25 @@ impl Network {
         } else {
             (x.into_owned(), 0)
         };
-        for layer in &mut self.layers[rest..] {
-            h = layer.forward(h, train);
+        let mut i = rest;
+        while i < self.layers.len() {
+            if self.relu_pool[i] {
+                let pool = (self.layers[i + 1].as_mut() as &mut dyn Any)
+                    .downcast_mut::<Pooling>()
+                    .expect("checked in new");
+                let x4 = h
+                    .view()
+                    .into_dimensionality()
+                    .expect("pooling takes (N, C, H, W), checked in new");
+                h = pool
+                    .forward_relu(x4)
+                    .expect("the network checked the shapes when it was built")
+                    .into_dyn();
+                i += 2;
+            } else {
+                h = self.layers[i].forward(h, train);
+                i += 1;
+            }
         }
         h.into_dimensionality()
             .expect("the last layer gives (N, classes), checked when built")
@@ -388,8 +423,15 @@ impl Network {
 
         let mut dout = self.last_layer.backward().into_dyn();
         let first = if self.fused_first_block { 3 } else { 0 };
-        for layer in self.layers[first..].iter_mut().rev() {
-            dout = layer.backward(dout);
+        let mut i = self.layers.len();
+        while i > first {
+            i -= 1;
+            dout = self.layers[i].backward(dout);
+            // A max pooling run with the ReLU before it: its backward already passed no
+            // gradient where the ReLU would have blocked it, so the ReLU is skipped.
+            if i > first && self.relu_pool[i - 1] {
+                i -= 1;
+            }
         }
         if self.fused_first_block {
             // Back through pooling, ReLU and the convolution's weights in one pass; the

@@ -137,6 +137,30 @@ impl Pooling {
         Ok(out)
     }
 
+    /// ReLU then max pooling of a batch `(N, C, H, W)` in one pass, as a network runs a
+    /// ReLU layer followed by max pooling: `max(relu(x))` over each window, the same output
+    /// as the two layers one after the other, and [`Pooling::backward`] then gives what
+    /// the two layers' backward passes give (a window whose maximum ReLU clipped to 0
+    /// passes no gradient, as ReLU's mask would not). The ReLU's pass over the full-size
+    /// tensor, and its mask, are not needed.
+    ///
+    /// Returns a [`SettingError`] if window, stride and padding do not fit the input.
+    /// Panics for average pooling.
+    pub(crate) fn forward_relu(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
+        let shape = x.dim();
+        let (mut pooled, mut arg_max) = self.begin_relu_pool(shape)?;
+        let x = x.as_standard_layout();
+        let (Some(src), Some(values), Some(arg)) =
+            (x.as_slice(), pooled.as_slice_mut(), arg_max.as_slice_mut())
+        else {
+            unreachable!("standard-layout arrays are contiguous")
+        };
+        // Every plane of the batch: relu_pool_image pools whatever planes it is given.
+        self.relu_pool_image(src, (shape.1, shape.2, shape.3), values, arg);
+        self.finish_relu_pool(arg_max, shape);
+        Ok(pooled)
+    }
+
     /// Start a fused "ReLU then max pooling" of convolution output of shape `conv_shape`
     /// (see `Convolution::forward_relu_pool`): checks the settings and returns the pooled
     /// output and arg-max arrays for [`Pooling::relu_pool_image`] to fill, image by image.
