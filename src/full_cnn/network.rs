@@ -151,6 +151,12 @@ fn is<T: Any>(layer: &dyn Layer) -> bool {
     (layer as &dyn Any).is::<T>()
 }
 
+fn is_max_pooling(layer: &dyn Layer) -> bool {
+    (layer as &dyn Any)
+        .downcast_ref::<Pooling>()
+        .is_some_and(|p| p.kind == PoolKind::Max)
+}
+
 impl Network {
     /// A network of `layers` for examples of shape `input` (`[1, 28, 28]` for MNIST digits,
     /// `[784]` for flattened ones). Checks that each layer can take the previous one's
@@ -193,18 +199,14 @@ impl Network {
         let fused_first_block = layers.len() >= 3
             && is::<Convolution>(&*layers[0])
             && is::<Relu>(&*layers[1])
-            && (&*layers[2] as &dyn Any)
-                .downcast_ref::<Pooling>()
-                .is_some_and(|p| p.kind == PoolKind::Max);
+            && is_max_pooling(&*layers[2]);
         let first = if fused_first_block { 3 } else { 0 };
         let relu_pool = (0..layers.len())
             .map(|i| {
                 i >= first
                     && i + 1 < layers.len()
                     && is::<Relu>(&*layers[i])
-                    && (&*layers[i + 1] as &dyn Any)
-                        .downcast_ref::<Pooling>()
-                        .is_some_and(|p| p.kind == PoolKind::Max)
+                    && is_max_pooling(&*layers[i + 1])
             })
             .collect();
         let descriptions: Vec<String> = layers
