@@ -31,7 +31,7 @@
 //! forward pass's tile.
 //!
 //! As in the forward pass, [`GROUP`] images run together, one per lane, so a tile is 16
-//! vectors. The products keep 4 filters x 3 channels of sums in registers (a vector per
+//! (or 36) vectors. The products keep 4 filters x 3 channels of sums in registers (a vector per
 //! pair, summed across its lanes at the end of a band of tiles).
 //!
 //! Measured on one core, batch 100, interleaved with the direct `dW` kernel in the same
@@ -41,10 +41,11 @@
 //! band buffers' trips through the cache take about half the time. For the 16-channel
 //! layers it was no faster (0.98-1.15 times).
 //!
-//! With F(4x4, 3x3) (the same measurement, runs of 2 groups, min of 40, two runs): 0.72-0.74
-//! times the direct kernel's time for the 16-over-16-channel 28x28 layer (36.4 against
-//! 49.5 µs per image), 0.88-0.93 for 32 over 16, 0.56 for 32 over 32 (0.70 times F(2x2,
-//! 3x3)'s), 0.62 for 64 over 32 and 0.56 for 64 over 64 (0.75-0.81 times F(2x2, 3x3)'s).
+//! With F(4x4, 3x3) (the same measurement, runs of 2 groups, min of 40, two runs):
+//! 0.72-0.74 times the direct kernel's time for the 16-over-16-channel 28x28 layer (36.4
+//! against 49.5 µs per image), 0.88-0.93 for 32 over 16, 0.56 for 32 over 32 (0.70 times
+//! F(2x2, 3x3)'s), 0.62 for 64 over 32 and 0.56 for 64 over 64 (0.75-0.81 times F(2x2,
+//! 3x3)'s).
 //! Over DeepConvNet's five layers, 152 µs per image against 201 for the direct kernel
 //! below 32 channels and F(2x2, 3x3) above. So F(4x4, 3x3) computes `dW` from 16
 //! channels and filters, F(2x2, 3x3) from 32 (module `conv_kernel`).
@@ -100,7 +101,7 @@ impl WinogradGradPlan {
         WinogradGradPlan { plan }
     }
 
-    /// Positions of the transformed tile, and output pixels per tile across.
+    /// Positions of the transformed tile: 16 for F(2x2, 3x3), 36 for F(4x4, 3x3).
     fn basis(&self) -> usize {
         self.plan.tile.basis()
     }
