@@ -304,6 +304,21 @@ fn a_design_whose_layers_do_not_fit_is_an_error_naming_both() {
     );
 }
 
+/// `a` and `b` have the same length and differ by at most 1e-6 anywhere.
+fn assert_close(a: &[f32], b: &[f32], what: &str) {
+    let max = a
+        .iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        a.len() == b.len() && max <= 1e-6,
+        "{what}: lengths {} and {}, max difference {max}",
+        a.len(),
+        b.len()
+    );
+}
+
 /// SimpleConvNet's forward and backward written out by hand with the layers, as the book's
 /// `simple_convnet.py` (and this crate before networks were lists) did: no Network, no
 /// fused block.
@@ -367,22 +382,14 @@ fn simple_conv_net_from_the_list_equals_the_hand_written_passes() {
     let (scores, loss, grads) = by_hand(&net.params(), &x, &t);
     let predicted = net.predict(x.view());
     let (net_loss, net_grads) = net.gradient(x.view(), t.view());
-    let close = |a: &[f32], b: &[f32], what: &str| {
-        let max = a
-            .iter()
-            .zip(b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0f32, f32::max);
-        assert!(max <= 1e-6, "{what}: max difference {max}");
-    };
-    close(
+    assert_close(
         predicted.as_slice().unwrap(),
         scores.as_slice().unwrap(),
         "scores",
     );
     assert!((net_loss - loss).abs() <= 1e-6, "{net_loss} vs {loss}");
     for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
-        close(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
+        assert_close(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
     }
     assert_ne!(net.params(), net0.params());
 }
@@ -574,18 +581,7 @@ fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
         .count();
     assert!(all_negative > 0, "no window is all negative");
 
-    let close = |a: &[f32], b: &[f32], what: &str| {
-        let max = a
-            .iter()
-            .zip(b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            a.len() == b.len() && max <= 1e-6,
-            "{what}: max difference {max}"
-        );
-    };
-    close(
+    assert_close(
         net_scores.as_slice().unwrap(),
         scores.as_slice().unwrap(),
         "scores",
@@ -593,6 +589,6 @@ fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
     assert!((net_loss - loss).abs() <= 1e-6, "{net_loss} vs {loss}");
     assert_eq!(net_grads.named().len(), grads.len());
     for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
-        close(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
+        assert_close(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
     }
 }
