@@ -138,7 +138,12 @@ impl ConvKernel {
     }
 
     /// [`ConvKernel::run`] over a whole batch: `images` and `out` cut into the kernel's
-    /// runs ([`ConvKernel::images_per_run`] images each), the runs in parallel.
+    /// runs ([`ConvKernel::images_per_run`] images each), then the images left over one by
+    /// one, all in parallel.
+    ///
+    /// The images left over are runs of their own so that both cores share them: at batch
+    /// 100 they were one run of 4 images beside 12 groups, taken by one core (by the direct
+    /// kernel, which is slower per image) while the other waited at the end of the layer.
     pub(crate) fn run_batch(
         &self,
         images: &[f32],
@@ -148,9 +153,19 @@ impl ConvKernel {
     ) {
         let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
         let (oh, ow) = self.direct.output();
+        let (image_len, out_len) = (c * h * w, fnum * oh * ow);
         let per_run = self.images_per_run();
-        out.par_chunks_mut(per_run * fnum * oh * ow)
-            .zip(images.par_chunks(per_run * c * h * w))
+        let in_runs = images.len() / image_len.max(1) / per_run * per_run;
+        let (images_runs, images_left) = images.split_at(in_runs * image_len);
+        let (out_runs, out_left) = out.split_at_mut(in_runs * out_len);
+        out_runs
+            .par_chunks_mut(per_run * out_len)
+            .zip(images_runs.par_chunks(per_run * image_len))
+            .chain(
+                out_left
+                    .par_chunks_mut(out_len)
+                    .zip(images_left.par_chunks(image_len)),
+            )
             .for_each(|(out_g, images_g)| self.run(images_g, packed, bias, out_g));
     }
 

@@ -512,33 +512,28 @@ impl Convolution {
                 winograd: direct
                     .and_then(|plan| ConvKernel::forward(plan, self.winograd, n).weight_grad()),
             };
-            // Images per parallel run: two Winograd groups, or 10 images otherwise.
-            let run_len = if kernels.winograd.is_some() {
-                2 * GROUP
-            } else {
-                10
-            };
+            let runs = kernels.runs(n);
             let sums_len = kernels.winograd.map_or(0, |plan| plan.sums_len());
             // Each run's part: its dW, db and Winograd sums, in one buffer the layer keeps
             // (fresh buffers each step cost page faults).
             let part_len = fnum * k + fnum + sums_len;
-            let parts = first_of(&mut self.partials, n.div_ceil(run_len) * part_len);
+            let parts = first_of(&mut self.partials, runs.len() * part_len);
             let x_flat = self.x.as_slice().expect("kept in standard layout");
             parts
                 .par_chunks_mut(part_len)
-                .zip(x_flat.par_chunks(run_len * image_len))
-                .enumerate()
-                .for_each(|(run, (part, x_run))| {
-                    kernels.run(run * run_len, x_run, &gradient, part);
+                .zip(runs.par_iter())
+                .for_each(|(part, &(first, len))| {
+                    let x_run = &x_flat[first * image_len..][..len * image_len];
+                    kernels.run(first, x_run, &gradient, part);
                 });
             // The runs' parts added in order (only the sums a run wrote); Winograd's sums
             // by add_weight_grad, which adds them in order too.
             let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
             let mut winograd_sums = Vec::new();
-            for (run, part) in parts.chunks_exact(part_len).enumerate() {
+            for (part, &(_, len)) in parts.chunks_exact(part_len).zip(&runs) {
                 let (dw_part, db_and_sums) = part.split_at(fnum * k);
                 let (db_part, sums_part) = db_and_sums.split_at(fnum);
-                let (groups, left) = kernels.split_run(run_len.min(n - run * run_len));
+                let (groups, left) = kernels.split_run(len);
                 db.iter_mut().zip(db_part).for_each(|(d, p)| *d += p);
                 if groups > 0 {
                     winograd_sums.push(sums_part);
@@ -572,6 +567,33 @@ struct WeightGradKernels {
 }
 
 impl WeightGradKernels {
+    /// The batch of `n` images cut into the runs summed in parallel, `(first image,
+    /// images)`: with Winograd's kernel, two groups a run, then a group, then the images
+    /// left over one by one (as runs of their own both cores share them: at batch 100 they
+    /// were one run of 4 beside 6 runs of 2 groups, all 4 on one core, by the direct
+    /// kernel, which is slower per image);
+    /// otherwise 10 images a run. The runs depend on `n` only, not on the thread count.
+    fn runs(&self, n: usize) -> Vec<(usize, usize)> {
+        let lengths = if self.winograd.is_some() {
+            let (pairs, left) = (n / (2 * GROUP), n % (2 * GROUP));
+            let mut lengths = vec![2 * GROUP; pairs];
+            if left >= GROUP {
+                lengths.push(GROUP);
+            }
+            lengths.extend(std::iter::repeat_n(1, left % GROUP));
+            lengths
+        } else {
+            (0..n).step_by(10).map(|first| 10.min(n - first)).collect()
+        };
+        lengths
+            .into_iter()
+            .scan(0, |first, len| {
+                *first += len;
+                Some((*first - len, len))
+            })
+            .collect()
+    }
+
     /// How many of a run's `images` go to Winograd's kernel (whole groups), and how many
     /// are left for the others.
     fn split_run(&self, images: usize) -> (usize, usize) {
@@ -914,11 +936,13 @@ mod tests {
             (11, 16, 8, 8, 9, 3, 2), // pad 2: dx with pad 0
             (8, 9, 7, 6, 8, 3, 0),
             // Winograd's dW too (F(2x2, 3x3) with 32 or more channels and filters, F(4x4,
-            // 3x3) with 16 or more): a run with a group and 3 images left (11), a run of 2
-            // groups then one of 4 images only (20), 16 channels with F(4x4, 3x3).
+            // 3x3) with 16 or more): a run of a group, then 3 runs of one image (11); a run
+            // of 2 groups, then 4 of one image (20); 16 channels with F(4x4, 3x3), in runs
+            // of 2 groups, a group and 3 images (27).
             (11, 32, 6, 6, 33, 3, 1),
             (20, 32, 5, 7, 32, 3, 0),
             (10, 16, 8, 8, 16, 3, 1),
+            (27, 16, 8, 8, 16, 3, 1),
         ];
         for (n, c, h, w, fnum, f, pad) in shapes {
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
