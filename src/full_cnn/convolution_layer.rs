@@ -930,6 +930,7 @@ mod tests {
             (11, 2, 14, 14, 7, 3, 1), // a second group of images
             (2, 3, 10, 9, 4, 5, 4),   // pad >= F - 1: dx falls back to im2col
             (3, 6, 9, 10, 5, 3, 0),   // dx by the direct kernel (4 or more channels)
+            (2, 32, 6, 6, 32, 3, 1),  // filters packed in parallel (8,192 floats or more)
             // Winograd (3x3, 8 or more channels, a group of 8 images) forward and for dx,
             // with images left over for the direct kernel (10 and 11: 8 + the rest).
             (10, 8, 9, 9, 12, 3, 1),
