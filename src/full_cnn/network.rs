@@ -315,6 +315,15 @@ impl Network {
     /// `max(relu(x))` over each window, without the ReLU's pass over the full-size tensor
     /// (`Pooling::forward_relu`; tested against the layers one by one).
     pub fn forward<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, train: bool) -> Array2<f32> {
+        on_worker(|| self.forward_layers(x, train))
+    }
+
+    /// [`Network::forward`], on the thread that calls it.
+    fn forward_layers<D: Dimension>(
+        &mut self,
+        x: ArrayView<'_, f32, D>,
+        train: bool,
+    ) -> Array2<f32> {
         let x = self.as_input(x);
         let (mut h, rest) = if self.fused_first_block {
             let (conv, pool) = self.first_block();
@@ -420,7 +429,16 @@ impl Network {
         x: ArrayView<'_, f32, D>,
         labels: ArrayView1<u8>,
     ) -> (f32, Params) {
-        let scores = self.forward(x, true);
+        on_worker(|| self.gradient_layers(x, labels))
+    }
+
+    /// [`Network::gradient`], on the thread that calls it.
+    fn gradient_layers<D: Dimension>(
+        &mut self,
+        x: ArrayView<'_, f32, D>,
+        labels: ArrayView1<u8>,
+    ) -> (f32, Params) {
+        let scores = self.forward_layers(x, true);
         let loss = self.last_layer.forward(scores.view(), labels);
 
         let mut dout = self.last_layer.backward().into_dyn();
@@ -594,4 +612,32 @@ pub fn argmax_rows(scores: &Array2<f32>) -> Vec<usize> {
                 .0
         })
         .collect()
+}
+
+/// Runs `work` on one of rayon's worker threads, the calling thread waiting for it (on a
+/// worker it runs at once).
+///
+/// Each layer's parallel loop started from a thread outside rayon's pool is handed to the
+/// pool, and the caller sleeps until it is done: the workers are woken for every loop,
+/// then the caller, and a DeepConvNet step has dozens of loops (in a two-thread profile the
+/// kernel's wake-ups were a quarter of the calling thread's time, while the workers
+/// waited). Started from a worker, a loop is split on the spot: that worker takes a share
+/// at once, and runs the serial parts between the loops too. The arithmetic is the same.
+fn on_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The work runs on a worker of rayon's pool, called from outside it (as a test's
+    /// thread is) and from inside it.
+    #[test]
+    fn on_worker_runs_the_work_on_a_pool_thread() {
+        assert_eq!(rayon::current_thread_index(), None, "a test's own thread");
+        assert!(on_worker(rayon::current_thread_index).is_some());
+        let nested = rayon::scope(|_| on_worker(rayon::current_thread_index));
+        assert!(nested.is_some());
+    }
 }
