@@ -569,10 +569,10 @@ struct WeightGradKernels {
 impl WeightGradKernels {
     /// The batch of `n` images cut into the runs summed in parallel, `(first image,
     /// images)`: with Winograd's kernel, two groups a run, then a group, then the images
-    /// left over one by one (as runs of their own both cores share them: at batch 100 they
-    /// were one run of 4 beside 6 runs of 2 groups, all 4 on one core, by the direct
-    /// kernel, which is slower per image);
-    /// otherwise 10 images a run. The runs depend on `n` only, not on the thread count.
+    /// left over one by one; otherwise 10 images a run. The runs depend on `n` only, not on
+    /// the thread count. (As runs of their own, both cores share the images left over: at
+    /// batch 100 they were one run of 4 beside 6 runs of 2 groups, all 4 on one core, by
+    /// the direct kernel, which is slower per image.)
     fn runs(&self, n: usize) -> Vec<(usize, usize)> {
         let lengths = if self.winograd.is_some() {
             let (pairs, left) = (n / (2 * GROUP), n % (2 * GROUP));

@@ -205,9 +205,10 @@ impl ForwardPlan {
     /// [`ForwardPlan::pack_weights`] into `packed` ([`ForwardPlan::packed_len`] floats,
     /// every one written). Large filter banks are packed in parallel, a block of filters
     /// per task: on one thread, between the layers' parallel loops, the packing kept the
-    /// other core waiting (0.7% of a DeepConvNet training step, packed twice per layer,
-    /// for forward and `dx`). Small ones on the calling thread: waking the other made
-    /// SimpleConvNet's inference at batch 1 about 10% slower.
+    /// other core waiting (0.4% of a two-thread profile's samples of a DeepConvNet step,
+    /// all on the calling thread; it runs twice per layer, for forward and `dx`). Small
+    /// ones on the calling thread: waking the other made SimpleConvNet's inference at
+    /// batch 1 about 10% slower.
     pub(crate) fn pack_weights_into(
         &self,
         weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
