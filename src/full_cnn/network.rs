@@ -151,6 +151,8 @@ fn is<T: Any>(layer: &dyn Layer) -> bool {
     (layer as &dyn Any).is::<T>()
 }
 
+/// Whether `layer` is a max (not average) Pooling layer: the only kind that fuses with the
+/// ReLU before it.
 fn is_max_pooling(layer: &dyn Layer) -> bool {
     (layer as &dyn Any)
         .downcast_ref::<Pooling>()

@@ -31,8 +31,8 @@
 //! forward pass's tile.
 //!
 //! As in the forward pass, [`GROUP`] images run together, one per lane, so a tile is 16
-//! (or 36) vectors. The products keep 4 filters x 3 channels of sums in registers (a vector per
-//! pair, summed across its lanes at the end of a band of tiles).
+//! (or 36) vectors. The products keep 4 filters x 3 channels of sums in registers (a
+//! vector per pair, summed across its lanes at the end of a band of tiles).
 //!
 //! Measured on one core, batch 100, interleaved with the direct `dW` kernel in the same
 //! process (medians of 40 runs each): 0.90 times its time for DeepConvNet's 32-over-32
@@ -230,9 +230,10 @@ impl WinogradGradPlan {
 
     /// `dW[f, c] += Gᵀ M[f, c] G` `(FN, C*9)`, `M` being the sums of `runs` added in
     /// order (each from [`WinogradGradPlan::run`]) and `M[f, c]` the 4x4 (or 6x6) of
-    /// `M[p][f, c]`: as `Gᵀ (M G)`, 4x4x3 then 3x4x3 products (or 6x6x3 and 3x6x3). In parallel over blocks of (filter,
-    /// channel) pairs, each block's sums added run by run (the same order whatever the
-    /// threads; on one thread, after the runs, this was a serial part of every step).
+    /// `M[p][f, c]`: as `Gᵀ (M G)`, 4x4x3 then 3x4x3 products (or 6x6x3 and 3x6x3). In
+    /// parallel over blocks of (filter, channel) pairs, each block's sums added run by run
+    /// (the same order whatever the threads; on one thread, after the runs, this was a
+    /// serial part of every step).
     pub(crate) fn add_weight_grad(&self, runs: &[&[f32]], dw: &mut [f32]) {
         /// Pairs per block: 16 rows of 64 sums, 4 KiB, kept in the L1 cache.
         const PAIRS: usize = 64;
