@@ -106,7 +106,7 @@ fn image_shape(input: &[usize]) -> Result<(usize, usize, usize), String> {
     }
 }
 
-fn as_batch4(x: ArrayD<f32>, layer: &str) -> ndarray::Array4<f32> {
+pub(crate) fn as_batch4(x: ArrayD<f32>, layer: &str) -> ndarray::Array4<f32> {
     let shape = x.shape().to_vec();
     x.into_dimensionality::<Ix4>()
         .unwrap_or_else(|_| panic!("{layer}: needs a batch (N, C, H, W), got shape {shape:?}"))

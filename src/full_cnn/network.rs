@@ -15,6 +15,7 @@ use std::fmt;
 use ndarray::{Array2, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn, s};
 use thiserror::Error;
 
+use super::layer::as_batch4;
 use super::params::{Params, ParamsMut};
 use super::{Convolution, Layer, PoolKind, Pooling, Relu, SoftmaxWithLoss};
 use crate::error::SettingError;
@@ -448,6 +449,16 @@ impl Network {
         let mut i = self.layers.len();
         while i > first {
             i -= 1;
+            // Nothing needs the gradient of the images themselves: a first Convolution
+            // (DeepConvNet's) stores its weight gradients and stops there.
+            if i == 0
+                && let Some(conv) =
+                    (self.layers[0].as_mut() as &mut dyn Any).downcast_mut::<Convolution>()
+            {
+                let dout = as_batch4(std::mem::take(&mut dout), "Convolution::backward");
+                conv.backward_params(dout.view());
+                break;
+            }
             dout = self.layers[i].backward(dout);
             // A max pooling run with the ReLU before it: its backward already passed no
             // gradient where the ReLU would have blocked it, so the ReLU is skipped.
