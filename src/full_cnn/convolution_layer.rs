@@ -372,8 +372,19 @@ impl Convolution {
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         let per_image = dout_flat.len() / self.x_shape[0].max(1);
-        self.backward_images(|img, _| Some(&dout_flat[img * per_image..(img + 1) * per_image]));
-        self.input_grad(dout_flat)
+        // dW and dx read the same gradient and are independent: side by side, so that
+        // neither waits for the last of the other's parallel pieces.
+        let mut partials = std::mem::take(&mut self.partials);
+        let ((dw, db), dx) = rayon::join(
+            || {
+                self.weight_grads(&mut partials, |img, _| {
+                    Some(&dout_flat[img * per_image..(img + 1) * per_image])
+                })
+            },
+            || self.input_grad(dout_flat),
+        );
+        (self.partials, self.dw, self.db) = (partials, dw, db);
+        dx
     }
 
     /// `dL/dx` `(N, C, H, W)` from `dL/dout` (flat, standard layout), image by image in
@@ -494,6 +505,18 @@ impl Convolution {
         &mut self,
         gradient: impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync,
     ) {
+        let mut partials = std::mem::take(&mut self.partials);
+        let (dw, db) = self.weight_grads(&mut partials, gradient);
+        (self.partials, self.dw, self.db) = (partials, dw, db);
+    }
+
+    /// [`Convolution::backward_images`]'s `dW` and `db`, with `partials` as the runs'
+    /// buffer (the layer's own, taken out so that `dx` can be computed at the same time).
+    fn weight_grads<'d>(
+        &self,
+        partials: &mut Vec<f32>,
+        gradient: impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync,
+    ) -> (Array4<f32>, Array1<f32>) {
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
             .output_shape((n, c, h, w))
@@ -517,7 +540,7 @@ impl Convolution {
             // Each run's part: its dW, db and Winograd sums, in one buffer the layer keeps
             // (fresh buffers each step cost page faults).
             let part_len = fnum * k + fnum + sums_len;
-            let parts = first_of(&mut self.partials, runs.len() * part_len);
+            let parts = first_of(partials, runs.len() * part_len);
             let x_flat = self.x.as_slice().expect("kept in standard layout");
             parts
                 .par_chunks_mut(part_len)
@@ -546,10 +569,10 @@ impl Convolution {
                 plan.add_weight_grad(&winograd_sums, dw_flat);
             }
         }
-        self.db = db;
-        self.dw = dw
+        let dw = dw
             .into_shape_with_order(self.w.raw_dim())
             .expect("a fresh matrix reshapes without copying");
+        (dw, db)
     }
 }
 
