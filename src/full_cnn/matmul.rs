@@ -112,9 +112,15 @@ fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     c
 }
 
-/// `C = A · B` on one thread: by the AVX-512 kernel of `gemm_avx512` where the processor
-/// has it (see [`Simd`]), else by `ndarray`'s (`matrixmultiply`'s AVX2 or plain kernels).
+/// `C = A · B` on one thread: a few rows of A with B's rows contiguous (one image through
+/// an Affine layer) by [`few_rows_into`]; otherwise by the AVX-512 kernel of
+/// `gemm_avx512` where the processor has it (see [`Simd`]), else by `ndarray`'s
+/// (`matrixmultiply`'s AVX2 or plain kernels).
 fn product_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    if a.nrows() <= FEW_ROWS && c.ncols() > 0 && b.is_standard_layout() && c.is_standard_layout() {
+        few_rows_into(a, b, c);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if Simd::best() == Simd::Avx512
         && gemm_avx512::suits(c.dim())
@@ -125,6 +131,63 @@ fn product_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32
         return;
     }
     general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+}
+
+/// Rows of A up to which [`few_rows_into`] is used.
+const FEW_ROWS: usize = 4;
+
+/// `C = A · B` row by row, `C[i, :] = Σ_p A[i, p] · B[p, :]`, reading B's rows as they
+/// lie in memory (`b` and `c` in standard layout). For a single image through
+/// SimpleConvNet's first Affine layer, `(1 x 4320) · (4320 x 100)`, a GEMM copies all of
+/// B into its panels first and then reads the copy: three passes over 1.7 MB, where this
+/// reads it once. Measured on an AMD EPYC (Zen 5), 2 threads, 6 interleaved rounds:
+/// SimpleConvNet's `infer` at batch 1 went from 6,633 to 15,118 images per second
+/// (medians). Each entry is summed in the order of `p`, the same on every run.
+fn few_rows_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    let b = b
+        .as_slice()
+        .expect("standard layout, checked by the caller");
+    let n = c.ncols();
+    for (a_row, mut c_row) in a.rows().into_iter().zip(c.rows_mut()) {
+        let c_row = c_row
+            .as_slice_mut()
+            .expect("standard layout, checked by the caller");
+        #[cfg(target_arch = "x86_64")]
+        if Simd::best() >= Simd::Avx2 {
+            // SAFETY: the processor has AVX2 and FMA (`Simd::best` checked them).
+            unsafe { row_times_avx2(a_row, b, n, c_row) };
+            continue;
+        }
+        row_times::<false>(a_row, b, n, c_row);
+    }
+}
+
+/// [`row_times`] compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn row_times_avx2(a_row: ndarray::ArrayView1<f32>, b: &[f32], n: usize, c_row: &mut [f32]) {
+    row_times::<true>(a_row, b, n, c_row);
+}
+
+/// `c_row = a_row · B` for B `(k x n)` stored row after row in `b`: B's rows scaled and
+/// added in order (fused multiply-adds if `FMA`, where the caller has them).
+#[inline(always)]
+fn row_times<const FMA: bool>(
+    a_row: ndarray::ArrayView1<f32>,
+    b: &[f32],
+    n: usize,
+    c_row: &mut [f32],
+) {
+    c_row.fill(0.0);
+    for (&a_p, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
+        for (c_j, &b_j) in c_row.iter_mut().zip(b_row) {
+            *c_j = if FMA {
+                a_p.mul_add(b_j, *c_j)
+            } else {
+                *c_j + a_p * b_j
+            };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +213,19 @@ mod tests {
     fn every_way_of_cutting_matches_the_plain_loops() {
         // k largest (the Affine forward), m largest (dW), n largest (dx), and one too small
         // to split; odd sizes so that the last piece is shorter.
-        for (m, k, n) in [(20, 4321, 30), (1001, 20, 70), (30, 40, 1999), (10, 10, 10)] {
+        // Then one, three and four rows (the few-rows path; 1 x 4320 · 4320 x 100 is one
+        // image through SimpleConvNet's first Affine layer), with 0 inner indices too.
+        for (m, k, n) in [
+            (20, 4321, 30),
+            (1001, 20, 70),
+            (30, 40, 1999),
+            (10, 10, 10),
+            (1, 4320, 100),
+            (3, 77, 19),
+            (4, 50, 10),
+            (1, 0, 5),
+            (2, 3, 0),
+        ] {
             let (a, b) = (matrix(m, k, 1), matrix(k, n, 2));
             let c = mat_mul(a.view(), b.view());
             let expected = naive(&a, &b);
