@@ -251,7 +251,10 @@ impl Convolution {
     /// if the layer's shape has them (stride 1: see [`Convolution::direct_plan`]).
     fn fast_kernel(&self, n: usize) -> Option<(ConvKernel, PackedFilters)> {
         let kernel = ConvKernel::forward(self.direct_plan()?, self.winograd, n);
-        let packed = kernel.pack_weights(|f, ch, fy, fx| self.w[[f, ch, fy, fx]]);
+        // From the flat filters (as `pack_flipped` does): a 4-d index checks four axes.
+        let w = self.w.as_slice().expect("kept in standard layout");
+        let (_, c, fh, fw) = self.w.dim();
+        let packed = kernel.pack_weights(|f, ch, fy, fx| w[((f * c + ch) * fh + fy) * fw + fx]);
         Some((kernel, packed))
     }
 
