@@ -112,6 +112,18 @@ impl ConvKernel {
         if self.winograd.is_some() { GROUP } else { 1 }
     }
 
+    /// The filters `w` `(FN, C, FH, FW)`, stored flat in standard layout, packed for the
+    /// kernels (the direct kernel's by [`ForwardPlan::pack_filters`]).
+    pub(crate) fn pack_filters(&self, w: &[f32]) -> PackedFilters {
+        let ((_, c, fh, fw), _, _) = self.direct.shape();
+        PackedFilters {
+            winograd: self.winograd.map_or_else(Vec::new, |plan| {
+                plan.pack_weights(|f, ch, fy, fx| w[((f * c + ch) * fh + fy) * fw + fx])
+            }),
+            direct: self.direct.pack_filters(w),
+        }
+    }
+
     /// The filters `weight(f, c, fy, fx)` packed for the kernels.
     pub(crate) fn pack_weights(
         &self,

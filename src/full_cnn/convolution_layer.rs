@@ -251,10 +251,7 @@ impl Convolution {
     /// if the layer's shape has them (stride 1: see [`Convolution::direct_plan`]).
     fn fast_kernel(&self, n: usize) -> Option<(ConvKernel, PackedFilters)> {
         let kernel = ConvKernel::forward(self.direct_plan()?, self.winograd, n);
-        // From the flat filters (as `pack_flipped` does): a 4-d index checks four axes.
-        let w = self.w.as_slice().expect("kept in standard layout");
-        let (_, c, fh, fw) = self.w.dim();
-        let packed = kernel.pack_weights(|f, ch, fy, fx| w[((f * c + ch) * fh + fy) * fw + fx]);
+        let packed = kernel.pack_filters(self.w.as_slice().expect("kept in standard layout"));
         Some((kernel, packed))
     }
 

@@ -202,6 +202,36 @@ impl ForwardPlan {
         packed
     }
 
+    /// [`ForwardPlan::pack_weights`] of filters stored flat, `w` `(FN, C, FH, FW)` in
+    /// standard layout: each filter's `C*FH*FW` weights read in order and written down
+    /// its column of the block. The same floats as asking for every weight through a
+    /// function (tested), without the index arithmetic per weight: at batch 1 the forward
+    /// pass packs its filters for every call, and DeepConvNet's packing was a fifth to a
+    /// quarter of its inference time.
+    pub(crate) fn pack_filters(&self, w: &[f32]) -> Vec<f32> {
+        let k_len = self.c * self.fh * self.fw;
+        assert_eq!(
+            w.len(),
+            self.fnum * k_len,
+            "direct_conv: {} filters of {k_len} weights",
+            self.fnum
+        );
+        let mut packed = vec![0.0f32; self.packed_len()];
+        for (block, weights) in packed.chunks_exact_mut(k_len * self.mr).enumerate() {
+            for i in 0..self.mr {
+                let f = block * self.mr + i;
+                if f >= self.fnum {
+                    break; // padding filters stay 0
+                }
+                let filter = &w[f * k_len..][..k_len];
+                for (row, &value) in weights.chunks_exact_mut(self.mr).zip(filter) {
+                    row[i] = value;
+                }
+            }
+        }
+        packed
+    }
+
     /// [`ForwardPlan::pack_weights`] into `packed` ([`ForwardPlan::packed_len`] floats,
     /// every one written). Large filter banks are packed in parallel, a block of filters
     /// per task: on one thread, between the layers' parallel loops, the packing kept the
@@ -1430,6 +1460,32 @@ mod tests {
     /// inputs, not on what its output and scratch buffers held before.
     /// 1x1 filters packed channel by channel equal the weight-by-weight packing, padding
     /// filters (counts that are not multiples of any block) included, at every level.
+    /// Flat filters packed in one pass equal the weight-by-weight packing, padding filters
+    /// (counts that are not multiples of any block) included, at every level.
+    #[test]
+    fn flat_packing_equals_the_weight_by_weight_packing() {
+        for (fnum, c, f) in [(1, 1, 3), (5, 3, 3), (16, 16, 3), (33, 7, 5), (64, 64, 3)] {
+            for simd in Simd::available() {
+                let plan = ForwardPlan::with_simd((fnum, c, f, f), (12, 12), 1, simd).unwrap();
+                let weight = |n: usize, ch: usize, y: usize, x: usize| {
+                    (n * 31 + ch * 7 + y * 3 + x) as f32 - 100.0
+                };
+                let flat: Vec<f32> = (0..fnum)
+                    .flat_map(|n| {
+                        (0..c).flat_map(move |ch| {
+                            (0..f).flat_map(move |y| (0..f).map(move |x| weight(n, ch, y, x)))
+                        })
+                    })
+                    .collect();
+                assert_eq!(
+                    plan.pack_filters(&flat),
+                    plan.pack_weights(weight),
+                    "{simd:?}, {fnum} filters, {c} channels, {f}x{f}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn channel_packing_equals_the_weight_by_weight_packing() {
         for (fnum, c) in [(1, 1), (5, 3), (16, 16), (33, 7), (64, 64)] {
