@@ -15,7 +15,6 @@ use std::fmt;
 use ndarray::{Array2, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn, s};
 use thiserror::Error;
 
-use super::layer::as_batch4;
 use super::params::{Params, ParamsMut};
 use super::{Convolution, Layer, PoolKind, Pooling, Relu, SoftmaxWithLoss};
 use crate::error::SettingError;
@@ -449,14 +448,10 @@ impl Network {
         let mut i = self.layers.len();
         while i > first {
             i -= 1;
-            // Nothing needs the gradient of the images themselves: a first Convolution
-            // (DeepConvNet's) stores its weight gradients and stops there.
-            if i == 0
-                && let Some(conv) =
-                    (self.layers[0].as_mut() as &mut dyn Any).downcast_mut::<Convolution>()
-            {
-                let dout = as_batch4(std::mem::take(&mut dout), "Convolution::backward");
-                conv.backward_params(dout.view());
+            // Nothing needs the gradient of the images themselves: the first layer only
+            // stores its weight gradients.
+            if i == 0 {
+                self.layers[0].backward_params(std::mem::take(&mut dout));
                 break;
             }
             dout = self.layers[i].backward(dout);
