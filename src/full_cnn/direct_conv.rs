@@ -256,8 +256,7 @@ impl ForwardPlan {
             // Filter elements k = (ch, fy, fx) in order, counted rather than divided out
             // of k (three divisions per weight took 3% of a DeepConvNet training step,
             // for Winograd's 36 blocks of filters per layer), by plain nested loops (an
-            // iterator of nested `flat_map`s was most of the packing time, which was a
-            // quarter of DeepConvNet's inference at batch 1).
+            // iterator of nested `flat_map`s was most of the packing time).
             let mut rows = weights.chunks_exact_mut(self.mr);
             for ch in 0..self.c {
                 for fy in 0..self.fh {

@@ -428,8 +428,8 @@ fn band_products<const AVX2: bool, const AVX512: bool>(
 
 /// [`products`] in AVX-512 intrinsics: a vector of 16 floats is two tiles (8 images
 /// each) of a row, so a band's `tiles` are `tiles / 2` vectors and, if odd, a last
-/// half-vector (loaded with the upper 8 lanes zeroed). `NF` filters x `NC` channels of
-/// sums stay in registers (AVX-512 has 32); each is summed across its 16 lanes at the end
+/// half-vector (loaded with the upper 8 lanes zeroed). 4 filters x 4 channels of sums
+/// stay in registers (AVX-512 has 32); each is summed across its 16 lanes at the end
 /// of the band. Same contract as [`products`].
 ///
 /// # Safety
@@ -445,8 +445,8 @@ unsafe fn products_avx512(
     m: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    const NF: usize = 4;
-    const NC: usize = 4;
+    // The register block: SIDE filters x SIDE channels (`sum_lanes_4x4` takes 4 x 4).
+    const SIDE: usize = 4;
     let (pairs, odd) = (tiles / 2, tiles % 2 == 1);
     assert!(
         tiles * GROUP <= row && basis * c * row <= v.len() && basis * fnum * row <= z.len(),
@@ -455,17 +455,17 @@ unsafe fn products_avx512(
     for p in 0..basis {
         let (v_p, z_p) = (&v[p * c * row..], &z[p * fnum * row..]);
         let m_p = &mut m[p * fnum * c..][..fnum * c];
-        for c0 in (0..c).step_by(NC) {
-            let mut v_rows = [v_p.as_ptr(); NC];
+        for c0 in (0..c).step_by(SIDE) {
+            let mut v_rows = [v_p.as_ptr(); SIDE];
             for (j, v_row) in v_rows.iter_mut().enumerate() {
                 *v_row = v_p[(c0 + j).min(c - 1) * row..].as_ptr();
             }
-            for f0 in (0..fnum).step_by(NF) {
-                let mut z_rows = [z_p.as_ptr(); NF];
+            for f0 in (0..fnum).step_by(SIDE) {
+                let mut z_rows = [z_p.as_ptr(); SIDE];
                 for (i, z_row) in z_rows.iter_mut().enumerate() {
                     *z_row = z_p[(f0 + i).min(fnum - 1) * row..].as_ptr();
                 }
-                let mut acc = [[_mm512_setzero_ps(); NC]; NF];
+                let mut acc = [[_mm512_setzero_ps(); SIDE]; SIDE];
                 for k in 0..pairs {
                     // SAFETY: lanes below `tiles * GROUP` of a row (asserted above).
                     unsafe { multiply_add_avx512(&mut acc, &v_rows, &z_rows, 16 * k, 0xffff) };
@@ -477,23 +477,24 @@ unsafe fn products_avx512(
                     unsafe { multiply_add_avx512(&mut acc, &v_rows, &z_rows, 16 * pairs, 0xff) };
                 }
                 // sums[4i + j] = the lanes' sum of acc[i][j]: row i of the block is 4
-                // neighbours in M.
+                // neighbours in M. (A block past the last filter or channel writes only
+                // what exists.)
                 let sums = sum_lanes_4x4(&acc);
-                if fnum - f0 >= 4 && c - c0 >= 4 {
-                    for i in 0..4 {
-                        let at = &mut m_p[(f0 + i) * c + c0..][..4];
-                        let mut row = [0.0f32; 4];
-                        row.copy_from_slice(&sums[4 * i..][..4]);
+                if fnum - f0 >= SIDE && c - c0 >= SIDE {
+                    for i in 0..SIDE {
+                        let at = &mut m_p[(f0 + i) * c + c0..][..SIDE];
+                        let mut row = [0.0f32; SIDE];
+                        row.copy_from_slice(&sums[SIDE * i..][..SIDE]);
                         if !first {
                             row.iter_mut().zip(&*at).for_each(|(r, s)| *r += s);
                         }
                         at.copy_from_slice(&row);
                     }
                 } else {
-                    for i in 0..4.min(fnum - f0) {
-                        for j in 0..4.min(c - c0) {
+                    for i in 0..SIDE.min(fnum - f0) {
+                        for j in 0..SIDE.min(c - c0) {
                             let sum = &mut m_p[(f0 + i) * c + c0 + j];
-                            *sum = if first { 0.0 } else { *sum } + sums[4 * i + j];
+                            *sum = if first { 0.0 } else { *sum } + sums[SIDE * i + j];
                         }
                     }
                 }
