@@ -886,6 +886,7 @@ unsafe fn position_grad_avx2_fma(
 
 /// The `dW` kernel with AVX-512: the AVX2 kernel with blocks of 4 filters x 5 filter
 /// elements and vectors of 16 outputs; the lanes past a row's end are not loaded (masked).
+/// The loops run image by image inside each block of filters (below).
 ///
 /// # Safety
 ///
@@ -909,43 +910,63 @@ unsafe fn position_grad_avx512(
     let (full, tail) = (p.ow / AVX512_LANES, p.ow % AVX512_LANES);
     // The lanes of a row's last vector that are inside the row.
     let tail_mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+    // Image by image within each block of filters, every block of filter elements in
+    // turn, its sums kept in `blocks` from one image to the next: the block's gradients
+    // and the image (15 KB for SimpleConvNet's 4 filters of 24x24 and its 28x28 digit)
+    // stay in the L1 cache for all the blocks of filter elements. Block by block over the
+    // whole run of images, each block read them all again from L2; this order took 26%
+    // fewer profile samples in a SimpleConvNet step (Zen 5). The AVX2 kernel's smaller
+    // blocks gained nothing from it. The sums are added in the same order either way.
+    let mut blocks: Vec<(usize, [usize; NK], [[__m512; NK]; MR])> = plan
+        .blocks::<MR, NK>()
+        .take_while(|&(f0, ..)| f0 == 0)
+        .map(|(_, k0, offsets)| (k0, offsets, [[_mm512_setzero_ps(); NK]; MR]))
+        .collect();
     // SAFETY (all loads below): as in the AVX2 kernel; a row's last vector loads only its
     // `tail` lanes inside the row.
-    for (f0, k0, offsets) in plan.blocks::<MR, NK>() {
-        let mut acc = [[_mm512_setzero_ps(); NK]; MR];
+    for f0 in (0..p.fnum).step_by(MR) {
+        for (_, _, acc) in &mut blocks {
+            *acc = [[_mm512_setzero_ps(); NK]; MR];
+        }
         for image in 0..images {
             let x = padded[image * image_len..].as_ptr();
             let g = padded_dout[image * dout_len + f0 * plane..].as_ptr();
-            for oy in 0..p.oh {
-                for v in 0..full + usize::from(tail > 0) {
-                    let (start, row) =
-                        (oy * wp + v * AVX512_LANES, oy * row_len + v * AVX512_LANES);
-                    let mut grads = [_mm512_setzero_ps(); MR];
-                    for (i, vector) in grads.iter_mut().enumerate() {
-                        *vector = unsafe { _mm512_loadu_ps(g.add(i * plane + row)) };
-                    }
-                    for j in 0..NK {
-                        let at = unsafe { x.add(offsets[j] + start) };
-                        let pixels = if v == full {
-                            unsafe { _mm512_maskz_loadu_ps(tail_mask, at) }
-                        } else {
-                            unsafe { _mm512_loadu_ps(at) }
-                        };
-                        for i in 0..MR {
-                            acc[i][j] = _mm512_fmadd_ps(grads[i], pixels, acc[i][j]);
+            for (_, offsets, sums) in &mut blocks {
+                let mut acc = *sums;
+                for oy in 0..p.oh {
+                    for v in 0..full + usize::from(tail > 0) {
+                        let (start, row) =
+                            (oy * wp + v * AVX512_LANES, oy * row_len + v * AVX512_LANES);
+                        let mut grads = [_mm512_setzero_ps(); MR];
+                        for (i, vector) in grads.iter_mut().enumerate() {
+                            *vector = unsafe { _mm512_loadu_ps(g.add(i * plane + row)) };
+                        }
+                        for j in 0..NK {
+                            let at = unsafe { x.add(offsets[j] + start) };
+                            let pixels = if v == full {
+                                unsafe { _mm512_maskz_loadu_ps(tail_mask, at) }
+                            } else {
+                                unsafe { _mm512_loadu_ps(at) }
+                            };
+                            for i in 0..MR {
+                                acc[i][j] = _mm512_fmadd_ps(grads[i], pixels, acc[i][j]);
+                            }
                         }
                     }
                 }
+                *sums = acc;
             }
         }
-        let mut lanes = [[[0.0f32; AVX512_LANES]; NK]; MR];
-        for (out_f, acc_f) in lanes.iter_mut().zip(&acc) {
-            for (out, &a) in out_f.iter_mut().zip(acc_f) {
-                // SAFETY: stores 16 floats into `out`.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
+        for (k0, _, acc) in &blocks {
+            let mut lanes = [[[0.0f32; AVX512_LANES]; NK]; MR];
+            for (out_f, acc_f) in lanes.iter_mut().zip(acc) {
+                for (out, &a) in out_f.iter_mut().zip(acc_f) {
+                    // SAFETY: stores 16 floats into `out`.
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
+                }
             }
+            plan.store((f0, *k0), &lanes, dw);
         }
-        plan.store((f0, k0), &lanes, dw);
     }
 }
 
