@@ -90,7 +90,7 @@ mod network;
 mod params;
 mod pooling_layer;
 mod relu;
-mod simd;
+pub(crate) mod simd;
 mod softmax_with_loss;
 mod winograd;
 

@@ -6,7 +6,10 @@ use rayon::prelude::*;
 
 use crate::batching::col2im;
 use crate::error::SettingError;
+use crate::full_cnn::simd::Simd;
 use crate::padding_stride::conv_output_size;
+#[cfg(target_arch = "x86_64")]
+use crate::pooling::avx512::relu_unpool_plane_2x2;
 use crate::pooling::{
     BLOCKED, avg_pool, check_pad_below_window, max_pool_planes, max_pool_with_argmax,
 };
@@ -243,10 +246,25 @@ impl Pooling {
         let [_, c, h, w] = self.x_shape;
         let plane_out = dout_n.len() / c.max(1);
         let winners = &winners[img * dout_n.len()..(img + 1) * dout_n.len()];
-        dx_n.fill(0.0);
         if plane_out == 0 {
+            dx_n.fill(0.0);
             return;
         }
+        if let Some(ow) = self.unpool_kernel() {
+            for ((plane, winners), grads) in dx_n
+                .chunks_exact_mut(h * w)
+                .zip(winners.chunks_exact(plane_out))
+                .zip(dout_n.chunks_exact(plane_out))
+            {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the processor has AVX-512 (`unpool_kernel`).
+                unsafe {
+                    relu_unpool_plane_2x2(winners, grads, (h, w), ow, plane);
+                }
+            }
+            return;
+        }
+        dx_n.fill(0.0);
         for ((plane, winners), grads) in dx_n
             .chunks_exact_mut(h * w)
             .zip(winners.chunks_exact(plane_out))
@@ -258,6 +276,15 @@ impl Pooling {
                 }
             }
         }
+    }
+
+    /// The output width if the gradient can go through the AVX-512 kernel
+    /// (`pooling::avx512::relu_unpool_plane_2x2`): 2x2 windows with stride 2 and no
+    /// padding (each input pixel in at most one window), on a processor with AVX-512.
+    fn unpool_kernel(&self) -> Option<usize> {
+        let two_by_two = (self.pool_h, self.pool_w, self.stride, self.pad) == (2, 2, 2, 0);
+        let ow = self.x_shape[3] / 2;
+        (two_by_two && ow > 0 && Simd::best() == Simd::Avx512).then_some(ow)
     }
 
     /// The arg-max array of the last pass if it has the right shape (it is overwritten
@@ -312,6 +339,14 @@ impl Pooling {
                     .zip(grads.par_chunks(plane_out))
                     .for_each(|((plane, winners), grads)| {
                         let plane = plane.write_copy_of_slice(&zeros);
+                        if let Some(ow) = self.unpool_kernel() {
+                            #[cfg(target_arch = "x86_64")]
+                            // SAFETY: the processor has AVX-512 (`unpool_kernel`).
+                            unsafe {
+                                relu_unpool_plane_2x2(winners, grads, (h, w), ow, plane);
+                            }
+                            return;
+                        }
                         for (&i, &g) in winners.iter().zip(grads) {
                             if i != BLOCKED {
                                 plane[i as usize] += g;
