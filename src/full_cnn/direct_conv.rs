@@ -640,7 +640,7 @@ fn forward_blocks<const FMA: bool, const MR: usize, const L: usize>(
 }
 
 /// How to run the `dW` kernel for one layer shape: [`PositionGradPlan`] for one-channel
-/// inputs, [`FilterGradPlan`] for the others.
+/// inputs on processors without AVX-512, [`FilterGradPlan`] for the others.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum WeightGradPlan {
     /// Vectorised over output positions.
@@ -652,7 +652,12 @@ pub(crate) enum WeightGradPlan {
 impl WeightGradPlan {
     /// The plan for the layer the forward plan describes.
     pub(crate) fn new(forward: ForwardPlan) -> WeightGradPlan {
-        if forward.c == 1 {
+        // With AVX-512, the kernel by filters won for one channel too: SimpleConvNet's 30
+        // filters of 5x5 are two vectors of 16 with no waste, where its 24-pixel rows are
+        // a vector and a half-empty one (Zen 5, 2 threads: step 43,490 against 41,317
+        // images/s; 1 thread 30,932 against 28,914). With AVX2 the kernel by positions
+        // stays ahead (34,458 against 33,336): its rows of 24 are three whole vectors.
+        if forward.c == 1 && forward.simd != Simd::Avx512 {
             WeightGradPlan::Positions(PositionGradPlan::new(forward))
         } else {
             WeightGradPlan::Filters(FilterGradPlan::new(forward))
@@ -695,7 +700,7 @@ impl WeightGradPlan {
 /// for blocks of 3 filters x 3 filter elements, over every image of the group; then each
 /// accumulator's 8 lanes are summed into `dW[f0 + i, k0 + j]`. With one channel there are
 /// few filter elements (`FH*FW`) and large images, which suits this order better than
-/// [`FilterGradPlan`]'s.
+/// [`FilterGradPlan`]'s with AVX2 (with AVX-512, see [`WeightGradPlan::new`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PositionGradPlan {
     forward: ForwardPlan,
@@ -709,21 +714,13 @@ pub(crate) struct PositionGradPlan {
 const PG_MR: usize = 3;
 const PG_NK: usize = 3;
 
-/// Register block of the AVX-512 `dW` kernel: 4 filters x 5 filter elements, 16 outputs at
-/// a time (20 accumulators, 4 gradient and 1 input vectors of its 32 registers).
-const PG_AVX512_MR: usize = 4;
-const PG_AVX512_NK: usize = 5;
-
 impl PositionGradPlan {
     /// The plan for the layer the forward plan describes.
     fn new(forward: ForwardPlan) -> PositionGradPlan {
         PositionGradPlan {
             forward,
-            ow_padded: forward.ow.next_multiple_of(forward.simd.lanes()),
-            fnum_padded: forward.fnum.next_multiple_of(match forward.simd {
-                Simd::Avx512 => PG_AVX512_MR,
-                _ => PG_MR,
-            }),
+            ow_padded: forward.ow.next_multiple_of(LANES),
+            fnum_padded: forward.fnum.next_multiple_of(PG_MR),
         }
     }
 
@@ -759,10 +756,11 @@ impl PositionGradPlan {
         // SAFETY (the unsafe arms): the plan's instructions are ones the processor has
         // (`Simd::best`), and the buffers fit the plan (asserted).
         match self.forward.simd {
+            // (`WeightGradPlan::new` does not choose this plan with AVX-512.)
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { position_grad_avx512(self, padded, padded_dout, dw) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { position_grad_avx2_fma(self, padded, padded_dout, dw) },
+            Simd::Avx2 | Simd::Avx512 => unsafe {
+                position_grad_avx2_fma(self, padded, padded_dout, dw)
+            },
             _ => position_grad_plain(self, padded, padded_dout, dw),
         }
     }
@@ -881,92 +879,6 @@ unsafe fn position_grad_avx2_fma(
             }
         }
         plan.store((f0, k0), &lanes, dw);
-    }
-}
-
-/// The `dW` kernel with AVX-512: the AVX2 kernel with blocks of 4 filters x 5 filter
-/// elements and vectors of 16 outputs; the lanes past a row's end are not loaded (masked).
-/// The loops run image by image inside each block of filters (below).
-///
-/// # Safety
-///
-/// The CPU must have AVX-512 (F), and the buffers must fit the plan (checked by `run`).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn position_grad_avx512(
-    plan: &PositionGradPlan,
-    padded: &[f32],
-    padded_dout: &[f32],
-    dw: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    const MR: usize = PG_AVX512_MR;
-    const NK: usize = PG_AVX512_NK;
-    let p = &plan.forward;
-    let (image_len, dout_len) = (p.padded_len(), plan.padded_dout_len());
-    let images = padded.len() / image_len;
-    let (row_len, wp) = (plan.ow_padded, p.wp);
-    let plane = p.oh * row_len;
-    let (full, tail) = (p.ow / AVX512_LANES, p.ow % AVX512_LANES);
-    // The lanes of a row's last vector that are inside the row.
-    let tail_mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
-    // Image by image within each block of filters, every block of filter elements in
-    // turn, its sums kept in `blocks` from one image to the next: the block's gradients
-    // and the image (15 KB for SimpleConvNet's 4 filters of 24x24 and its 28x28 digit)
-    // stay in the L1 cache for all the blocks of filter elements. Block by block over the
-    // whole run of images, each block read them all again from L2; this order took 26%
-    // fewer profile samples in a SimpleConvNet step (Zen 5). The AVX2 kernel's smaller
-    // blocks gained nothing from it. The sums are added in the same order either way.
-    let mut blocks: Vec<(usize, [usize; NK], [[__m512; NK]; MR])> = plan
-        .blocks::<MR, NK>()
-        .take_while(|&(f0, ..)| f0 == 0)
-        .map(|(_, k0, offsets)| (k0, offsets, [[_mm512_setzero_ps(); NK]; MR]))
-        .collect();
-    // SAFETY (all loads below): as in the AVX2 kernel; a row's last vector loads only its
-    // `tail` lanes inside the row.
-    for f0 in (0..p.fnum).step_by(MR) {
-        for (_, _, acc) in &mut blocks {
-            *acc = [[_mm512_setzero_ps(); NK]; MR];
-        }
-        for image in 0..images {
-            let x = padded[image * image_len..].as_ptr();
-            let g = padded_dout[image * dout_len + f0 * plane..].as_ptr();
-            for (_, offsets, sums) in &mut blocks {
-                let mut acc = *sums;
-                for oy in 0..p.oh {
-                    for v in 0..full + usize::from(tail > 0) {
-                        let (start, row) =
-                            (oy * wp + v * AVX512_LANES, oy * row_len + v * AVX512_LANES);
-                        let mut grads = [_mm512_setzero_ps(); MR];
-                        for (i, vector) in grads.iter_mut().enumerate() {
-                            *vector = unsafe { _mm512_loadu_ps(g.add(i * plane + row)) };
-                        }
-                        for j in 0..NK {
-                            let at = unsafe { x.add(offsets[j] + start) };
-                            let pixels = if v == full {
-                                unsafe { _mm512_maskz_loadu_ps(tail_mask, at) }
-                            } else {
-                                unsafe { _mm512_loadu_ps(at) }
-                            };
-                            for i in 0..MR {
-                                acc[i][j] = _mm512_fmadd_ps(grads[i], pixels, acc[i][j]);
-                            }
-                        }
-                    }
-                }
-                *sums = acc;
-            }
-        }
-        for (k0, _, acc) in &blocks {
-            let mut lanes = [[[0.0f32; AVX512_LANES]; NK]; MR];
-            for (out_f, acc_f) in lanes.iter_mut().zip(acc) {
-                for (out, &a) in out_f.iter_mut().zip(acc_f) {
-                    // SAFETY: stores 16 floats into `out`.
-                    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
-                }
-            }
-            plan.store((f0, *k0), &lanes, dw);
-        }
     }
 }
 
@@ -1383,8 +1295,9 @@ mod tests {
     #[test]
     fn every_kernel_matches_the_definitions() {
         // (filters, channels, filter size, pad, height, width): several channels (dW by
-        // filters, 16 or 32 filters per AVX-512 block) and one (dW by positions, rows with
-        // a tail of 3 past 8 and of 11 past 16), rows wider than one block.
+        // filters, 16 or 32 filters per AVX-512 block) and one (dW by positions without
+        // AVX-512, rows with a tail of 3 past 8; by filters with it), rows wider than one
+        // block.
         let shapes = [
             (7, 2, 3, 1, 9, 13),
             (5, 1, 5, 0, 12, 11),
