@@ -97,31 +97,17 @@ pub(super) unsafe fn relu_pool_plane_2x2(
                     _mm512_maskz_loadu_ps(low, b),
                     _mm512_maskz_loadu_ps(high, b.wrapping_add(16)),
                 );
-                let candidates = [
-                    (
-                        _mm512_permutex2var_ps(t0, even_offsets, t1),
-                        top,
-                        even_offsets,
-                    ),
-                    (
-                        _mm512_permutex2var_ps(t0, odd_offsets, t1),
-                        top,
-                        odd_offsets,
-                    ),
-                    (
-                        _mm512_permutex2var_ps(b0, even_offsets, b1),
-                        bottom,
-                        even_offsets,
-                    ),
-                    (
-                        _mm512_permutex2var_ps(b0, odd_offsets, b1),
-                        bottom,
-                        odd_offsets,
-                    ),
-                ];
+                // `offsets` both picks a window's left (even) or right (odd) pixels out
+                // of the row's two vectors and gives their columns.
                 let mut best = _mm512_setzero_ps();
                 let mut best_at = _mm512_set1_epi32(BLOCKED as i32);
-                for (value, row, offsets) in candidates {
+                for (row, (first, next), offsets) in [
+                    (top, (t0, t1), even_offsets),
+                    (top, (t0, t1), odd_offsets),
+                    (bottom, (b0, b1), even_offsets),
+                    (bottom, (b0, b1), odd_offsets),
+                ] {
+                    let value = _mm512_permutex2var_ps(first, offsets, next);
                     let wins = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
                     best = _mm512_mask_mov_ps(best, wins, value);
                     let at = _mm512_add_epi32(_mm512_set1_epi32((row + 2 * ox0) as i32), offsets);
