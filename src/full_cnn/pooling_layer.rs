@@ -6,10 +6,10 @@ use rayon::prelude::*;
 
 use crate::batching::col2im;
 use crate::error::SettingError;
-use crate::full_cnn::simd::Simd;
+use crate::full_cnn::simd::{Simd, as_output};
 use crate::padding_stride::conv_output_size;
 #[cfg(target_arch = "x86_64")]
-use crate::pooling::avx512::relu_unpool_plane_2x2;
+use crate::pooling::avx512::max_pool_grad_plane_2x2;
 use crate::pooling::{
     BLOCKED, avg_pool, check_pad_below_window, max_pool_planes, max_pool_with_argmax,
 };
@@ -250,16 +250,17 @@ impl Pooling {
             dx_n.fill(0.0);
             return;
         }
-        if let Some(ow) = self.unpool_kernel() {
+        if let Some(ow) = self.fast_grad_width() {
             for ((plane, winners), grads) in dx_n
                 .chunks_exact_mut(h * w)
                 .zip(winners.chunks_exact(plane_out))
                 .zip(dout_n.chunks_exact(plane_out))
             {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the processor has AVX-512 (`unpool_kernel`).
+                // SAFETY: the processor has AVX-512 (`fast_grad_width`); the kernel
+                // writes floats only.
                 unsafe {
-                    relu_unpool_plane_2x2(winners, grads, (h, w), ow, plane);
+                    max_pool_grad_plane_2x2(winners, grads, (h, w), ow, as_output(plane));
                 }
             }
             return;
@@ -279,9 +280,9 @@ impl Pooling {
     }
 
     /// The output width if the gradient can go through the AVX-512 kernel
-    /// (`pooling::avx512::relu_unpool_plane_2x2`): 2x2 windows with stride 2 and no
+    /// (`pooling::avx512::max_pool_grad_plane_2x2`): 2x2 windows with stride 2 and no
     /// padding (each input pixel in at most one window), on a processor with AVX-512.
-    fn unpool_kernel(&self) -> Option<usize> {
+    fn fast_grad_width(&self) -> Option<usize> {
         let two_by_two = (self.pool_h, self.pool_w, self.stride, self.pad) == (2, 2, 2, 0);
         let ow = self.x_shape[3] / 2;
         (two_by_two && ow > 0 && Simd::best() == Simd::Avx512).then_some(ow)
@@ -333,27 +334,30 @@ impl Pooling {
                 // a pixel that wins overlapping windows receives the sum. A BLOCKED
                 // winner (from forward_relu) passes nothing. Planes run in parallel.
                 let zeros = vec![0.0f32; h * w];
+                let fast_grad = self.fast_grad_width();
                 dx_flat
                     .par_chunks_mut(h * w)
                     .zip(winners.par_chunks(plane_out))
                     .zip(grads.par_chunks(plane_out))
                     .for_each(|((plane, winners), grads)| {
-                        let plane = plane.write_copy_of_slice(&zeros);
-                        if let Some(ow) = self.unpool_kernel() {
+                        if let Some(ow) = fast_grad {
+                            // Every pixel written once, no zeros first.
                             #[cfg(target_arch = "x86_64")]
-                            // SAFETY: the processor has AVX-512 (`unpool_kernel`).
+                            // SAFETY: the processor has AVX-512 (`fast_grad_width`).
                             unsafe {
-                                relu_unpool_plane_2x2(winners, grads, (h, w), ow, plane);
+                                max_pool_grad_plane_2x2(winners, grads, (h, w), ow, plane);
                             }
                             return;
                         }
+                        let plane = plane.write_copy_of_slice(&zeros);
                         for (&i, &g) in winners.iter().zip(grads) {
                             if i != BLOCKED {
                                 plane[i as usize] += g;
                             }
                         }
                     });
-                // SAFETY: every plane, together all of dx, was written (zeros, then sums).
+                // SAFETY: every plane, together all of dx, was written (by the kernel, or
+                // zeros, then sums).
                 unsafe { dx.assume_init() }
             }
             PoolKind::Average => {

@@ -25,6 +25,7 @@
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 use super::BLOCKED;
 
@@ -121,20 +122,22 @@ pub(super) unsafe fn relu_pool_plane_2x2(
     }
 }
 
-/// The gradient of [`relu_pool_plane_2x2`]: `dx` `(h, w)` gets each window's gradient
+/// The gradient of 2x2 max pooling with stride 2, with or without ReLU (the winners of
+/// [`relu_pool_plane_2x2`] or of the plain loops): `dx` `(h, w)` gets each window's gradient
 /// `grads[oy * ow + ox]` (plus 0, as the plain scatter adds it to zeros) at its winner,
 /// 0 at the window's other pixels (all four if `BLOCKED`) and at the pixels no window
-/// covers (an odd last row or column). Every pixel of `dx` is written.
+/// covers (an odd last row or column). Every pixel of `dx` is written, so it may start
+/// uninitialised (no zeroing pass first).
 ///
 /// # Safety
 /// The processor must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn relu_unpool_plane_2x2(
+pub(crate) unsafe fn max_pool_grad_plane_2x2(
     winners: &[u32],
     grads: &[f32],
     (h, w): (usize, usize),
     ow: usize,
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
 ) {
     assert!(
         ow > 0
@@ -143,7 +146,7 @@ pub(crate) unsafe fn relu_unpool_plane_2x2(
             && 2 * ow <= w
             && 2 * (winners.len() / ow) <= h
             && dx.len() == h * w,
-        "relu_unpool_plane_2x2: {} gradients in rows of {ow} into {} floats {:?}",
+        "max_pool_grad_plane_2x2: {} gradients in rows of {ow} into {} floats {:?}",
         grads.len(),
         dx.len(),
         (h, w)
@@ -190,7 +193,7 @@ pub(crate) unsafe fn relu_unpool_plane_2x2(
                         _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(won, r), g),
                         zero,
                     );
-                    let to = dx.as_mut_ptr().add(row + 2 * ox0);
+                    let to = dx.as_mut_ptr().add(row + 2 * ox0).cast::<f32>();
                     _mm512_mask_storeu_ps(to, low, _mm512_permutex2var_ps(l, first, r));
                     _mm512_mask_storeu_ps(
                         to.wrapping_add(16),
@@ -200,11 +203,11 @@ pub(crate) unsafe fn relu_unpool_plane_2x2(
                 }
             }
             for row in [2 * oy * w, (2 * oy + 1) * w] {
-                dx[row + 2 * ow..row + w].fill(0.0);
+                dx[row + 2 * ow..row + w].fill(MaybeUninit::new(0.0));
             }
         }
     }
-    dx[2 * oh * w..].fill(0.0);
+    dx[2 * oh * w..].fill(MaybeUninit::new(0.0));
 }
 
 #[cfg(test)]
@@ -293,8 +296,11 @@ mod tests {
                 }
             }
             let mut fast = vec![f32::NAN; h * w];
-            // SAFETY: the processor has AVX-512F (checked above).
-            unsafe { relu_unpool_plane_2x2(&winners, &grads, (h, w), ow, &mut fast) };
+            // SAFETY: the processor has AVX-512F (checked above); the kernel writes floats.
+            unsafe {
+                let fast = crate::full_cnn::simd::as_output(&mut fast);
+                max_pool_grad_plane_2x2(&winners, &grads, (h, w), ow, fast);
+            }
             assert_eq!(bits(&fast), bits(&plain), "gradient, plane {h}x{w}");
         }
     }
