@@ -22,6 +22,7 @@
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use super::simd::transpose8;
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -47,7 +48,8 @@ pub(crate) fn suits((m, n): (usize, usize)) -> bool {
     m >= MR && n >= NR
 }
 
-/// `c = a · b` (c's old values are ignored). `c` must have unit column stride.
+/// `c = a · b`: every entry of `c` is written, none is read first, so `c` need not be
+/// initialised. `c` must have unit column stride.
 ///
 /// # Safety
 ///
@@ -55,7 +57,7 @@ pub(crate) fn suits((m, n): (usize, usize)) -> bool {
 pub(crate) unsafe fn product_into(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
-    mut c: ArrayViewMut2<f32>,
+    mut c: ArrayViewMut2<MaybeUninit<f32>>,
 ) {
     let ((m, k), (k2, n)) = (a.dim(), b.dim());
     assert!(
@@ -70,11 +72,12 @@ pub(crate) unsafe fn product_into(
         return;
     }
     if k == 0 {
-        c.fill(0.0);
+        c.fill(MaybeUninit::new(0.0));
         return;
     }
     let row_stride = c.strides()[0];
-    let c_ptr = c.as_mut_ptr();
+    // The first chunk of inner indices stores every entry of C, the later ones add to it.
+    let c_ptr = c.as_mut_ptr().cast::<f32>();
     PACKED.with_borrow_mut(|(packed_a, packed_b)| {
         let panels_b = n.div_ceil(NR);
         for p0 in (0..k).step_by(KC) {
@@ -330,10 +333,12 @@ mod tests {
             let at = matrix(k, m, 3);
             let bt = matrix(n, k, 4);
             for (a, b) in [(a.view(), b.view()), (at.t(), b.view()), (a.view(), bt.t())] {
-                let mut wide = Array2::<f32>::from_elem((m, n + 5), f32::NAN);
+                let mut wide = Array2::from_elem((m, n + 5), MaybeUninit::new(f32::NAN));
                 let block = wide.slice_mut(ndarray::s![.., 2..2 + n]);
                 // SAFETY: checked above that the processor has AVX-512.
                 unsafe { product_into(a, b, block) };
+                // SAFETY: every entry was initialised (NaN), and stays so.
+                let wide = unsafe { wide.assume_init() };
                 let expected = naive(a, b);
                 for ((i, j), &value) in wide.indexed_iter() {
                     if (2..2 + n).contains(&j) {
