@@ -371,16 +371,11 @@ impl Convolution {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
-        let per_image = dout_flat.len() / self.x_shape[0].max(1);
         // dW and dx read the same gradient and are independent: side by side, so that
         // neither waits for the last of the other's parallel pieces.
         let mut partials = std::mem::take(&mut self.partials);
         let ((dw, db), dx) = rayon::join(
-            || {
-                self.weight_grads(&mut partials, |img, _| {
-                    Some(&dout_flat[img * per_image..(img + 1) * per_image])
-                })
-            },
+            || self.weight_grads(&mut partials, Gradient::Given(dout_flat)),
             || self.input_grad(dout_flat),
         );
         (self.partials, self.dw, self.db) = (partials, dw, db);
@@ -444,13 +439,14 @@ impl Convolution {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
-        let per_image = dout_flat.len() / self.x_shape[0].max(1);
-        self.backward_images(|img, _| Some(&dout_flat[img * per_image..(img + 1) * per_image]));
+        self.backward_images(Gradient::Given(dout_flat));
     }
 
     /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
     /// gradient of the *pooled* output: each image's `dL/dout` is rebuilt from `pool`'s
-    /// winners in a small buffer, so the full-size gradient tensor is never made.
+    /// winners in a small buffer, so the full-size gradient tensor is never made. Where
+    /// the `dW` kernel reads it a row of filters per position (AVX-512, 2x2 pooling), it
+    /// is rebuilt straight in that layout, not rebuilt and then transposed.
     pub(crate) fn backward_params_pooled(&mut self, pool: &Pooling, dout_pooled: ArrayView4<f32>) {
         assert!(
             self.x_ready,
@@ -462,11 +458,8 @@ impl Convolution {
             .expect("the settings fitted in forward");
         let dout_pooled = dout_pooled.as_standard_layout();
         let grads = dout_pooled.as_slice().expect("standard layout");
-        let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
-        self.backward_images(|img, buf| {
-            pool.backward_image(&grads[img * per_image..(img + 1) * per_image], img, buf);
-            None
-        });
+        pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
+        self.backward_images(Gradient::Pooled(pool, grads));
     }
 
     /// Panics unless `dout` has the shape of the last forward output.
@@ -501,10 +494,7 @@ impl Convolution {
     /// group of 8 images at a time (module `winograd::weight_grad`). Fixed runs of images
     /// are summed in parallel, each in image order, then the runs in order: the same
     /// result on every run, whatever the thread count.
-    fn backward_images<'d>(
-        &mut self,
-        gradient: impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync,
-    ) {
+    fn backward_images(&mut self, gradient: Gradient) {
         let mut partials = std::mem::take(&mut self.partials);
         let (dw, db) = self.weight_grads(&mut partials, gradient);
         (self.partials, self.dw, self.db) = (partials, dw, db);
@@ -512,10 +502,10 @@ impl Convolution {
 
     /// [`Convolution::backward_images`]'s `dW` and `db`, with `partials` as the runs'
     /// buffer (the layer's own, taken out so that `dx` can be computed at the same time).
-    fn weight_grads<'d>(
+    fn weight_grads(
         &self,
         partials: &mut Vec<f32>,
-        gradient: impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync,
+        gradient: Gradient,
     ) -> (Array4<f32>, Array1<f32>) {
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
@@ -629,13 +619,7 @@ impl WeightGradKernels {
     /// One run of images, `x_run`, the first being image `first` of the batch: its `db`,
     /// and its `dW` or Winograd sums, into `part` (`dW`, then `db`, then the sums). `db`
     /// and `dW` are zeroed first and added to; Winograd's kernel writes its sums whole.
-    fn run<'d>(
-        &self,
-        first: usize,
-        x_run: &[f32],
-        gradient: &(impl Fn(usize, &mut [f32]) -> Option<&'d [f32]> + Sync),
-        part: &mut [f32],
-    ) {
+    fn run(&self, first: usize, x_run: &[f32], gradient: &Gradient, part: &mut [f32]) {
         let (c, h, w) = self.image;
         let (fnum, oh, ow) = self.output;
         let (positions, k, image_len) = (oh * ow, c * self.settings.0 * self.settings.1, c * h * w);
@@ -683,9 +667,13 @@ impl WeightGradKernels {
                 let padded = first_of(&mut buffers.images, left * len);
                 let dout_padded = first_of(&mut buffers.gradients, left * dlen);
                 for (i, image) in images.enumerate() {
-                    let dout_n = image_grad(gradient, first + done + i, buffer, db_part);
                     plan.pad_image(image, &mut padded[i * len..][..len]);
-                    dw_plan.pad_dout(dout_n, &mut dout_padded[i * dlen..][..dlen]);
+                    let dout_padded = &mut dout_padded[i * dlen..][..dlen];
+                    let img = first + done + i;
+                    if !gradient.by_position(img, dw_plan, dout_padded, db_part) {
+                        let dout_n = image_grad(gradient, img, buffer, db_part);
+                        dw_plan.pad_dout(dout_n, dout_padded);
+                    }
                 }
                 dw_plan.run(padded, dout_padded, dw_part);
             } else {
@@ -707,18 +695,84 @@ impl WeightGradKernels {
     }
 }
 
-/// Image `n`'s `dL/dout` `(FN, OH*OW)`, from `gradient` (in `buffer` if it writes it
+/// Where the weight gradients' `dL/dout` comes from.
+#[derive(Clone, Copy)]
+enum Gradient<'d> {
+    /// The layer's `dout` `(N, FN, OH, OW)`, flat.
+    Given(&'d [f32]),
+    /// A fused block's pooling layer and the gradient of its pooled output, flat: each
+    /// image's `dL/dout` is rebuilt from the pooling's winners.
+    Pooled(&'d Pooling, &'d [f32]),
+}
+
+impl Gradient<'_> {
+    /// Image `n`'s `dL/dout` `(FN, OH*OW)`: a slice of the given one, or rebuilt in
+    /// `buffer` (`FN*OH*OW` floats).
+    fn image<'b>(&'b self, n: usize, buffer: &'b mut [f32]) -> &'b [f32] {
+        match *self {
+            Gradient::Given(dout) => {
+                let per_image = buffer.len();
+                &dout[n * per_image..(n + 1) * per_image]
+            }
+            Gradient::Pooled(pool, grads) => {
+                pool.backward_image(grads_of(pool, grads, n), n, buffer);
+                buffer
+            }
+        }
+    }
+
+    /// Image `n`'s `dL/dout` written straight into the layout `dw_plan` reads (see
+    /// [`WeightGradPlan::filter_row_len`]), each filter's sum added into `db`, where the
+    /// gradient comes from a fused pooling that can write it that way: one pass instead of
+    /// the pooling's backward into `(FN, OH*OW)` and a transposed copy of it. Returns
+    /// `false`, having done nothing, elsewhere.
+    fn by_position(
+        &self,
+        n: usize,
+        dw_plan: &WeightGradPlan,
+        padded_dout: &mut [f32],
+        db: &mut [f32],
+    ) -> bool {
+        let (Gradient::Pooled(pool, grads), Some(row_len)) = (*self, dw_plan.filter_row_len())
+        else {
+            return false;
+        };
+        // Room for the widest row: two vectors of 16 filters (the dW kernel's widest block).
+        let mut lane_sums = [[0.0f32; 8]; 32];
+        let Some(lane_sums) = lane_sums.get_mut(..row_len) else {
+            return false;
+        };
+        if !pool.backward_image_by_position(
+            grads_of(pool, grads, n),
+            n,
+            row_len,
+            padded_dout,
+            lane_sums,
+        ) {
+            return false;
+        }
+        for (sum, lanes) in db.iter_mut().zip(lane_sums.iter()) {
+            *sum += combine_lanes(lanes, &[]);
+        }
+        true
+    }
+}
+
+/// Image `n`'s share of a fused pooling's pooled gradient `grads`.
+fn grads_of<'g>(pool: &Pooling, grads: &'g [f32], n: usize) -> &'g [f32] {
+    let per_image = pool.pooled_per_image();
+    &grads[n * per_image..(n + 1) * per_image]
+}
+
+/// Image `n`'s `dL/dout` `(FN, OH*OW)`, from `gradient` (in `buffer` if it is rebuilt
 /// there), after adding each filter's sum into `db`.
-fn image_grad<'b, 'd: 'b>(
-    gradient: &impl Fn(usize, &mut [f32]) -> Option<&'d [f32]>,
+fn image_grad<'b>(
+    gradient: &'b Gradient,
     n: usize,
     buffer: &'b mut [f32],
     db: &mut [f32],
 ) -> &'b [f32] {
-    let dout_n = match gradient(n, &mut *buffer) {
-        Some(slice) => slice,
-        None => buffer,
-    };
+    let dout_n = gradient.image(n, buffer);
     let positions = dout_n.len() / db.len();
     for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
         *sum += sum_in_lanes(row);
@@ -750,14 +804,20 @@ thread_local! {
 /// independent totals become one vector register and the additions overlap. The order is
 /// fixed, so the result is the same on every run.
 fn sum_in_lanes(values: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let (chunks, rest) = values.as_chunks::<LANES>();
-    let mut partial = [0.0f32; LANES];
+    let (chunks, rest) = values.as_chunks::<8>();
+    let mut partial = [0.0f32; 8];
     for chunk in chunks {
         for (p, &v) in partial.iter_mut().zip(chunk) {
             *p += v;
         }
     }
+    combine_lanes(&partial, rest)
+}
+
+/// The last steps of [`sum_in_lanes`]: its 8 partial sums (lane `l` holds the values at
+/// `l`, `l + 8`, ...) added in a fixed order, then the values left after the last whole
+/// chunk of 8.
+fn combine_lanes(partial: &[f32; 8], rest: &[f32]) -> f32 {
     let pairs = [
         partial[0] + partial[4],
         partial[1] + partial[5],

@@ -9,7 +9,7 @@ use crate::error::SettingError;
 use crate::full_cnn::simd::{Simd, as_output};
 use crate::padding_stride::conv_output_size;
 #[cfg(target_arch = "x86_64")]
-use crate::pooling::avx512::max_pool_grad_plane_2x2;
+use crate::pooling::avx512::{max_pool_grad_by_position_2x2, max_pool_grad_plane_2x2};
 use crate::pooling::{
     BLOCKED, avg_pool, check_pad_below_window, max_pool_planes, max_pool_with_argmax,
 };
@@ -235,6 +235,13 @@ impl Pooling {
         expected.1 * expected.2 * expected.3
     }
 
+    /// Pooled values per image of the last fused pass.
+    pub(crate) fn pooled_per_image(&self) -> usize {
+        let [_, c, h, w] = self.x_shape;
+        self.output_shape((1, c, h, w))
+            .map_or(0, |(_, c, oh, ow)| c * oh * ow)
+    }
+
     /// The max-pooling backward of one image: `dx_n` `(C, H, W)` gets image `img`'s pooled
     /// gradients `dout_n` `(C, OH, OW)` at the winners, zeros elsewhere.
     pub(crate) fn backward_image(&self, dout_n: &[f32], img: usize, dx_n: &mut [f32]) {
@@ -277,6 +284,52 @@ impl Pooling {
                 }
             }
         }
+    }
+
+    /// [`Pooling::backward_image`] for a fused first block whose convolution's `dW` kernel
+    /// reads the gradient a row of `row_len` filters per position: written that way into
+    /// `out` `(H*W, row_len)` (zeros past the planes), with each plane's lane sums for the
+    /// bias gradient (see `pooling::avx512::max_pool_grad_by_position_2x2`), instead of
+    /// `(C, H, W)` transposed afterwards. Only where that kernel applies (2x2 windows,
+    /// stride 2, no padding, AVX-512, an even height and a width a multiple of 8, `row_len`
+    /// 16 or 32); returns `false`, having written nothing, elsewhere.
+    pub(crate) fn backward_image_by_position(
+        &self,
+        dout_n: &[f32],
+        img: usize,
+        row_len: usize,
+        out: &mut [f32],
+        lane_sums: &mut [[f32; 8]],
+    ) -> bool {
+        let [_, c, h, w] = self.x_shape;
+        let fits = self.fast_grad_width().is_some()
+            && h.is_multiple_of(2)
+            && w.is_multiple_of(8)
+            && c > 0
+            && c <= row_len;
+        let arg_max = self
+            .arg_max
+            .as_ref()
+            .expect("checked in check_relu_pool_dout");
+        let winners = arg_max.as_slice().expect("kept in standard layout");
+        let winners = &winners[img * dout_n.len()..(img + 1) * dout_n.len()];
+        // SAFETY (both arms): the processor has AVX-512 (`fast_grad_width`); the kernel
+        // writes floats only.
+        #[cfg(target_arch = "x86_64")]
+        if fits {
+            let out = unsafe { as_output(out) };
+            match row_len {
+                16 => unsafe {
+                    max_pool_grad_by_position_2x2::<1>(winners, dout_n, c, (h, w), out, lane_sums)
+                },
+                32 => unsafe {
+                    max_pool_grad_by_position_2x2::<2>(winners, dout_n, c, (h, w), out, lane_sums)
+                },
+                _ => return false,
+            }
+            return true;
+        }
+        false
     }
 
     /// The output width if the gradient can go through the AVX-512 kernel

@@ -14,6 +14,16 @@
 //! puts the left and right pixels back side by side; every pixel is written once, with no
 //! zeroing pass first.
 //!
+//! Backward once more, for the convolution's weight gradient in a fused first block
+//! ([`max_pool_grad_by_position_2x2`]): all planes at once, written a row of planes per
+//! pixel, the layout the `dW` kernel reads, so the gradient is not written plane by plane
+//! and then transposed. In profiles of SimpleConvNet's training step on one thread of an
+//! Intel Xeon, it took 8.9% where the plane-by-plane kernel, the transposition and the
+//! bias gradient's sums took 6.5%, 8.1% and 1.9%; the step ran 11% faster on one thread
+//! and 11-17% on two (medians of the rounds' ratios, interleaved runs of 6 and 8 rounds).
+//! Gathering 16 planes' windows into a vector is most of its time; copying them into a
+//! `(windows, planes)` buffer by 8x8 register transposes first was slower still.
+//!
 //! The plain loops take one window at a time, with a branch on the data for each
 //! candidate. Measured in profiles of SimpleConvNet's training step (30 maps of 24x24)
 //! on a Zen 5: the forward loop took about 10% of the step, the kernel 4-5%; the
@@ -210,6 +220,119 @@ pub(crate) unsafe fn max_pool_grad_plane_2x2(
     dx[2 * oh * w..].fill(MaybeUninit::new(0.0));
 }
 
+/// The same gradient as [`max_pool_grad_plane_2x2`], for all planes of an image at once
+/// and written position by position, in the layout the convolution's `dW` kernel by
+/// filters reads (`FilterGradPlan::pad_dout` in `full_cnn::direct_conv`): `out[p *
+/// 16FV + f]` is plane `f`'s gradient at pixel `p` (0 for `f` past the `planes`). Each
+/// plane's gradients are summed on the way, for the bias gradient: `lane_sums[f][l]` is
+/// the sum of plane `f`'s gradients at the pixels `p` with `p % 8 == l`, in increasing `p`
+/// (the partial sums that `sum_in_lanes` of `convolution_layer` keeps, so the bias
+/// gradient comes out with the same bits).
+///
+/// The plane-by-plane kernel writes `(planes, h * w)` and the `dW` kernel's packing then
+/// transposes it, a second pass over the whole gradient; here each window's gradient and
+/// winner are gathered across the planes (16 planes a vector, once for the two rows under
+/// the window), and every row of `out` is written once, in order.
+///
+/// `winners` and `grads` are `(planes, h/2, w/2)`; `h` even, `w` a multiple of 8.
+///
+/// # Safety
+/// The processor must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn max_pool_grad_by_position_2x2<const FV: usize>(
+    winners: &[u32],
+    grads: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    out: &mut [MaybeUninit<f32>],
+    lane_sums: &mut [[f32; 8]],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    let windows = oh * ow;
+    let row_len = FV * LANES;
+    assert!(
+        h.is_multiple_of(2)
+            && w.is_multiple_of(8)
+            && (1..=row_len).contains(&planes)
+            && winners.len() == planes * windows
+            && grads.len() == winners.len()
+            && out.len() == h * w * row_len
+            && lane_sums.len() == row_len,
+        "max_pool_grad_by_position_2x2: {planes} planes of {} gradients, ({h}, {w}) pixels \
+         into {} floats and {} sums for {row_len} planes",
+        windows,
+        out.len(),
+        lane_sums.len()
+    );
+    // SAFETY (all below): AVX-512F by the caller's promise. The gathers read lane `l` of
+    // vector `v` at `(16v + l) * windows + window` only for the planes `16v + l < planes`
+    // (the mask), inside `winners` and `grads`; the stores write row `p < h * w` of `out`.
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let blocked = _mm512_set1_epi32(BLOCKED as i32);
+        let plane_starts = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(windows as i32),
+        );
+        let present: [__mmask16; FV] = std::array::from_fn(|v| {
+            let inside = planes.saturating_sub(v * LANES).min(LANES);
+            ((1u32 << inside) - 1) as __mmask16
+        });
+        // One row of windows, gathered across the planes: winners and gradients. (Copied
+        // into a `(windows, planes)` buffer by 8x8 register transposes first instead, the
+        // copy alone took longer than this whole kernel.)
+        let mut won = vec![blocked; ow * FV];
+        let mut grad = vec![zero; ow * FV];
+        let mut sums = [[zero; FV]; 8];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for v in 0..FV {
+                    let first = (v * LANES * windows + oy * ow + ox) as i32;
+                    let at = _mm512_add_epi32(plane_starts, _mm512_set1_epi32(first));
+                    won[ox * FV + v] = _mm512_mask_i32gather_epi32::<4>(
+                        blocked,
+                        present[v],
+                        at,
+                        winners.as_ptr().cast(),
+                    );
+                    grad[ox * FV + v] =
+                        _mm512_mask_i32gather_ps::<4>(zero, present[v], at, grads.as_ptr().cast());
+                }
+            }
+            for y in [2 * oy, 2 * oy + 1] {
+                for x0 in (0..w).step_by(8) {
+                    // `p % 8 == lane`: rows are a multiple of 8 pixels long.
+                    for (lane, sums_l) in sums.iter_mut().enumerate() {
+                        let (x, p) = (x0 + lane, y * w + x0 + lane);
+                        let p_v = _mm512_set1_epi32(p as i32);
+                        for (v, sum) in sums_l.iter_mut().enumerate() {
+                            let window = (x / 2) * FV + v;
+                            let wins = _mm512_cmpeq_epi32_mask(won[window], p_v);
+                            // Plus 0, as the plain scatter adds the gradient to zeros.
+                            let value =
+                                _mm512_add_ps(_mm512_maskz_mov_ps(wins, grad[window]), zero);
+                            _mm512_storeu_ps(
+                                out.as_mut_ptr().add(p * row_len + v * LANES).cast(),
+                                value,
+                            );
+                            *sum = _mm512_add_ps(*sum, value);
+                        }
+                    }
+                }
+            }
+        }
+        for (lane, sums_l) in sums.iter().enumerate() {
+            for (v, &sum) in sums_l.iter().enumerate() {
+                let mut values = [0.0f32; LANES];
+                _mm512_storeu_ps(values.as_mut_ptr(), sum);
+                for (l, &value) in values.iter().enumerate() {
+                    lane_sums[v * LANES + l][lane] = value;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +393,101 @@ mod tests {
 
     /// The gradient, bit for bit, as the plain scatter: zeros, then each window's
     /// gradient added at its winner (gradients with -0, winners from the plain loop).
+    /// The gradient by positions against the plain scatter, plane by plane, then
+    /// transposed and summed by plain loops: SimpleConvNet's 30 planes of 24x24 (two
+    /// vectors of planes, the last one partly padding), one vector's worth, a single plane,
+    /// 17 planes (a second vector of one), with NaN, -0, ties and blocked windows.
+    #[test]
+    fn by_position_is_the_plain_scatter_transposed() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512 here: the kernel is not used, nothing to compare");
+            return;
+        }
+        for (planes, (h, w), row_len) in [
+            (30, (24, 24), 32),
+            (16, (6, 16), 16),
+            (4, (8, 8), 16),
+            (1, (2, 8), 16),
+            (17, (4, 8), 32),
+        ] {
+            let (oh, ow) = (h / 2, w / 2);
+            let (mut winners, mut grads) = (Vec::new(), Vec::new());
+            let mut plain = vec![0.0f32; planes * h * w];
+            for (f, plane_grad) in plain.chunks_exact_mut(h * w).enumerate() {
+                let plane: Vec<f32> = (0..h * w)
+                    .map(|i| match (i * 7 + f * 3) % 19 {
+                        0 => f32::NAN,
+                        1 => -0.0,
+                        r if f % 5 == 4 => -(r as f32), // every window blocked
+                        r => (r % 6) as f32 - 2.0,      // ties, zeros and negatives
+                    })
+                    .collect();
+                let (mut pooled, mut won) = (vec![0.0; oh * ow], vec![0u32; oh * ow]);
+                super::super::pool_plane_2x2(&plane, w, ow, &mut pooled, &mut won, true);
+                let g: Vec<f32> = (0..oh * ow)
+                    .map(|i| {
+                        if (i + f) % 5 == 2 {
+                            -0.0
+                        } else {
+                            (i + f) as f32 * 0.25 - 3.0
+                        }
+                    })
+                    .collect();
+                for (&at, &g) in won.iter().zip(&g) {
+                    if at != BLOCKED {
+                        plane_grad[at as usize] += g;
+                    }
+                }
+                winners.extend(won);
+                grads.extend(g);
+            }
+            let mut fast = vec![f32::NAN; h * w * row_len];
+            let mut lane_sums = vec![[f32::NAN; 8]; row_len];
+            // SAFETY: the processor has AVX-512F (checked above); the kernel writes floats.
+            unsafe {
+                let out = crate::full_cnn::simd::as_output(&mut fast);
+                match row_len {
+                    16 => max_pool_grad_by_position_2x2::<1>(
+                        &winners,
+                        &grads,
+                        planes,
+                        (h, w),
+                        out,
+                        &mut lane_sums,
+                    ),
+                    _ => max_pool_grad_by_position_2x2::<2>(
+                        &winners,
+                        &grads,
+                        planes,
+                        (h, w),
+                        out,
+                        &mut lane_sums,
+                    ),
+                }
+            }
+            let case = format!("{planes} planes of {h}x{w}, rows of {row_len}");
+            let transposed: Vec<f32> = (0..h * w * row_len)
+                .map(|i| {
+                    let (p, f) = (i / row_len, i % row_len);
+                    if f < planes {
+                        plain[f * h * w + p]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            assert_eq!(bits(&fast), bits(&transposed), "gradient, {case}");
+            for (f, sums) in lane_sums.iter().enumerate() {
+                let expected: [f32; 8] = std::array::from_fn(|lane| {
+                    (lane..h * w)
+                        .step_by(8)
+                        .fold(0.0, |sum, p| sum + transposed[p * row_len + f])
+                });
+                assert_eq!(bits(sums), bits(&expected), "sums of plane {f}, {case}");
+            }
+        }
+    }
+
     #[test]
     fn same_gradient_as_the_plain_scatter() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
