@@ -742,13 +742,7 @@ impl Gradient<'_> {
         let Some(lane_sums) = lane_sums.get_mut(..row_len) else {
             return false;
         };
-        if !pool.backward_image_by_position(
-            grads_of(pool, grads, n),
-            n,
-            row_len,
-            padded_dout,
-            lane_sums,
-        ) {
+        if !pool.backward_image_by_position(grads_of(pool, grads, n), n, padded_dout, lane_sums) {
             return false;
         }
         for (sum, lanes) in db.iter_mut().zip(lane_sums.iter()) {

@@ -287,8 +287,9 @@ impl Pooling {
     }
 
     /// [`Pooling::backward_image`] for a fused first block whose convolution's `dW` kernel
-    /// reads the gradient a row of `row_len` filters per position: written that way into
-    /// `out` `(H*W, row_len)` (zeros past the planes), with each plane's lane sums for the
+    /// reads the gradient a row of `row_len = lane_sums.len()` filters per position: written
+    /// that way into `out` `(H*W, row_len)` (zeros past the planes), with each plane's lane
+    /// sums for the
     /// bias gradient (see `pooling::avx512::max_pool_grad_by_position_2x2`), instead of
     /// `(C, H, W)` transposed afterwards. Only where that kernel applies (2x2 windows,
     /// stride 2, no padding, AVX-512, an even height and a width a multiple of 8, `row_len`
@@ -297,36 +298,30 @@ impl Pooling {
         &self,
         dout_n: &[f32],
         img: usize,
-        row_len: usize,
         out: &mut [f32],
         lane_sums: &mut [[f32; 8]],
     ) -> bool {
         let [_, c, h, w] = self.x_shape;
+        let row_len = lane_sums.len();
         let fits = self.fast_grad_width().is_some()
             && h.is_multiple_of(2)
             && w.is_multiple_of(8)
             && c > 0
-            && c <= row_len;
+            && c <= row_len
+            && matches!(row_len, 16 | 32);
         let arg_max = self
             .arg_max
             .as_ref()
             .expect("checked in check_relu_pool_dout");
         let winners = arg_max.as_slice().expect("kept in standard layout");
         let winners = &winners[img * dout_n.len()..(img + 1) * dout_n.len()];
-        // SAFETY (both arms): the processor has AVX-512 (`fast_grad_width`); the kernel
-        // writes floats only.
         #[cfg(target_arch = "x86_64")]
         if fits {
-            let out = unsafe { as_output(out) };
-            match row_len {
-                16 => unsafe {
-                    max_pool_grad_by_position_2x2::<1>(winners, dout_n, c, (h, w), out, lane_sums)
-                },
-                32 => unsafe {
-                    max_pool_grad_by_position_2x2::<2>(winners, dout_n, c, (h, w), out, lane_sums)
-                },
-                _ => return false,
-            }
+            // SAFETY: the processor has AVX-512 (`fast_grad_width`); the kernel writes
+            // floats only.
+            unsafe {
+                max_pool_grad_by_position_2x2(winners, dout_n, c, (h, w), as_output(out), lane_sums)
+            };
             return true;
         }
         false

@@ -223,7 +223,8 @@ pub(crate) unsafe fn max_pool_grad_plane_2x2(
 /// The same gradient as [`max_pool_grad_plane_2x2`], for all planes of an image at once
 /// and written position by position, in the layout the convolution's `dW` kernel by
 /// filters reads (`FilterGradPlan::pad_dout` in `full_cnn::direct_conv`): `out[p *
-/// 16FV + f]` is plane `f`'s gradient at pixel `p` (0 for `f` past the `planes`). Each
+/// row_len + f]` is plane `f`'s gradient at pixel `p` (0 for `f` past the `planes`; `row_len`
+/// = `lane_sums.len()`, 16 or 32). Each
 /// plane's gradients are summed on the way, for the bias gradient: `lane_sums[f][l]` is
 /// the sum of plane `f`'s gradients at the pixels `p` with `p % 8 == l`, in increasing `p`
 /// (the partial sums that `sum_in_lanes` of `convolution_layer` keeps, so the bias
@@ -239,7 +240,28 @@ pub(crate) unsafe fn max_pool_grad_plane_2x2(
 /// # Safety
 /// The processor must have AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn max_pool_grad_by_position_2x2<const FV: usize>(
+pub(crate) unsafe fn max_pool_grad_by_position_2x2(
+    winners: &[u32],
+    grads: &[f32],
+    planes: usize,
+    image: (usize, usize),
+    out: &mut [MaybeUninit<f32>],
+    lane_sums: &mut [[f32; 8]],
+) {
+    // SAFETY (both): AVX-512F by the caller's promise.
+    match lane_sums.len() {
+        16 => unsafe { by_position::<1>(winners, grads, planes, image, out, lane_sums) },
+        32 => unsafe { by_position::<2>(winners, grads, planes, image, out, lane_sums) },
+        other => panic!("max_pool_grad_by_position_2x2: rows of 16 or 32 planes, not {other}"),
+    }
+}
+
+/// [`max_pool_grad_by_position_2x2`] for rows of `FV` vectors of 16 planes.
+///
+/// # Safety
+/// The processor must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn by_position<const FV: usize>(
     winners: &[u32],
     grads: &[f32],
     planes: usize,
@@ -446,24 +468,14 @@ mod tests {
             // SAFETY: the processor has AVX-512F (checked above); the kernel writes floats.
             unsafe {
                 let out = crate::full_cnn::simd::as_output(&mut fast);
-                match row_len {
-                    16 => max_pool_grad_by_position_2x2::<1>(
-                        &winners,
-                        &grads,
-                        planes,
-                        (h, w),
-                        out,
-                        &mut lane_sums,
-                    ),
-                    _ => max_pool_grad_by_position_2x2::<2>(
-                        &winners,
-                        &grads,
-                        planes,
-                        (h, w),
-                        out,
-                        &mut lane_sums,
-                    ),
-                }
+                max_pool_grad_by_position_2x2(
+                    &winners,
+                    &grads,
+                    planes,
+                    (h, w),
+                    out,
+                    &mut lane_sums,
+                );
             }
             let case = format!("{planes} planes of {h}x{w}, rows of {row_len}");
             let transposed: Vec<f32> = (0..h * w * row_len)
