@@ -232,6 +232,37 @@ impl ConvKernel {
     }
 }
 
+impl ConvKernel {
+    /// Whether the kernel is the direct one alone (no Winograd), as
+    /// [`ConvKernel::run_direct_then`] needs.
+    pub(crate) fn is_direct(&self) -> bool {
+        self.winograd.is_none()
+    }
+
+    /// The direct kernel on one `image`, without its bias, then `then(scratch, (row_stride,
+    /// scratch_row))` with the outputs still in the kernel's scratch rows (see
+    /// `ForwardPlan::run_kernel`): for a consumer that reads them from there, instead of
+    /// [`ConvKernel::run`] copying them out first. Panics if the kernel has Winograd's.
+    pub(crate) fn run_direct_then(
+        &self,
+        image: &[f32],
+        packed: &PackedFilters,
+        then: impl FnOnce(&[f32], (usize, usize)),
+    ) {
+        assert!(
+            self.is_direct(),
+            "ConvKernel::run_direct_then with Winograd's kernel"
+        );
+        BUFFERS.with_borrow_mut(|buffers| {
+            let padded = first_of(&mut buffers.padded, self.direct.padded_len());
+            self.direct.pad_image(image, padded);
+            let scratch = first_of(&mut buffers.scratch, self.direct.scratch_len());
+            let layout = self.direct.run_kernel(padded, &packed.direct, scratch);
+            then(scratch, layout);
+        });
+    }
+}
+
 /// Which Winograd algorithms may be used, if any: none if the environment variable
 /// `CNN_FROM_SCRATCH_WINOGRAD` is `0`, only F(2x2, 3x3) if it is `2`, else F(4x4, 3x3)
 /// too, where it is faster ([`Tile::for_output`]), so that one build can be measured

@@ -9,7 +9,9 @@ use crate::error::SettingError;
 use crate::full_cnn::simd::{Simd, as_output};
 use crate::padding_stride::conv_output_size;
 #[cfg(target_arch = "x86_64")]
-use crate::pooling::avx512::{max_pool_grad_by_position_2x2, max_pool_grad_plane_2x2};
+use crate::pooling::avx512::{
+    max_pool_grad_by_position_2x2, max_pool_grad_plane_2x2, relu_pool_rows_2x2,
+};
 use crate::pooling::{
     BLOCKED, avg_pool, check_pad_below_window, max_pool_planes, max_pool_with_argmax,
 };
@@ -199,6 +201,49 @@ impl Pooling {
         );
         let settings = (self.pool_h, self.pool_w, self.stride, self.pad);
         max_pool_planes(conv_n, (h, w), settings, (oh, ow), values, arg, true);
+    }
+
+    /// Whether [`Pooling::relu_pool_scratch`] can pool this layer's windows: 2x2 with
+    /// stride 2 and no padding, on a processor with AVX-512.
+    pub(crate) fn pools_scratch(&self) -> bool {
+        (self.pool_h, self.pool_w, self.stride, self.pad) == (2, 2, 2, 0)
+            && Simd::best() == Simd::Avx512
+    }
+
+    /// [`Pooling::relu_pool_image`] of feature maps still in a convolution kernel's
+    /// scratch rows, before its bias: plane `f`'s row `y` starts at `f * scratch_row + y *
+    /// row_stride`, and each pixel is `scratch + bias[f]`. Saves copying the maps out of
+    /// the scratch rows (with the bias) only to read them again. Where
+    /// [`Pooling::pools_scratch`] says so.
+    pub(crate) fn relu_pool_scratch(
+        &self,
+        scratch: &[f32],
+        (row_stride, scratch_row): (usize, usize),
+        bias: &[f32],
+        (_, h, w): (usize, usize, usize),
+        values: &mut [f32],
+        arg: &mut [u32],
+    ) {
+        assert!(
+            self.pools_scratch(),
+            "Pooling: no scratch pooling for {self:?}"
+        );
+        let (oh, ow) = (h / 2, w / 2);
+        if oh * ow == 0 {
+            return;
+        }
+        for (((plane, &b), out), idx) in scratch
+            .chunks(scratch_row)
+            .zip(bias)
+            .zip(values.chunks_exact_mut(oh * ow))
+            .zip(arg.chunks_exact_mut(oh * ow))
+        {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the processor has AVX-512 (`pools_scratch`).
+            unsafe {
+                relu_pool_rows_2x2(plane, (w, row_stride), b, ow, out, idx)
+            };
+        }
     }
 
     /// Finish a fused pass: remember the winners and the convolution output's shape.

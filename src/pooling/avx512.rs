@@ -14,6 +14,11 @@
 //! puts the left and right pixels back side by side; every pixel is written once, with no
 //! zeroing pass first.
 //!
+//! The forward kernel also reads a convolution's outputs where its kernel left them,
+//! in rows wider than the maps and before the bias ([`relu_pool_rows_2x2`]): the bias is
+//! added to each loaded vector, before the comparisons, as the convolution would have
+//! added it to its outputs.
+//!
 //! Backward once more, for the convolution's weight gradient in a fused first block
 //! ([`max_pool_grad_by_position_2x2`]): all planes at once, written a row of planes per
 //! pixel, the layout the `dW` kernel reads, so the gradient is not written plane by plane
@@ -76,22 +81,51 @@ pub(super) unsafe fn relu_pool_plane_2x2(
     out: &mut [f32],
     idx: &mut [u32],
 ) {
+    // SAFETY: the caller's promise. Plus 0 changes no window's winner or value: only
+    // values above 0 win, and those it leaves as they are.
+    unsafe { relu_pool_rows_2x2(plane, (w, w), 0.0, ow, out, idx) }
+}
+
+/// [`relu_pool_plane_2x2`] of the plane `plane + bias` whose rows of `w` pixels lie
+/// `row_stride` floats apart (a convolution kernel's scratch rows, see
+/// `ForwardPlan::run_kernel`): the winners' indices are those of the plane stored
+/// compactly, `y * w + x`, and each value is `pixel + bias` (added before the comparisons,
+/// as when the convolution adds its bias to its outputs first).
+///
+/// # Safety
+/// The processor must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn relu_pool_rows_2x2(
+    plane: &[f32],
+    (w, row_stride): (usize, usize),
+    bias: f32,
+    ow: usize,
+    out: &mut [f32],
+    idx: &mut [u32],
+) {
     assert!(
-        ow > 0 && out.len() == idx.len() && out.len().is_multiple_of(ow) && 2 * ow <= w,
-        "relu_pool_plane_2x2: {} outputs in rows of {ow} from rows of {w}",
+        ow > 0
+            && out.len() == idx.len()
+            && out.len().is_multiple_of(ow)
+            && 2 * ow <= w
+            && w <= row_stride,
+        "relu_pool_rows_2x2: {} outputs in rows of {ow} from rows of {w} ({row_stride} apart)",
         out.len()
     );
     let oh = out.len() / ow;
     assert!(
-        plane.len() >= 2 * oh * w,
-        "relu_pool_plane_2x2: plane of {} floats",
+        oh == 0 || plane.len() >= (2 * oh - 1) * row_stride + w,
+        "relu_pool_rows_2x2: plane of {} floats",
         plane.len()
     );
     // SAFETY: AVX-512F by the caller's promise.
     let even_offsets = unsafe { left_columns() };
     let odd_offsets = _mm512_add_epi32(even_offsets, _mm512_set1_epi32(1));
     let pl = plane.as_ptr();
+    let bias = _mm512_set1_ps(bias);
     for oy in 0..oh {
+        // Where the two rows are read, and their first pixels' indices.
+        let (top_at, bottom_at) = (2 * oy * row_stride, (2 * oy + 1) * row_stride);
         let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
         for ox0 in (0..ow).step_by(LANES) {
             let (keep, low, high) = masks(LANES.min(ow - ox0));
@@ -99,15 +133,10 @@ pub(super) unsafe fn relu_pool_plane_2x2(
             // from column `2 * ox0`, inside the plane (asserted); the stores write only
             // `windows` outputs from `oy * ow + ox0`.
             unsafe {
-                let (t, b) = (pl.add(top + 2 * ox0), pl.add(bottom + 2 * ox0));
-                let (t0, t1) = (
-                    _mm512_maskz_loadu_ps(low, t),
-                    _mm512_maskz_loadu_ps(high, t.wrapping_add(16)),
-                );
-                let (b0, b1) = (
-                    _mm512_maskz_loadu_ps(low, b),
-                    _mm512_maskz_loadu_ps(high, b.wrapping_add(16)),
-                );
+                let (t, b) = (pl.add(top_at + 2 * ox0), pl.add(bottom_at + 2 * ox0));
+                let load = |mask, at| _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), bias);
+                let (t0, t1) = (load(low, t), load(high, t.wrapping_add(16)));
+                let (b0, b1) = (load(low, b), load(high, b.wrapping_add(16)));
                 // `offsets` both picks a window's left (even) or right (odd) pixels out
                 // of the row's two vectors and gives their columns.
                 let mut best = _mm512_setzero_ps();
@@ -392,6 +421,44 @@ mod tests {
 
     /// The same values and winners, bit for bit, as the plain loop (`pool_plane_2x2` with
     /// ReLU).
+    /// A plane in rows wider than itself (a convolution's scratch rows, with other numbers
+    /// in the gaps), before its bias: the same as the plain loop on the compact plane plus
+    /// the bias, bit for bit.
+    #[test]
+    fn strided_rows_with_a_bias_are_the_compact_plane_plus_the_bias() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("no AVX-512 here: the kernels are not used, nothing to compare");
+            return;
+        }
+        for (((h, w), plane), (gap, bias)) in
+            planes().zip([(4, 0.5), (0, -1.0), (9, 3.0)].into_iter().cycle())
+        {
+            let (oh, ow) = (h / 2, w / 2);
+            let row_stride = w + gap;
+            let mut rows = vec![1e9f32; h * row_stride];
+            for (y, row) in plane.chunks_exact(w).enumerate() {
+                rows[y * row_stride..][..w].copy_from_slice(row);
+            }
+            let shifted: Vec<f32> = plane.iter().map(|&x| x + bias).collect();
+            let (mut plain, mut plain_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
+            super::super::pool_plane_2x2(&shifted, w, ow, &mut plain, &mut plain_at, true);
+            let (mut fast, mut fast_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
+            // SAFETY: the processor has AVX-512F (checked above).
+            unsafe {
+                relu_pool_rows_2x2(&rows, (w, row_stride), bias, ow, &mut fast, &mut fast_at)
+            };
+            assert_eq!(
+                bits(&fast),
+                bits(&plain),
+                "values, plane {h}x{w}, rows of {row_stride}"
+            );
+            assert_eq!(
+                fast_at, plain_at,
+                "winners, plane {h}x{w}, rows of {row_stride}"
+            );
+        }
+    }
+
     #[test]
     fn same_values_and_winners_as_the_plain_loop() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
