@@ -230,9 +230,7 @@ impl ConvKernel {
             }
         });
     }
-}
 
-impl ConvKernel {
     /// Whether the kernel is the direct one alone (no Winograd), as
     /// [`ConvKernel::run_direct_then`] needs.
     pub(crate) fn is_direct(&self) -> bool {

@@ -262,8 +262,9 @@ impl Convolution {
     /// AVX-512 that buffer is the kernel's own scratch rows, pooled with the bias added on
     /// the way (`Pooling::relu_pool_scratch`): the maps are not even copied out of them
     /// (on an Intel Xeon the copy was 5% of a SimpleConvNet training step's profile; the
-    /// step +9%, inference at batch 100 +13%, 8 interleaved rounds on 2 threads). Same result as `forward`, ReLU, then
-    /// [`Pooling::forward`]; `pool.backward` and [`Convolution::backward_params_pooled`]
+    /// step +9%, inference at batch 100 +13%, 8 interleaved rounds on 2 threads).
+    ///
+    /// Same result as `forward`, ReLU, then [`Pooling::forward`]; `pool.backward` and [`Convolution::backward_params_pooled`]
     /// take the gradient back through all three.
     pub(crate) fn forward_relu_pool(
         &mut self,
@@ -488,8 +489,8 @@ impl Convolution {
             .expect("the settings fitted in forward");
         let dout_pooled = dout_pooled.as_standard_layout();
         let grads = dout_pooled.as_slice().expect("standard layout");
-        pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
-        self.backward_images(Gradient::Pooled(pool, grads));
+        let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
+        self.backward_images(Gradient::Pooled(pool, grads, per_image));
     }
 
     /// Panics unless `dout` has the shape of the last forward output.
@@ -730,9 +731,10 @@ impl WeightGradKernels {
 enum Gradient<'d> {
     /// The layer's `dout` `(N, FN, OH, OW)`, flat.
     Given(&'d [f32]),
-    /// A fused block's pooling layer and the gradient of its pooled output, flat: each
-    /// image's `dL/dout` is rebuilt from the pooling's winners.
-    Pooled(&'d Pooling, &'d [f32]),
+    /// A fused block's pooling layer and the gradient of its pooled output, flat, with its
+    /// number of values per image: each image's `dL/dout` is rebuilt from the pooling's
+    /// winners.
+    Pooled(&'d Pooling, &'d [f32], usize),
 }
 
 impl Gradient<'_> {
@@ -744,8 +746,8 @@ impl Gradient<'_> {
                 let per_image = buffer.len();
                 &dout[n * per_image..(n + 1) * per_image]
             }
-            Gradient::Pooled(pool, grads) => {
-                pool.backward_image(grads_of(pool, grads, n), n, buffer);
+            Gradient::Pooled(pool, grads, per_image) => {
+                pool.backward_image(&grads[n * per_image..][..per_image], n, buffer);
                 buffer
             }
         }
@@ -763,7 +765,8 @@ impl Gradient<'_> {
         padded_dout: &mut [f32],
         db: &mut [f32],
     ) -> bool {
-        let (Gradient::Pooled(pool, grads), Some(row_len)) = (*self, dw_plan.filter_row_len())
+        let (Gradient::Pooled(pool, grads, per_image), Some(row_len)) =
+            (*self, dw_plan.filter_row_len())
         else {
             return false;
         };
@@ -772,7 +775,8 @@ impl Gradient<'_> {
         let Some(lane_sums) = lane_sums.get_mut(..row_len) else {
             return false;
         };
-        if !pool.backward_image_by_position(grads_of(pool, grads, n), n, padded_dout, lane_sums) {
+        let grads_n = &grads[n * per_image..][..per_image];
+        if !pool.backward_image_by_position(grads_n, n, padded_dout, lane_sums) {
             return false;
         }
         for (sum, lanes) in db.iter_mut().zip(lane_sums.iter()) {
@@ -780,12 +784,6 @@ impl Gradient<'_> {
         }
         true
     }
-}
-
-/// Image `n`'s share of a fused pooling's pooled gradient `grads`.
-fn grads_of<'g>(pool: &Pooling, grads: &'g [f32], n: usize) -> &'g [f32] {
-    let per_image = pool.pooled_per_image();
-    &grads[n * per_image..(n + 1) * per_image]
 }
 
 /// Image `n`'s `dL/dout` `(FN, OH*OW)`, from `gradient` (in `buffer` if it is rebuilt

@@ -680,8 +680,6 @@ impl WeightGradPlan {
         }
     }
 
-    /// Adds the `dW` `(FN, C*FH*FW)` of a group of images to `dw`, from their padded
-    /// images (one after the other, the forward plan's layout) and padded gradients.
     /// The row length of [`WeightGradPlan::pad_dout`]'s layout if it is the kernel by
     /// filters' `(OH*OW, FN rounded up)` (a row of filters per output position): a
     /// gradient written that way by someone else (the fused ReLU + pooling backward,
@@ -693,6 +691,8 @@ impl WeightGradPlan {
         }
     }
 
+    /// Adds the `dW` `(FN, C*FH*FW)` of a group of images to `dw`, from their padded
+    /// images (one after the other, the forward plan's layout) and padded gradients.
     pub(crate) fn run(&self, padded: &[f32], padded_dout: &[f32], dw: &mut [f32]) {
         match self {
             WeightGradPlan::Positions(p) => p.run(padded, padded_dout, dw),

@@ -280,13 +280,6 @@ impl Pooling {
         expected.1 * expected.2 * expected.3
     }
 
-    /// Pooled values per image of the last fused pass.
-    pub(crate) fn pooled_per_image(&self) -> usize {
-        let [_, c, h, w] = self.x_shape;
-        self.output_shape((1, c, h, w))
-            .map_or(0, |(_, c, oh, ow)| c * oh * ow)
-    }
-
     /// The max-pooling backward of one image: `dx_n` `(C, H, W)` gets image `img`'s pooled
     /// gradients `dout_n` `(C, OH, OW)` at the winners, zeros elsewhere.
     pub(crate) fn backward_image(&self, dout_n: &[f32], img: usize, dx_n: &mut [f32]) {
@@ -334,9 +327,8 @@ impl Pooling {
     /// [`Pooling::backward_image`] for a fused first block whose convolution's `dW` kernel
     /// reads the gradient a row of `row_len = lane_sums.len()` filters per position: written
     /// that way into `out` `(H*W, row_len)` (zeros past the planes), with each plane's lane
-    /// sums for the
-    /// bias gradient (see `pooling::avx512::max_pool_grad_by_position_2x2`), instead of
-    /// `(C, H, W)` transposed afterwards. Only where that kernel applies (2x2 windows,
+    /// sums for the bias gradient (see `pooling::avx512::max_pool_grad_by_position_2x2`),
+    /// instead of `(C, H, W)` transposed afterwards. Only where that kernel applies (2x2 windows,
     /// stride 2, no padding, AVX-512, an even height and a width a multiple of 8, `row_len`
     /// 16 or 32); returns `false`, having written nothing, elsewhere.
     pub(crate) fn backward_image_by_position(

@@ -419,8 +419,6 @@ mod tests {
         values.iter().map(|x| x.to_bits()).collect()
     }
 
-    /// The same values and winners, bit for bit, as the plain loop (`pool_plane_2x2` with
-    /// ReLU).
     /// A plane in rows wider than itself (a convolution's scratch rows, with other numbers
     /// in the gaps), before its bias: the same as the plain loop on the compact plane plus
     /// the bias, bit for bit.
@@ -459,6 +457,8 @@ mod tests {
         }
     }
 
+    /// The same values and winners, bit for bit, as the plain loop (`pool_plane_2x2` with
+    /// ReLU).
     #[test]
     fn same_values_and_winners_as_the_plain_loop() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
