@@ -264,8 +264,8 @@ impl Convolution {
     /// (on an Intel Xeon the copy was 5% of a SimpleConvNet training step's profile; the
     /// step +9%, inference at batch 100 +13%, 8 interleaved rounds on 2 threads).
     ///
-    /// Same result as `forward`, ReLU, then [`Pooling::forward`]; `pool.backward` and [`Convolution::backward_params_pooled`]
-    /// take the gradient back through all three.
+    /// Same result as `forward`, ReLU, then [`Pooling::forward`]; `pool.backward` and
+    /// [`Convolution::backward_params_pooled`] take the gradient back through all three.
     pub(crate) fn forward_relu_pool(
         &mut self,
         x: ArrayView4<f32>,
