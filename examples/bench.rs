@@ -16,7 +16,15 @@
 //!   ([`deep_conv_net`]: six 3x3 convolutions, three poolings, two Affine layers, Dropout);
 //! - `conv_forward`, `conv_backward`: the Convolution layer alone (backward gives dx, dW, db);
 //! - `conv_naive`: the chapter's lesson, the same convolution as seven nested loops, with
-//!   the im2col speed-up (`speedup=`) next to it.
+//!   the im2col speed-up (`speedup=`) next to it;
+//! - `layers`, `layers_deep` (not in the default set): where a training step's time goes,
+//!   one line per layer of SimpleConvNet or DeepConvNet, its forward and backward time and,
+//!   for layers with weights, the rate of their multiply-adds in GFLOP/s (2 per
+//!   multiply-add; backward does twice the forward's, `dW` and `dx`, except in the first
+//!   layer, which needs no `dx`). The multiply-adds counted are the definition's: a layer run
+//!   by Winograd's algorithm does fewer, so its rate can pass the machine's peak. The layers
+//!   run one by one here, without the network's fused passes (convolution, ReLU and pooling
+//!   in one), so their sum is more than a step.
 //!
 //! `--threads N` sets the one pool the crate uses, rayon's (`ThreadPoolBuilder`): the work
 //! is split over images, and each matrix product runs on one thread (ndarray's
@@ -39,12 +47,12 @@ use cnn_from_scratch::full_cnn::{
     Adam, Convolution, Network, Optimizer, SimpleConvNetConfig, argmax_rows, deep_conv_net,
     simple_conv_net,
 };
-use ndarray::{Array1, Array4, Ix1, Ix4, s};
+use ndarray::{Array1, Array4, ArrayD, Ix1, Ix4, s};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
-const MEASUREMENTS: [&str; 7] = [
+const MEASUREMENTS: [&str; 9] = [
     "train_step",
     "infer",
     "train_step_deep",
@@ -52,6 +60,8 @@ const MEASUREMENTS: [&str; 7] = [
     "conv_forward",
     "conv_backward",
     "conv_naive",
+    "layers",
+    "layers_deep",
 ];
 
 /// Time SimpleConvNet and its convolution; one line per measurement.
@@ -72,8 +82,8 @@ struct Args {
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     repeats: u64,
-    /// Comma-separated subset of
-    /// train_step,infer,train_step_deep,infer_deep,conv_forward,conv_backward,conv_naive.
+    /// Comma-separated subset of train_step,infer,train_step_deep,infer_deep,conv_forward,
+    /// conv_backward,conv_naive (the default), plus layers,layers_deep.
     #[arg(
         long,
         default_value = "train_step,infer,train_step_deep,infer_deep,conv_forward,conv_backward,conv_naive"
@@ -235,6 +245,85 @@ fn train_step(
     );
 }
 
+/// Times each layer of `net` alone, forward (training mode) and backward, through whole
+/// passes of the batch: one line per layer, the median over the repeats of its mean time
+/// per pass.
+fn layer_times(timing: &Timing, name: &str, net: &Network, images: &Array4<f32>) {
+    let shapes = net.output_shapes().to_vec();
+    let mut layers = net.clone().into_layers();
+    let batch = images.dim().0;
+    // Per repeat, per layer: (forward, backward) seconds summed over the steps.
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    for repeat in 0..=timing.repeats {
+        // Repeat 0 is the warm-up, not kept.
+        let steps = if repeat == 0 {
+            timing.warmup.max(1)
+        } else {
+            timing.steps
+        };
+        let mut sums = vec![(0.0, 0.0); layers.len()];
+        for _ in 0..steps {
+            let mut x: ArrayD<f32> = images.clone().into_dyn();
+            for (layer, sum) in layers.iter_mut().zip(&mut sums) {
+                let start = Instant::now();
+                x = layer.forward(x, true);
+                sum.0 += start.elapsed().as_secs_f64();
+            }
+            // Any upstream gradient will do for timing; the scores' own values, scaled.
+            let mut dout = x.mapv(|v| v * 1e-2);
+            for (i, (layer, sum)) in layers.iter_mut().zip(&mut sums).enumerate().rev() {
+                let start = Instant::now();
+                if i == 0 {
+                    // As in training: the first layer computes no gradient for the images.
+                    layer.backward_params(std::mem::take(&mut dout));
+                } else {
+                    dout = layer.backward(dout);
+                }
+                sum.1 += start.elapsed().as_secs_f64();
+            }
+        }
+        if repeat > 0 {
+            runs.push(
+                sums.iter()
+                    .map(|&(f, b)| (f / steps as f64, b / steps as f64))
+                    .collect(),
+            );
+        }
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    println!("# {name}: each layer alone (no fused passes), ms per pass of {batch} images");
+    for (i, layer) in layers.iter().enumerate() {
+        let forward = median(runs.iter().map(|r| r[i].0).collect());
+        let backward = median(runs.iter().map(|r| r[i].1).collect());
+        // Multiply-adds: every weight meets every output position once per image (a
+        // convolution's OH*OW positions; an Affine layer's one).
+        let weights: usize = layer.params().first().map_or(0, |(_, w)| w.len());
+        let positions: usize = shapes[i].iter().skip(1).product();
+        let flop = 2.0 * (weights * positions * batch) as f64;
+        let rates = if weights > 0 {
+            let backward_flop = if i == 0 { flop } else { 2.0 * flop };
+            format!(
+                " forward_gflop_per_s={:.1} backward_gflop_per_s={:.1}",
+                flop / forward / 1e9,
+                backward_flop / backward / 1e9
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{name} impl=rust index={i} layer={} batch={batch} threads={} forward_ms={:.3} \
+             backward_ms={:.3}{rates}",
+            layer.describe().replace(", ", ",").replace(' ', "_"),
+            timing.threads,
+            forward * 1e3,
+            backward * 1e3,
+        );
+    }
+}
+
 /// Times inference (scores and arg-max) at the batch size and at batch 1.
 fn infer(timing: &Timing, name: &str, net: &mut Network, images: &Array4<f32>) {
     let batch = images.dim().0;
@@ -297,8 +386,17 @@ fn main() -> ExitCode {
     if what.contains(&"infer") {
         infer(&timing, "infer", &mut net, &images);
     }
-    if what.contains(&"train_step_deep") || what.contains(&"infer_deep") {
+    if what.contains(&"layers") {
+        layer_times(&timing, "layers", &net, &images);
+    }
+    if ["train_step_deep", "infer_deep", "layers_deep"]
+        .iter()
+        .any(|m| what.contains(m))
+    {
         let mut deep = deep_conv_net(args.seed).expect("the book's DeepConvNet fits");
+        if what.contains(&"layers_deep") {
+            layer_times(&timing, "layers_deep", &deep, &images);
+        }
         if what.contains(&"train_step_deep") {
             train_step(&timing, "train_step_deep", &deep, &images, &labels);
         }
