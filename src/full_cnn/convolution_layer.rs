@@ -285,7 +285,8 @@ impl Convolution {
             .filter(|kernel| kernel.is_direct() && pool.pools_scratch());
         match direct {
             // The direct kernel's outputs pooled straight out of its scratch rows, the bias
-            // added there (not copied out with the bias first, then pooled).
+            // added there (not copied out with the bias first, then pooled). An empty
+            // output (no window fits) takes the other path: it has no chunks to cut.
             Some(kernel) if !pooled_flat.is_empty() => {
                 let packed = kernel.pack_filters(self.w.as_slice().expect("standard layout"));
                 let bias = self.b.as_slice().expect("a 1-d array of its own");

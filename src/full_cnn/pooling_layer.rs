@@ -325,12 +325,13 @@ impl Pooling {
     }
 
     /// [`Pooling::backward_image`] for a fused first block whose convolution's `dW` kernel
-    /// reads the gradient a row of `row_len = lane_sums.len()` filters per position: written
-    /// that way into `out` `(H*W, row_len)` (zeros past the planes), with each plane's lane
-    /// sums for the bias gradient (see `pooling::avx512::max_pool_grad_by_position_2x2`),
-    /// instead of `(C, H, W)` transposed afterwards. Only where that kernel applies (2x2 windows,
-    /// stride 2, no padding, AVX-512, an even height and a width a multiple of 8, `row_len`
-    /// 16 or 32); returns `false`, having written nothing, elsewhere.
+    /// reads the gradient a row of `row_len = lane_sums.len()` filters per position:
+    /// written that way into `out` `(H*W, row_len)` (zeros past the planes), with each
+    /// plane's lane sums for the bias gradient (see
+    /// `pooling::avx512::max_pool_grad_by_position_2x2`), instead of `(C, H, W)` transposed
+    /// afterwards. Only where that kernel applies (2x2 windows, stride 2, no padding,
+    /// AVX-512, an even height and a width a multiple of 8, `row_len` 16 or 32); returns
+    /// `false`, having written nothing, elsewhere.
     pub(crate) fn backward_image_by_position(
         &self,
         dout_n: &[f32],
@@ -343,9 +344,11 @@ impl Pooling {
         let fits = self.fast_grad_width().is_some()
             && h.is_multiple_of(2)
             && w.is_multiple_of(8)
-            && c > 0
-            && c <= row_len
+            && (1..=row_len).contains(&c)
             && matches!(row_len, 16 | 32);
+        if !fits {
+            return false;
+        }
         let arg_max = self
             .arg_max
             .as_ref()
@@ -353,15 +356,15 @@ impl Pooling {
         let winners = arg_max.as_slice().expect("kept in standard layout");
         let winners = &winners[img * dout_n.len()..(img + 1) * dout_n.len()];
         #[cfg(target_arch = "x86_64")]
-        if fits {
-            // SAFETY: the processor has AVX-512 (`fast_grad_width`); the kernel writes
-            // floats only.
-            unsafe {
-                max_pool_grad_by_position_2x2(winners, dout_n, c, (h, w), as_output(out), lane_sums)
-            };
-            return true;
-        }
-        false
+        // SAFETY: the processor has AVX-512 (`fast_grad_width`); the kernel writes floats
+        // only.
+        unsafe {
+            max_pool_grad_by_position_2x2(winners, dout_n, c, (h, w), as_output(out), lane_sums)
+        };
+        // (Elsewhere `fast_grad_width` is `None`: not reached.)
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (winners, out);
+        true
     }
 
     /// The output width if the gradient can go through the AVX-512 kernel

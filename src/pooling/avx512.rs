@@ -252,12 +252,11 @@ pub(crate) unsafe fn max_pool_grad_plane_2x2(
 /// The same gradient as [`max_pool_grad_plane_2x2`], for all planes of an image at once
 /// and written position by position, in the layout the convolution's `dW` kernel by
 /// filters reads (`FilterGradPlan::pad_dout` in `full_cnn::direct_conv`): `out[p *
-/// row_len + f]` is plane `f`'s gradient at pixel `p` (0 for `f` past the `planes`; `row_len`
-/// = `lane_sums.len()`, 16 or 32). Each
-/// plane's gradients are summed on the way, for the bias gradient: `lane_sums[f][l]` is
-/// the sum of plane `f`'s gradients at the pixels `p` with `p % 8 == l`, in increasing `p`
-/// (the partial sums that `sum_in_lanes` of `convolution_layer` keeps, so the bias
-/// gradient comes out with the same bits).
+/// row_len + f]` is plane `f`'s gradient at pixel `p` (0 for `f` past the `planes`;
+/// `row_len = lane_sums.len()`, 16 or 32). Each plane's gradients are summed on the way,
+/// for the bias gradient: `lane_sums[f][l]` is the sum of plane `f`'s gradients at the
+/// pixels `p` with `p % 8 == l`, in increasing `p` (the partial sums that `sum_in_lanes` of
+/// `convolution_layer` keeps, so the bias gradient comes out with the same bits).
 ///
 /// The plane-by-plane kernel writes `(planes, h * w)` and the `dW` kernel's packing then
 /// transposes it, a second pass over the whole gradient; here each window's gradient and
@@ -480,8 +479,6 @@ mod tests {
         assert!(blocked > 0, "some windows had nothing above 0");
     }
 
-    /// The gradient, bit for bit, as the plain scatter: zeros, then each window's
-    /// gradient added at its winner (gradients with -0, winners from the plain loop).
     /// The gradient by positions against the plain scatter, plane by plane, then
     /// transposed and summed by plain loops: SimpleConvNet's 30 planes of 24x24 (two
     /// vectors of planes, the last one partly padding), one vector's worth, a single plane,
@@ -567,6 +564,8 @@ mod tests {
         }
     }
 
+    /// The gradient, bit for bit, as the plain scatter: zeros, then each window's
+    /// gradient added at its winner (gradients with -0, winners from the plain loop).
     #[test]
     fn same_gradient_as_the_plain_scatter() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
