@@ -341,11 +341,27 @@ impl WinogradPlan {
         match self.product.simd() {
             // SAFETY: the plan's instructions are ones the processor has.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 | Simd::Avx512 => unsafe {
-                self.run_avx2(padded, packed, bias, scratch, out)
-            },
-            _ => self.run_rows::<false>(padded, packed, bias, scratch, out),
+            Simd::Avx512 => unsafe { self.run_avx512(padded, packed, bias, scratch, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { self.run_avx2(padded, packed, bias, scratch, out) },
+            _ => self.run_rows::<false, false>(padded, packed, bias, scratch, out),
         }
+    }
+
+    /// [`WinogradPlan::run`] with F(4x4, 3x3)'s output transform two tiles at a time in
+    /// AVX-512 registers (`f4x4::Tiles`); the rest as [`WinogradPlan::run_avx2`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx512(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        scratch: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        self.run_rows::<true, true>(padded, packed, bias, scratch, out);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -358,14 +374,15 @@ impl WinogradPlan {
         scratch: &mut [f32],
         out: &mut [MaybeUninit<f32>],
     ) {
-        self.run_rows::<true>(padded, packed, bias, scratch, out);
+        self.run_rows::<true, false>(padded, packed, bias, scratch, out);
     }
 
     /// Row of tiles by row of tiles: transform the row's input tiles, run the 16 (or 36)
     /// products, transform their results back into the outputs. `AVX2`: called from
-    /// [`WinogradPlan::run_avx2`], so AVX2 and FMA instructions may be used.
+    /// [`WinogradPlan::run_avx2`] or `run_avx512`, so AVX2 and FMA instructions may be
+    /// used; `AVX512`: from `run_avx512`.
     #[inline(always)]
-    fn run_rows<const AVX2: bool>(
+    fn run_rows<const AVX2: bool, const AVX512: bool>(
         &self,
         padded: &[f32],
         packed: &[f32],
@@ -405,15 +422,27 @@ impl WinogradPlan {
                             [stage[0], stage[1]] = [y00, y01];
                             [stage[stage_row], stage[stage_row + 1]] = [y10, y11];
                         };
-                    self.transform_output::<AVX2, 2>(m, tile_row, bias, targets, tile);
+                    self.transform_output::<AVX2, 2, false>(m, tile_row, bias, targets, tile);
                 }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `AVX512` is set only by `run_avx512`, which runs where AVX-512 is.
+                Tile::F4x4 if AVX512 => unsafe {
+                    self.transform_output_f4x4_avx512(m, tile_row, bias, targets)
+                },
                 Tile::F4x4 if AVX2 => {
-                    let tile = f4x4::output_tile::<f4x4::Avx2>;
-                    self.transform_output::<AVX2, 4>(m, tile_row, bias, targets, tile);
+                    // A closure, not the function itself: passed as a function item, its
+                    // `Fn::call` shim was compiled without AVX2, was not inlined, and
+                    // called each intrinsic (a DeepConvNet step took twice as long).
+                    let tile = |m: &[Lanes], at, to: (&mut [Lanes], usize)| {
+                        f4x4::output_tile::<f4x4::Avx2>(m, at, to)
+                    };
+                    self.transform_output::<AVX2, 4, false>(m, tile_row, bias, targets, tile);
                 }
                 Tile::F4x4 => {
-                    let tile = f4x4::output_tile::<Lanes>;
-                    self.transform_output::<AVX2, 4>(m, tile_row, bias, targets, tile);
+                    let tile = |m: &[Lanes], at, to: (&mut [Lanes], usize)| {
+                        f4x4::output_tile::<Lanes>(m, at, to)
+                    };
+                    self.transform_output::<AVX2, 4, false>(m, tile_row, bias, targets, tile);
                 }
             }
         }
@@ -511,15 +540,37 @@ impl WinogradPlan {
         }
     }
 
+    /// [`WinogradPlan::transform_output`] of F(4x4, 3x3), two tiles at a time in AVX-512
+    /// registers (`f4x4::Tiles`).
+    ///
+    /// # Safety
+    /// The processor must have AVX-512 (F), AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn transform_output_f4x4_avx512(
+        &self,
+        m: &mut [f32],
+        tile_row: (usize, usize),
+        bias: Option<&[f32]>,
+        targets: (&mut [f32], &mut [MaybeUninit<f32>]),
+    ) {
+        let tile =
+            |m: &[Lanes], at, to: (&mut [Lanes], usize)| f4x4::output_tile::<f4x4::Avx2>(m, at, to);
+        self.transform_output::<true, 4, true>(m, tile_row, bias, targets, tile);
+    }
+
     /// The outputs of tile row `ty` from the products `M[p]` (16 or 36 of them, filter `f`'s
     /// row of tiles at `f * row_len`): `out[g][f][M ty + a][M tx + b] = (Aᵀ M A)[a][b] +
     /// bias[f]`, leaving out those past the edge. `Aᵀ M A` of each tile is computed by
     /// `tile(m, (at, stride), (stage, stage_row))`, for the tile whose `M[p]` is `m[at + p *
     /// stride]`, into `stage[a * stage_row + b]` (a slice of the stage, below, that starts
     /// at the tile's first column).
-    /// `stage`: a buffer of [`WinogradPlan::stage_len`] floats.
+    /// `stage`: a buffer of [`WinogradPlan::stage_len`] floats. `PAIRS` (F(4x4, 3x3),
+    /// from code compiled for AVX-512 only): the tiles two by two, in AVX-512 registers
+    /// (`f4x4::Tiles`; tile `tx + 1`'s `M[p]` follows tile `tx`'s, its outputs go `M`
+    /// columns further).
     #[inline(always)]
-    fn transform_output<const AVX2: bool, const M: usize>(
+    fn transform_output<const AVX2: bool, const M: usize, const PAIRS: bool>(
         &self,
         m: &mut [f32],
         (ty, row_len): (usize, usize),
@@ -557,12 +608,20 @@ impl WinogradPlan {
             // Tile tx's M[p] at m[f * row_len + tx + p * m_len]. (Found by arithmetic: an
             // array of the N slices per filter took longer to set up than the one or two
             // tiles of a small image take to transform.)
-            for tx in 0..tw {
-                tile(
-                    m,
-                    (f * row_len + tx, m_len),
-                    (&mut stage[M * tx..], stage_row),
-                );
+            let mut tx = 0;
+            while tx < tw {
+                let (at, to) = ((f * row_len + tx, m_len), (&mut stage[M * tx..], stage_row));
+                // The last tile of an odd row too, with the padding after it in M's row and
+                // the stage's (the product's rows are whole vectors; its outputs are not
+                // copied out).
+                #[cfg(target_arch = "x86_64")]
+                if PAIRS && tx + 1 < row_len && M * (tx + 2) <= stage_row {
+                    f4x4::output_tile::<f4x4::Avx512>(m, at, to);
+                    tx += 2;
+                    continue;
+                }
+                tile(m, at, to);
+                tx += 1;
             }
             for (a, columns) in stage.chunks_exact(stage_row).enumerate() {
                 let oy = M * ty + a;

@@ -59,7 +59,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::f4x4::{self, Avx2, Vector};
+use super::f4x4::{self, Arith, Avx2, Vector};
 use super::{BASIS, GROUP, Lanes, Tile, WinogradPlan, interleave};
 use crate::full_cnn::direct_conv::first_of;
 use crate::full_cnn::simd::Simd;
