@@ -246,7 +246,7 @@ impl Trainer {
                 let bad = grads
                     .named()
                     .into_iter()
-                    .find(|(_, g)| !g.iter().all(|v| v.is_finite()));
+                    .find(|(_, g)| !all_finite(g.view()));
                 if let Some((tensor, _)) = bad {
                     let tensor = tensor.to_string();
                     bar.abandon();
@@ -344,4 +344,47 @@ pub fn evaluate(
             .count();
     }
     ((loss_sum / n as f64) as f32, correct as f32 / n as f32)
+}
+
+/// Whether every number of `t` is finite. On a contiguous tensor, in blocks whose test
+/// has no early exit, so that it runs on vectors: number by number through the
+/// `n`-dimensional iterator, the check of SimpleConvNet's 434,000 gradients took 4.6% of
+/// a training run's CPU time, on the thread that waits for the step.
+fn all_finite(t: ndarray::ArrayViewD<f32>) -> bool {
+    match t.as_slice() {
+        Some(numbers) => numbers
+            .chunks(1024)
+            .all(|block| block.iter().fold(true, |finite, v| finite & v.is_finite())),
+        None => t.iter().all(|v| v.is_finite()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, s};
+
+    /// A NaN, an infinity or a minus infinity anywhere (first, inside a block, last, past
+    /// the first block) is found, in a contiguous tensor and in a strided view; finite
+    /// numbers, however large, pass.
+    #[test]
+    fn all_finite_finds_every_non_finite_number() {
+        let (rows, cols) = (7, 600);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in [0, 1, 1023, 1024, 2500, rows * cols - 1] {
+                let mut t = Array2::from_shape_fn((rows, cols), |(i, j)| (i * cols + j) as f32);
+                t[[at / cols, at % cols]] = bad;
+                assert!(!all_finite(t.view().into_dyn()), "{bad} at {at}");
+                // Every other column: not contiguous; sees the bad number if its column is even.
+                let strided = t.slice(s![.., ..;2]);
+                assert_eq!(
+                    all_finite(strided.into_dyn()),
+                    (at % cols) % 2 == 1,
+                    "{bad} at {at}, strided"
+                );
+            }
+        }
+        let finite = Array2::from_elem((3, 3000), f32::MAX);
+        assert!(all_finite(finite.view().into_dyn()));
+    }
 }
