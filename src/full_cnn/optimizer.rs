@@ -414,7 +414,7 @@ mod tests {
             (true, _) | (false, 2) => ordinary,
             (false, 0) => 0.0,
             _ => {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     1e-20
                 } else {
                     -1e-36
