@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::Pooling;
 use super::conv_kernel::{ConvKernel, PackedFilters};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
-use super::simd::as_output;
+use super::simd::{as_output, zeroed};
 use super::winograd::{GROUP, WinogradGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
@@ -275,6 +275,7 @@ impl Convolution {
         let (mut pooled, mut arg_max) = pool.begin_relu_pool(conv_shape)?;
         self.keep_input_copy(x);
         let (_, fnum, oh, ow) = conv_shape;
+        // Not initialised yet: each path below sets every entry (see `begin_relu_pool`).
         let pooled_flat = pooled.as_slice_mut().expect("a fresh array is contiguous");
         let arg_flat = arg_max.as_slice_mut().expect("a fresh array is contiguous");
         let pool_ref = &*pool;
@@ -297,6 +298,7 @@ impl Convolution {
                     .zip(arg_flat.par_chunks_mut(per_image))
                     .zip(x_flat.par_chunks(x_flat.len() / n))
                     .for_each(|((pooled_n, arg_n), image)| {
+                        let pooled_n = zeroed(pooled_n);
                         kernel.run_direct_then(image, &packed, |scratch, layout| {
                             let shape = (fnum, oh, ow);
                             pool_ref
@@ -304,12 +306,17 @@ impl Convolution {
                         })
                     });
             }
-            _ => self.forward_images(pooled_flat, arg_flat, |conv_n, pooled_n, arg_n| {
-                pool_ref.relu_pool_image(conv_n, (fnum, oh, ow), pooled_n, arg_n)
-            }),
+            _ => {
+                let pooled_flat = zeroed(pooled_flat);
+                self.forward_images(pooled_flat, arg_flat, |conv_n, pooled_n, arg_n| {
+                    pool_ref.relu_pool_image(conv_n, (fnum, oh, ow), pooled_n, arg_n)
+                })
+            }
         }
         pool.finish_relu_pool(arg_max, conv_shape);
-        Ok(pooled)
+        // SAFETY: the first path zeroed every image's chunk (the chunks cover the array),
+        // the other all of it.
+        Ok(unsafe { pooled.assume_init() })
     }
 
     /// The forward pass of the kept input, image by image and in parallel: builds the

@@ -169,6 +169,25 @@ pub(crate) unsafe fn as_output(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(values as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
+/// `values` set to zeros, as the initialised floats they now are (a fresh array's
+/// memory is zeroed where it is about to be written, on the thread that writes it,
+/// rather than all at once before the work is handed out).
+pub(crate) fn zeroed(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    values.fill(MaybeUninit::new(0.0));
+    // SAFETY: every entry was just written.
+    unsafe { assume_init_slice(values) }
+}
+
+/// `values` as the floats they hold.
+///
+/// # Safety
+///
+/// Every entry of `values` must have been written.
+pub(crate) unsafe fn assume_init_slice(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller's promise.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Lanes `0 .. len` of the mask set.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
