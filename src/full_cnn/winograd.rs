@@ -341,19 +341,20 @@ impl WinogradPlan {
         match self.product.simd() {
             // SAFETY: the plan's instructions are ones the processor has.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { self.run_avx512(padded, packed, bias, scratch, out) },
+            Simd::Avx512 => unsafe { self.run_avx2::<true>(padded, packed, bias, scratch, out) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { self.run_avx2(padded, packed, bias, scratch, out) },
+            Simd::Avx2 => unsafe { self.run_avx2::<false>(padded, packed, bias, scratch, out) },
             _ => self.run_rows::<false, false>(padded, packed, bias, scratch, out),
         }
     }
 
-    /// [`WinogradPlan::run`] with F(4x4, 3x3)'s output transform two tiles at a time in
-    /// AVX-512 registers (`f4x4::Tiles`); the rest as [`WinogradPlan::run_avx2`].
+    /// [`WinogradPlan::run`] compiled for AVX2 and FMA; with `AVX512` (where the processor
+    /// has it), F(4x4, 3x3)'s output transform two tiles at a time in AVX-512 registers
+    /// (`f4x4::Tiles`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn run_avx512(
+    fn run_avx2<const AVX512: bool>(
         &self,
         padded: &[f32],
         packed: &[f32],
@@ -361,26 +362,13 @@ impl WinogradPlan {
         scratch: &mut [f32],
         out: &mut [MaybeUninit<f32>],
     ) {
-        self.run_rows::<true, true>(padded, packed, bias, scratch, out);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn run_avx2(
-        &self,
-        padded: &[f32],
-        packed: &[f32],
-        bias: Option<&[f32]>,
-        scratch: &mut [f32],
-        out: &mut [MaybeUninit<f32>],
-    ) {
-        self.run_rows::<true, false>(padded, packed, bias, scratch, out);
+        self.run_rows::<true, AVX512>(padded, packed, bias, scratch, out);
     }
 
     /// Row of tiles by row of tiles: transform the row's input tiles, run the 16 (or 36)
     /// products, transform their results back into the outputs. `AVX2`: called from
-    /// [`WinogradPlan::run_avx2`] or `run_avx512`, so AVX2 and FMA instructions may be
-    /// used; `AVX512`: from `run_avx512`.
+    /// [`WinogradPlan::run_avx2`], so AVX2 and FMA instructions may be used; `AVX512`:
+    /// from `run_avx2::<true>`, which runs only where AVX-512 is.
     #[inline(always)]
     fn run_rows<const AVX2: bool, const AVX512: bool>(
         &self,
@@ -425,7 +413,7 @@ impl WinogradPlan {
                     self.transform_output::<AVX2, 2, false>(m, tile_row, bias, targets, tile);
                 }
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `AVX512` is set only by `run_avx512`, which runs where AVX-512 is.
+                // SAFETY: `AVX512` is set only by `run_avx2::<true>`, which runs where AVX-512 is.
                 Tile::F4x4 if AVX512 => unsafe {
                     self.transform_output_f4x4_avx512(m, tile_row, bias, targets)
                 },
