@@ -192,8 +192,13 @@ impl Layer for Relu {
         Ok(input.to_vec())
     }
 
-    fn forward(&mut self, x: ArrayD<f32>, _train: bool) -> ArrayD<f32> {
-        Relu::forward(self, x)
+    fn forward(&mut self, x: ArrayD<f32>, train: bool) -> ArrayD<f32> {
+        if train {
+            Relu::forward(self, x)
+        } else {
+            // No backward pass follows: no mask.
+            self.forward_inference(x)
+        }
     }
 
     fn backward(&mut self, dout: ArrayD<f32>) -> ArrayD<f32> {
