@@ -31,20 +31,21 @@ pub(super) const G: [[f32; 3]; 6] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// One value of every image (`GROUP` lanes), as the transforms compute with it: a plain
-/// array, or an AVX2 register. (The weight gradient's transform of `dL/dout` uses the
-/// array's `add` and `sub` too.) (Written with arrays and loops over the lanes, as the
-/// F(2x2, 3x3) transforms are, these transforms came out as a mix of scalar and
-/// half-width instructions, and a whole F(4x4, 3x3) pass over 16 channels of 28x28 took
-/// 1.4 times as long: the compiler split the arrays carried from one tile to the next
-/// into single floats and only partly put them back together.)
+/// One value of every image (`GROUP` lanes), as the transforms load and store it: a
+/// plain array, or an AVX2 register.
 pub(super) trait Vector: Arith {
     fn load(lanes: &Lanes) -> Self;
     fn store(self, to: &mut Lanes);
 }
 
 /// What the transforms compute with: additions, subtractions and multiply-adds of whole
-/// vectors.
+/// vectors (the array, the AVX2 register, the AVX-512 register of [`Tiles`]). (The
+/// weight gradient's transform of `dL/dout` uses the array's `add` and `sub` too.)
+/// (Written with arrays and loops over the lanes, as the F(2x2, 3x3) transforms are,
+/// these transforms came out as a mix of scalar and half-width instructions, and a whole
+/// F(4x4, 3x3) pass over 16 channels of 28x28 took 1.4 times as long: the compiler split
+/// the arrays carried from one tile to the next into single floats and only partly put
+/// them back together.)
 pub(super) trait Arith: Copy {
     fn add(self, other: Self) -> Self;
     fn sub(self, other: Self) -> Self;
