@@ -205,11 +205,14 @@ fn flush_tiny(x: f32) -> f32 {
     if x.abs() < TINY { 0.0 } else { x }
 }
 
+/// The square root of [`TINY`]: gradients below it have squares below it.
+const TINY_ROOT: f32 = 1e-15;
+
 /// `g²`, or zero where it would be smaller than [`TINY`] (and so perhaps subnormal, see
 /// [`flush_tiny`]).
 #[inline(always)]
 fn square_or_zero(g: f32) -> f32 {
-    if g.abs() < 1e-15 { 0.0 } else { g * g }
+    if g.abs() < TINY_ROOT { 0.0 } else { g * g }
 }
 
 /// Stochastic gradient descent, `W <- W - lr * dW`.
@@ -457,7 +460,9 @@ mod tests {
     /// it never turns subnormal here (slow on x86, see `flush_tiny`), where the book's
     /// formulas in plain f32 go through subnormal numbers, and the weights come out the
     /// same, bit for bit, as from those formulas. (Adam with beta2 = 0.9, so that `v`
-    /// decays within the test's steps as `m` does.)
+    /// decays within the test's steps as `m` does.) AdaGrad's sum of squares only grows,
+    /// but the book's formula squares the tiny gradients into subnormal numbers; its
+    /// weights too come out the same.
     #[test]
     fn decaying_state_never_turns_subnormal_and_the_weights_match_the_book() {
         let (lr, beta1, beta2) = (0.001f32, 0.9f32, 0.9f32);
@@ -496,6 +501,19 @@ mod tests {
         assert_eq!(got, expected, "Momentum");
         let v = momentum.v.as_ref().unwrap().get("W").unwrap();
         assert!(v.iter().all(|x| !x.is_subnormal()), "Momentum's velocity");
+
+        let mut adagrad = AdaGrad::new(0.01);
+        let book_adagrad = |_: i32, p: &mut f32, g: f32, h: &mut f32| {
+            *h += g * g;
+            *p -= 0.01 * g / (h.sqrt() + 1e-7);
+            (g * g).is_subnormal() || h.is_subnormal()
+        };
+        let (got, expected, subnormal) = against_plain(&mut adagrad, 2000, book_adagrad);
+        assert!(
+            subnormal,
+            "the plain AdaGrad never squared into a subnormal"
+        );
+        assert_eq!(got, expected, "AdaGrad");
     }
 
     /// The fast path (contiguous tensors, in parallel chunks) against the plain `Zip` on
