@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::batching::col2im;
 use crate::error::SettingError;
-use crate::full_cnn::simd::{Simd, as_output, assume_init_slice, zeroed};
+use crate::full_cnn::simd::{Simd, as_output, zeroed};
 use crate::padding_stride::conv_output_size;
 #[cfg(target_arch = "x86_64")]
 use crate::pooling::avx512::{
@@ -162,13 +162,8 @@ impl Pooling {
         else {
             unreachable!("standard-layout arrays are contiguous")
         };
-        values.par_chunks_mut(1 << 14).for_each(|chunk| {
-            zeroed(chunk);
-        });
         // Every plane of the batch: relu_pool_image pools whatever planes it is given.
-        // SAFETY: all of `values` was just zeroed.
-        let values = unsafe { assume_init_slice(values) };
-        self.relu_pool_image(src, (shape.1, shape.2, shape.3), values, arg);
+        self.relu_pool_image(src, (shape.1, shape.2, shape.3), zeroed(values), arg);
         self.finish_relu_pool(arg_max, shape);
         // SAFETY: zeroed above, in full.
         Ok(unsafe { pooled.assume_init() })

@@ -174,17 +174,7 @@ pub(crate) unsafe fn as_output(values: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 /// rather than all at once before the work is handed out).
 pub(crate) fn zeroed(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     values.fill(MaybeUninit::new(0.0));
-    // SAFETY: every entry was just written.
-    unsafe { assume_init_slice(values) }
-}
-
-/// `values` as the floats they hold.
-///
-/// # Safety
-///
-/// Every entry of `values` must have been written.
-pub(crate) unsafe fn assume_init_slice(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller's promise.
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and every entry was just written.
     unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
