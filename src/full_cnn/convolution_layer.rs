@@ -11,6 +11,7 @@ use super::Pooling;
 use super::conv_kernel::{ConvKernel, PackedFilters};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
 use super::simd::{as_output, zeroed};
+use super::winner_grad::WinnerGradPlan;
 use super::winograd::{GROUP, WinogradGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
@@ -563,6 +564,10 @@ impl Convolution {
                 direct: direct.map(|plan| (plan, WeightGradPlan::new(plan))),
                 winograd: direct
                     .and_then(|plan| ConvKernel::forward(plan, self.winograd, n).weight_grad()),
+                winners: direct.and_then(|_| {
+                    let padded = (h + 2 * self.pad, w + 2 * self.pad);
+                    WinnerGradPlan::new((fnum, c, fh, fw), padded)
+                }),
             };
             let runs = kernels.runs(n);
             let sums_len = kernels.winograd.map_or(0, |plan| plan.sums_len());
@@ -616,6 +621,9 @@ struct WeightGradKernels {
     direct: Option<(ForwardPlan, WeightGradPlan)>,
     /// Winograd's `dW`, for whole groups of images, where it applies.
     winograd: Option<WinogradGradPlan>,
+    /// With stride 1, through a max pooling: `dW` from the pooling's winners, where it
+    /// applies (`winner_grad`).
+    winners: Option<WinnerGradPlan>,
 }
 
 impl WeightGradKernels {
@@ -701,6 +709,38 @@ impl WeightGradKernels {
             let done = groups * GROUP;
             let buffer = first_of(&mut buffers.dout, fnum * positions);
             let images = x_run[done * image_len..].chunks_exact(image_len);
+            // Through a max pooling, dW from the windows' winners only (`winner_grad`);
+            // not for images with NaN or infinity, whose products with the zero gradients
+            // elsewhere (NaN) the sum over every output has, and this one not.
+            let images_finite = || {
+                let x_left = &x_run[done * image_len..];
+                x_left
+                    .iter()
+                    .map(|v| (!v.is_finite()) as usize)
+                    .sum::<usize>()
+                    == 0
+            };
+            if let (Some(plan), Some(winner_plan), Gradient::Pooled(pool, grads, per_image)) = (
+                self.direct.as_ref().map(|(plan, _)| plan),
+                &self.winners,
+                *gradient,
+            ) && pool.winners(first + done).is_some()
+                && images_finite()
+            {
+                let padded = first_of(&mut buffers.images, plan.padded_len());
+                let patches = first_of(&mut buffers.gradients, winner_plan.patches_len());
+                for (i, image) in images.enumerate() {
+                    let img = first + done + i;
+                    plan.pad_image(image, padded);
+                    winner_plan.patches(padded, patches);
+                    let winners = pool
+                        .winners(img)
+                        .expect("checked for the run's first image");
+                    let grads = &grads[img * per_image..][..per_image];
+                    winner_plan.run(patches, winners, grads, dw_part, db_part);
+                }
+                return;
+            }
             if let Some((plan, dw_plan)) = &self.direct {
                 let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
                 let padded = first_of(&mut buffers.images, left * len);

@@ -1,0 +1,495 @@
+//! The weight gradient of a convolution followed by ReLU and 2x2 max pooling, from the
+//! pooling's winners only: a quarter of the sum.
+//!
+//! Max pooling passes each window's gradient to one pixel, the window's winner (and ReLU
+//! to none, where the window's maximum was clipped to 0: [`BLOCKED`]). So the gradient
+//! at the convolution's output is 0 at three pixels of four, and the sum that makes `dW`
+//! has only one term per window:
+//!
+//! ```text
+//! dW[f, c, ky, kx] = Σ_(oy, ox)  dout[f, oy, ox] · x[c, oy+ky, ox+kx]     every output
+//!                  = Σ_windows   g[f, window]   · x[c, wy+ky, wx+kx]     its winner (wy, wx)
+//! ```
+//!
+//! Every filter has winners of its own, so the patch under each winner is read whole: the
+//! pixels of all patches are first copied into `patches` so that each patch is one run of
+//! `C*FH*FW` floats (for each output row `oy`, the padded columns one after the other,
+//! each with its `C*FH` pixels below it: `patches[(oy*WP + col)*C*FH + c*FH + ky] =
+//! xpad[c, oy+ky, col]`; the patch of `(oy, ox)` starts at `(oy*WP + ox)*C*FH` and holds
+//! the filter elements in the order `(kx, c, ky)`). A filter's sum is then one
+//! multiply-add of a patch (two vectors of 16) per window. For SimpleConvNet's first
+//! block (30 filters of 5x5 over 24x24 outputs) that is 8,640 vector multiply-adds an
+//! image, where the sum over every output, filters in lanes, takes 31,104 and the
+//! gradient written out at every output first.
+//!
+//! Only with AVX-512 and at most 32 filter elements (a first layer over 1 or 3 channels);
+//! elsewhere the direct kernel's `dW` runs. The sums are in a fixed order (window after
+//! window, per filter), the same on every run; they agree with the sum over all outputs
+//! to rounding (tested against the definition below).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::simd::Simd;
+use crate::pooling::BLOCKED;
+
+/// Filter elements a patch may have: two vectors of 16.
+const MAX_TAPS: usize = 32;
+
+/// The gradient's plan for one layer shape.
+#[derive(Debug, Clone)]
+pub(crate) struct WinnerGradPlan {
+    /// Filters, channels, filter size.
+    fnum: usize,
+    c: usize,
+    fh: usize,
+    fw: usize,
+    /// The padded image `(C, HP, WP)`, as `direct_conv::ForwardPlan` pads it.
+    hp: usize,
+    wp: usize,
+    /// Output size.
+    oh: usize,
+    ow: usize,
+    /// Where each float of one output row of `patches` comes from in the padded image,
+    /// relative to the row's first pixel.
+    sources: Vec<u32>,
+    /// Where the patch of output `y*OW + x` starts in `patches`.
+    starts: Vec<u32>,
+    /// Where each filter element of a patch (order `(kx, c, ky)`) goes in a filter's row
+    /// of `dW` (order `(c, ky, kx)`).
+    weight_index: Vec<usize>,
+}
+
+impl WinnerGradPlan {
+    /// The plan for `fnum` filters `(c, fh, fw)` over padded images `(hp, wp)` (stride 1),
+    /// or `None` where it does not apply (no AVX-512, more than 32 filter elements, an
+    /// empty output).
+    pub(crate) fn new(
+        (fnum, c, fh, fw): (usize, usize, usize, usize),
+        (hp, wp): (usize, usize),
+    ) -> Option<WinnerGradPlan> {
+        let fits = Simd::best() == Simd::Avx512
+            && fnum > 0
+            && (1..=MAX_TAPS).contains(&(c * fh * fw))
+            && hp >= fh
+            && wp >= fw
+            && c * hp * wp < u32::MAX as usize / 2;
+        fits.then(|| WinnerGradPlan::any_processor((fnum, c, fh, fw), (hp, wp)))
+    }
+
+    /// [`WinnerGradPlan::new`] without the processor check (the plain loops run anywhere).
+    fn any_processor(
+        (fnum, c, fh, fw): (usize, usize, usize, usize),
+        (hp, wp): (usize, usize),
+    ) -> WinnerGradPlan {
+        let (oh, ow) = (hp - fh + 1, wp - fw + 1);
+        let column = c * fh;
+        // Rounded up to whole vectors of 16 (the last ones unused).
+        let sources = (0..(wp * column).next_multiple_of(16))
+            .map(|i| {
+                let (col, c_i, ky) = (i / column, i % column / fh, i % fh);
+                ((c_i * hp + ky) * wp + col).min(c * hp * wp - 1) as u32
+            })
+            .collect();
+        let starts = (0..oh * ow)
+            .map(|p| (((p / ow) * wp + p % ow) * column) as u32)
+            .collect();
+        let weight_index = (0..c * fh * fw)
+            .map(|t| (t % column) * fw + t / column)
+            .collect();
+        WinnerGradPlan {
+            fnum,
+            c,
+            fh,
+            fw,
+            hp,
+            wp,
+            oh,
+            ow,
+            sources,
+            starts,
+            weight_index,
+        }
+    }
+
+    /// Filter elements per filter.
+    fn taps(&self) -> usize {
+        self.c * self.fh * self.fw
+    }
+
+    /// Length of one image's `patches` (with room for the last patch's whole-vector loads).
+    pub(crate) fn patches_len(&self) -> usize {
+        self.oh * self.wp * self.c * self.fh + MAX_TAPS
+    }
+
+    /// One padded image `(C, HP, WP)` copied into `patches` (see the module docs).
+    pub(crate) fn patches(&self, padded: &[f32], patches: &mut [f32]) {
+        assert!(
+            padded.len() >= self.c * self.hp * self.wp && patches.len() == self.patches_len(),
+            "winner_grad: {} padded floats and {} for the patches, for images ({}, {}, {})",
+            padded.len(),
+            patches.len(),
+            self.c,
+            self.hp,
+            self.wp
+        );
+        let row_len = self.wp * self.c * self.fh;
+        let (rows, slack) = patches.split_at_mut(self.oh * row_len);
+        slack.fill(0.0);
+        #[cfg(target_arch = "x86_64")]
+        if Simd::best() == Simd::Avx512 {
+            // SAFETY: the processor has AVX-512; the buffers fit (asserted above).
+            unsafe { self.patches_avx512(padded, rows) };
+            return;
+        }
+        self.patches_plain(padded, rows);
+    }
+
+    /// The rows of [`WinnerGradPlan::patches`] one float at a time.
+    fn patches_plain(&self, padded: &[f32], rows: &mut [f32]) {
+        let row_len = self.wp * self.c * self.fh;
+        for (oy, row) in rows.chunks_exact_mut(row_len).enumerate() {
+            let image_row = &padded[oy * self.wp..];
+            for (value, &source) in row.iter_mut().zip(&self.sources) {
+                *value = image_row[source as usize];
+            }
+        }
+    }
+
+    /// [`WinnerGradPlan::patches`] by gathers of 16 floats (the plain loop, one float at a
+    /// time through the `sources` table, took longer than the sums).
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F; `padded` holds the padded image, `rows` its patches' rows (checked by
+    /// `patches`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn patches_avx512(&self, padded: &[f32], rows: &mut [f32]) {
+        let row_len = self.wp * self.c * self.fh;
+        for (oy, row) in rows.chunks_exact_mut(row_len).enumerate() {
+            let image_row = padded[oy * self.wp..].as_ptr();
+            for j0 in (0..row_len).step_by(16) {
+                let inside = ((1u32 << 16.min(row_len - j0)) - 1) as __mmask16;
+                // SAFETY: `sources` has room for whole vectors; each source (masked to the
+                // row's floats) is a pixel of the padded image from row `oy`; the store
+                // writes the row's floats only.
+                unsafe {
+                    let at = _mm512_loadu_si512(self.sources.as_ptr().add(j0).cast());
+                    let values =
+                        _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), inside, at, image_row);
+                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(j0), inside, values);
+                }
+            }
+        }
+    }
+
+    /// Adds one image's `dW` `(FN, C, FH, FW)` to `dw` and its `db` to `db`, from its
+    /// `patches` and its pooling's `winners` and pooled gradients `grads` (each `(FN,
+    /// windows)`, the winners as flat indices `y*OW + x` of the convolution's output, or
+    /// [`BLOCKED`]).
+    pub(crate) fn run(
+        &self,
+        patches: &[f32],
+        winners: &[u32],
+        grads: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let outputs = self.oh * self.ow;
+        // (Scanning the winners here took 6% of SimpleConvNet's step: the pooling writes
+        // output indices or BLOCKED; the kernels index safely whatever they hold.)
+        debug_assert!(
+            winners
+                .iter()
+                .all(|&at| (at as usize) < outputs || at == BLOCKED)
+        );
+        assert!(
+            patches.len() == self.patches_len()
+                && winners.len() == grads.len()
+                && winners.len().is_multiple_of(self.fnum)
+                && dw.len() == self.fnum * self.taps()
+                && db.len() == self.fnum,
+            "winner_grad: buffers do not fit {} filters of {} elements over {} outputs",
+            self.fnum,
+            self.taps(),
+            outputs
+        );
+        #[cfg(target_arch = "x86_64")]
+        if Simd::best() == Simd::Avx512 {
+            // SAFETY: the processor has AVX-512; the buffers fit (asserted above).
+            unsafe {
+                if self.taps() <= 16 {
+                    self.run_avx512::<1>(patches, winners, grads, dw, db);
+                } else {
+                    self.run_avx512::<2>(patches, winners, grads, dw, db);
+                }
+            }
+            return;
+        }
+        self.run_plain(patches, winners, grads, dw, db);
+    }
+
+    /// [`WinnerGradPlan::run`] in plain loops: for each filter, each window's gradient
+    /// times the patch under its winner.
+    fn run_plain(
+        &self,
+        patches: &[f32],
+        winners: &[u32],
+        grads: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let (windows, taps) = (winners.len() / self.fnum, self.taps());
+        for (f, (dw_f, db_f)) in dw.chunks_exact_mut(taps).zip(db.iter_mut()).enumerate() {
+            let mut sums = [0.0f32; MAX_TAPS];
+            let winners_f = &winners[f * windows..][..windows];
+            for (&at, &g) in winners_f.iter().zip(&grads[f * windows..]) {
+                if at == BLOCKED {
+                    continue;
+                }
+                *db_f += g;
+                let patch = &patches[self.starts[at as usize] as usize..][..taps];
+                for (sum, &x) in sums.iter_mut().zip(patch) {
+                    *sum += g * x;
+                }
+            }
+            for (t, &sum) in sums[..taps].iter().enumerate() {
+                dw_f[self.weight_index[t]] += sum;
+            }
+        }
+    }
+
+    /// [`WinnerGradPlan::run`] with AVX-512: four filters at a time (eight independent
+    /// sums in flight), `KV` vectors a patch. Per block of 16 windows and filter, the
+    /// winners and gradients are loaded as vectors, the blocked ones' gradients zeroed and
+    /// their patches' starts looked up by a gather; then each window adds its gradient
+    /// times its patch.
+    ///
+    /// # Safety
+    ///
+    /// AVX-512F; the buffers fit the plan (checked by `run`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512<const KV: usize>(
+        &self,
+        patches: &[f32],
+        winners: &[u32],
+        grads: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        const NF: usize = 4;
+        let (windows, taps) = (winners.len() / self.fnum, self.taps());
+        let blocked = _mm512_set1_epi32(BLOCKED as i32);
+        let last_output = _mm512_set1_epi32((self.starts.len() - 1) as i32);
+        let zero = _mm512_setzero_ps();
+        // Filters past the last keep gradient 0 and start 0: harmless, not stored.
+        let mut starts = [[0u32; 16]; NF];
+        let mut gs = [[0.0f32; 16]; NF];
+        for f0 in (0..self.fnum).step_by(NF) {
+            let filters = NF.min(self.fnum - f0);
+            if filters < NF {
+                starts = [[0; 16]; NF];
+                gs = [[0.0; 16]; NF];
+            }
+            let mut sums = [[zero; KV]; NF];
+            let mut grad_sums = [zero; NF];
+            for w0 in (0..windows).step_by(16) {
+                let count = 16.min(windows - w0);
+                let inside = ((1u32 << count) - 1) as __mmask16;
+                for i in 0..filters {
+                    let at = (f0 + i) * windows + w0;
+                    // SAFETY (the loads and the gather): `count` entries from `at` are
+                    // inside `winners` and `grads`; the gather's indices are clamped to
+                    // `starts`.
+                    unsafe {
+                        let won = _mm512_maskz_loadu_epi32(inside, winners.as_ptr().add(at).cast());
+                        let live = _mm512_mask_cmpneq_epi32_mask(inside, won, blocked);
+                        // Inside `starts` whatever the winners hold.
+                        let won = _mm512_min_epu32(won, last_output);
+                        let g = _mm512_maskz_loadu_ps(live, grads.as_ptr().add(at));
+                        let start = _mm512_mask_i32gather_epi32::<4>(
+                            _mm512_setzero_si512(),
+                            live,
+                            won,
+                            self.starts.as_ptr().cast(),
+                        );
+                        _mm512_storeu_si512(starts[i].as_mut_ptr().cast(), start);
+                        _mm512_storeu_ps(gs[i].as_mut_ptr(), g);
+                        grad_sums[i] = _mm512_add_ps(grad_sums[i], g);
+                    }
+                }
+                for l in 0..count {
+                    for i in 0..NF {
+                        let g = _mm512_set1_ps(gs[i][l]);
+                        // SAFETY: a patch's start plus 16 * KV floats is inside `patches`
+                        // (`patches_len` has 32 floats of slack past the last row).
+                        let patch = unsafe { patches.as_ptr().add(starts[i][l] as usize) };
+                        for (v, sum) in sums[i].iter_mut().enumerate() {
+                            let x = unsafe { _mm512_loadu_ps(patch.add(16 * v)) };
+                            *sum = _mm512_fmadd_ps(g, x, *sum);
+                        }
+                    }
+                }
+            }
+            for i in 0..filters {
+                let f = f0 + i;
+                let mut values = [0.0f32; MAX_TAPS];
+                for (v, &sum) in sums[i].iter().enumerate() {
+                    // SAFETY: 16 floats into the 32 of `values`, KV <= 2.
+                    unsafe { _mm512_storeu_ps(values.as_mut_ptr().add(16 * v), sum) };
+                }
+                let dw_f = &mut dw[f * taps..][..taps];
+                for (&value, &at) in values.iter().zip(&self.weight_index) {
+                    dw_f[at] += value;
+                }
+                db[f] += _mm512_reduce_add_ps(grad_sums[i]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic "random" number in [-1, 1).
+    fn noise(i: usize, seed: usize) -> f32 {
+        let x = (i.wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40_503)) % 10_007;
+        x as f32 / 5003.5 - 1.0
+    }
+
+    /// The definition: the gradient scattered to every output (0 but at the winners),
+    /// then `dW` and `db` summed over all outputs, in f64, from the padded image.
+    fn by_definition(
+        plan: &WinnerGradPlan,
+        padded: &[f32],
+        winners: &[u32],
+        grads: &[f32],
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (oh, ow) = (plan.oh, plan.ow);
+        let windows = winners.len() / plan.fnum;
+        let mut dout = vec![0.0f64; plan.fnum * oh * ow];
+        for f in 0..plan.fnum {
+            for w in 0..windows {
+                let at = winners[f * windows + w];
+                if at != BLOCKED {
+                    dout[f * oh * ow + at as usize] += grads[f * windows + w] as f64;
+                }
+            }
+        }
+        let mut dw = vec![0.0f64; plan.fnum * plan.taps()];
+        let mut db = vec![0.0f64; plan.fnum];
+        for f in 0..plan.fnum {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = dout[f * oh * ow + oy * ow + ox];
+                    db[f] += d;
+                    for c in 0..plan.c {
+                        for ky in 0..plan.fh {
+                            for kx in 0..plan.fw {
+                                let x = padded[(c * plan.hp + oy + ky) * plan.wp + ox + kx];
+                                dw[((f * plan.c + c) * plan.fh + ky) * plan.fw + kx] +=
+                                    d * x as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dw, db)
+    }
+
+    /// SimpleConvNet's first layer, a 3-channel and a 1-element filter, odd outputs (a row
+    /// and a column in no window), filter counts around the blocks of 4, windows around
+    /// the blocks of 16; winners anywhere in their windows, some `BLOCKED`. The plain loops
+    /// and (where the processor has it) the AVX-512 kernel, each against the definition;
+    /// `dW` and `db` are added to what they hold.
+    #[test]
+    fn the_winners_sum_equals_the_sum_over_every_output() {
+        for (fnum, c, fh, fw, hp, wp) in [
+            (30, 1, 5, 5, 28, 28),
+            (5, 3, 3, 3, 9, 11),
+            (1, 1, 1, 1, 4, 4),
+            (7, 2, 4, 4, 13, 10),
+            (17, 1, 3, 3, 7, 38),
+        ] {
+            let plan = WinnerGradPlan::any_processor((fnum, c, fh, fw), (hp, wp));
+            let (oh, ow) = (plan.oh, plan.ow);
+            let (ph, pw) = (oh / 2, ow / 2);
+            let padded: Vec<f32> = (0..c * hp * wp).map(|i| noise(i, 1)).collect();
+            let mut winners = Vec::new();
+            let mut grads = Vec::new();
+            for f in 0..fnum {
+                for wy in 0..ph {
+                    for wx in 0..pw {
+                        let i = (f * ph + wy) * pw + wx;
+                        let (dy, dx) = (i % 2, i / 2 % 2);
+                        winners.push(if i % 5 == 3 {
+                            BLOCKED
+                        } else {
+                            ((2 * wy + dy) * ow + 2 * wx + dx) as u32
+                        });
+                        grads.push(noise(i, 2));
+                    }
+                }
+            }
+            let (expected_dw, expected_db) = by_definition(&plan, &padded, &winners, &grads);
+            let mut patches = vec![f32::NAN; plan.patches_len()];
+            plan.patches(&padded, &mut patches);
+            // The plain loops, and `run` (the AVX-512 kernel where the processor has it).
+            for name in ["plain", "run"] {
+                // Start from 1: the kernels add to what `dW` and `db` hold.
+                let mut dw = vec![1.0f32; fnum * plan.taps()];
+                let mut db = vec![1.0f32; fnum];
+                if name == "plain" {
+                    plan.run_plain(&patches, &winners, &grads, &mut dw, &mut db);
+                } else {
+                    plan.run(&patches, &winners, &grads, &mut dw, &mut db);
+                }
+                for (got, want) in dw
+                    .iter()
+                    .zip(&expected_dw)
+                    .chain(db.iter().zip(&expected_db))
+                {
+                    assert!(
+                        (*got as f64 - 1.0 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{name} ({fnum}, {c}, {fh}, {fw}) over ({hp}, {wp}): {got} - 1 against {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The patch of every output holds the padded pixels under the filter, in the order
+    /// `(kx, c, ky)`, and the slack is zeros.
+    #[test]
+    fn each_patch_is_the_pixels_under_the_filter() {
+        let plan = WinnerGradPlan::any_processor((1, 2, 3, 2), (6, 7));
+        let padded: Vec<f32> = (0..2 * 6 * 7).map(|i| i as f32).collect();
+        let mut patches = vec![f32::NAN; plan.patches_len()];
+        plan.patches(&padded, &mut patches);
+        // The plain loop (which `patches` runs without AVX-512) gives the same rows.
+        let rows = plan.oh * plan.wp * 6;
+        let mut plain = vec![f32::NAN; rows];
+        plan.patches_plain(&padded, &mut plain);
+        assert_eq!(plain, patches[..rows]);
+        for oy in 0..plan.oh {
+            for ox in 0..plan.ow {
+                let start = plan.starts[oy * plan.ow + ox] as usize;
+                let mut t = 0;
+                for kx in 0..2 {
+                    for c in 0..2 {
+                        for ky in 0..3 {
+                            let pixel = padded[(c * 6 + oy + ky) * 7 + ox + kx];
+                            assert_eq!(patches[start + t], pixel, "({oy}, {ox}) element {t}");
+                            t += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(patches[plan.oh * plan.wp * 6..].iter().all(|&x| x == 0.0));
+    }
+}
