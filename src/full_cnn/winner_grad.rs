@@ -18,8 +18,8 @@
 //! xpad[c, oy+ky, col]`; the patch of `(oy, ox)` starts at `(oy*WP + ox)*C*FH` and holds
 //! the filter elements in the order `(kx, c, ky)`). A filter's sum is then one
 //! multiply-add of a patch (two vectors of 16) per window. For SimpleConvNet's first
-//! block (30 filters of 5x5 over 24x24 outputs) that is 8,640 vector multiply-adds an
-//! image, where the sum over every output, filters in lanes, takes 31,104 and the
+//! block (30 filters of 5x5 over 24x24 outputs, in blocks of 4) that is 9,216 vector
+//! multiply-adds an image, where the sum over every output, filters in lanes, takes 31,104 and the
 //! gradient written out at every output first.
 //!
 //! Only with AVX-512 and at most 32 filter elements (a first layer over 1 or 3 channels);
