@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::Pooling;
 use super::conv_kernel::{ConvKernel, PackedFilters};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
-use super::simd::{as_output, zeroed};
+use super::simd::{all_finite, as_output, zeroed};
 use super::winner_grad::WinnerGradPlan;
 use super::winograd::{GROUP, WinogradGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
@@ -564,10 +564,12 @@ impl Convolution {
                 direct: direct.map(|plan| (plan, WeightGradPlan::new(plan))),
                 winograd: direct
                     .and_then(|plan| ConvKernel::forward(plan, self.winograd, n).weight_grad()),
-                winners: direct.and_then(|_| {
-                    let padded = (h + 2 * self.pad, w + 2 * self.pad);
-                    WinnerGradPlan::new((fnum, c, fh, fw), padded)
-                }),
+                winners: direct
+                    .filter(|_| matches!(gradient, Gradient::Pooled(..)))
+                    .and_then(|_| {
+                        let padded = (h + 2 * self.pad, w + 2 * self.pad);
+                        WinnerGradPlan::new((fnum, c, fh, fw), padded)
+                    }),
             };
             let runs = kernels.runs(n);
             let sums_len = kernels.winograd.map_or(0, |plan| plan.sums_len());
@@ -707,25 +709,16 @@ impl WeightGradKernels {
             // padded first, then one run), or by im2col and a product per image.
             dw_part.fill(0.0);
             let done = groups * GROUP;
-            let buffer = first_of(&mut buffers.dout, fnum * positions);
             let images = x_run[done * image_len..].chunks_exact(image_len);
             // Through a max pooling, dW from the windows' winners only (`winner_grad`);
-            // not for images with NaN or infinity, whose products with the zero gradients
-            // elsewhere (NaN) the sum over every output has, and this one not.
-            let images_finite = || {
-                let x_left = &x_run[done * image_len..];
-                x_left
-                    .iter()
-                    .map(|v| (!v.is_finite()) as usize)
-                    .sum::<usize>()
-                    == 0
-            };
+            // not for images with NaN or infinity: the sum over every output multiplies
+            // them by its zero gradients (NaN), the winners' sum leaves them out.
             if let (Some(plan), Some(winner_plan), Gradient::Pooled(pool, grads, per_image)) = (
                 self.direct.as_ref().map(|(plan, _)| plan),
                 &self.winners,
                 *gradient,
-            ) && pool.winners(first + done).is_some()
-                && images_finite()
+            ) && let Some(winners) = pool.winners()
+                && all_finite(&x_run[done * image_len..])
             {
                 let padded = first_of(&mut buffers.images, plan.padded_len());
                 let patches = first_of(&mut buffers.gradients, winner_plan.patches_len());
@@ -733,14 +726,15 @@ impl WeightGradKernels {
                     let img = first + done + i;
                     plan.pad_image(image, padded);
                     winner_plan.patches(padded, patches);
-                    let winners = pool
-                        .winners(img)
-                        .expect("checked for the run's first image");
-                    let grads = &grads[img * per_image..][..per_image];
+                    let (winners, grads) = (
+                        &winners[img * per_image..][..per_image],
+                        &grads[img * per_image..][..per_image],
+                    );
                     winner_plan.run(patches, winners, grads, dw_part, db_part);
                 }
                 return;
             }
+            let buffer = first_of(&mut buffers.dout, fnum * positions);
             if let Some((plan, dw_plan)) = &self.direct {
                 let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
                 let padded = first_of(&mut buffers.images, left * len);

@@ -373,16 +373,15 @@ impl Pooling {
         true
     }
 
-    /// Image `img`'s winners `(C, windows)` of the last forward pass (flat indices `y*W +
-    /// x` in the input planes, or [`BLOCKED`] where a fused ReLU clipped the window's
-    /// maximum to 0), for max pooling without padding; `None` otherwise.
-    pub(crate) fn winners(&self, img: usize) -> Option<&[u32]> {
+    /// The winners of the last forward pass, `(N, C, windows)` flat: for each window the
+    /// flat index `y*W + x` of its winner in the input plane, or [`BLOCKED`] where a fused
+    /// ReLU clipped the window's maximum to 0. For max pooling without padding; `None`
+    /// otherwise.
+    pub(crate) fn winners(&self) -> Option<&[u32]> {
         let arg_max = self.arg_max.as_ref()?;
-        let [n, ..] = self.x_shape;
-        let all = arg_max.as_slice()?;
-        let per_image = all.len() / n.max(1);
-        (self.kind == PoolKind::Max && self.pad == 0 && img < n && arg_max.dim().0 == n)
-            .then(|| &all[img * per_image..][..per_image])
+        (self.kind == PoolKind::Max && self.pad == 0 && arg_max.dim().0 == self.x_shape[0])
+            .then(|| arg_max.as_slice())
+            .flatten()
     }
 
     /// The output width if the gradient can go through the AVX-512 kernel

@@ -49,7 +49,7 @@ impl Relu {
         let mut mask = Array::from_elem(x.raw_dim(), false);
         let relu = |v: &mut f32, pass: &mut bool| {
             *pass = *v > 0.0;
-            *v = if *pass { *v } else { 0.0 };
+            relu_in_place(v);
         };
         match (x.as_slice_mut(), mask.as_slice_mut()) {
             (Some(xs), Some(passes)) if xs.len() >= CHUNK => xs
@@ -107,7 +107,7 @@ impl Relu {
     }
 }
 
-/// `v = max(0, v)`, as [`Relu::forward`] computes it (NaN and -0 become +0).
+/// `v = max(0, v)` (NaN and -0 become +0: only numbers above 0 pass).
 #[inline(always)]
 fn relu_in_place(v: &mut f32) {
     *v = if *v > 0.0 { *v } else { 0.0 };

@@ -285,13 +285,13 @@ impl WinnerGradPlan {
         let last_output = _mm512_set1_epi32((self.starts.len() - 1) as i32);
         let zero = _mm512_setzero_ps();
         // Filters past the last keep gradient 0 and start 0: harmless, not stored.
-        let mut starts = [[0u32; 16]; NF];
-        let mut gs = [[0.0f32; 16]; NF];
+        let mut patch_starts = [[0u32; 16]; NF];
+        let mut window_grads = [[0.0f32; 16]; NF];
         for f0 in (0..self.fnum).step_by(NF) {
             let filters = NF.min(self.fnum - f0);
             if filters < NF {
-                starts = [[0; 16]; NF];
-                gs = [[0.0; 16]; NF];
+                patch_starts = [[0; 16]; NF];
+                window_grads = [[0.0; 16]; NF];
             }
             let mut sums = [[zero; KV]; NF];
             let mut grad_sums = [zero; NF];
@@ -315,17 +315,17 @@ impl WinnerGradPlan {
                             won,
                             self.starts.as_ptr().cast(),
                         );
-                        _mm512_storeu_si512(starts[i].as_mut_ptr().cast(), start);
-                        _mm512_storeu_ps(gs[i].as_mut_ptr(), g);
+                        _mm512_storeu_si512(patch_starts[i].as_mut_ptr().cast(), start);
+                        _mm512_storeu_ps(window_grads[i].as_mut_ptr(), g);
                         grad_sums[i] = _mm512_add_ps(grad_sums[i], g);
                     }
                 }
                 for l in 0..count {
                     for i in 0..NF {
-                        let g = _mm512_set1_ps(gs[i][l]);
+                        let g = _mm512_set1_ps(window_grads[i][l]);
                         // SAFETY: a patch's start plus 16 * KV floats is inside `patches`
                         // (`patches_len` has 32 floats of slack past the last row).
-                        let patch = unsafe { patches.as_ptr().add(starts[i][l] as usize) };
+                        let patch = unsafe { patches.as_ptr().add(patch_starts[i][l] as usize) };
                         for (v, sum) in sums[i].iter_mut().enumerate() {
                             let x = unsafe { _mm512_loadu_ps(patch.add(16 * v)) };
                             *sum = _mm512_fmadd_ps(g, x, *sum);
