@@ -1,10 +1,10 @@
-//! The weight gradient of a convolution followed by ReLU and 2x2 max pooling, from the
-//! pooling's winners only: a quarter of the sum.
+//! The weight gradient of a convolution followed by ReLU and max pooling, from the
+//! pooling's winners only: with 2x2 windows, a quarter of the sum.
 //!
 //! Max pooling passes each window's gradient to one pixel, the window's winner (and ReLU
-//! to none, where the window's maximum was clipped to 0: [`BLOCKED`]). So the gradient
-//! at the convolution's output is 0 at three pixels of four, and the sum that makes `dW`
-//! has only one term per window:
+//! to none, where the window's maximum was clipped to 0: [`BLOCKED`]). So with 2x2
+//! windows the gradient at the convolution's output is 0 at three pixels of four, and the
+//! sum that makes `dW` has only one term per window:
 //!
 //! ```text
 //! dW[f, c, ky, kx] = Σ_(oy, ox)  dout[f, oy, ox] · x[c, oy+ky, ox+kx]     every output
@@ -19,8 +19,8 @@
 //! the filter elements in the order `(kx, c, ky)`). A filter's sum is then one
 //! multiply-add of a patch (two vectors of 16) per window. For SimpleConvNet's first
 //! block (30 filters of 5x5 over 24x24 outputs, in blocks of 4) that is 9,216 vector
-//! multiply-adds an image, where the sum over every output, filters in lanes, takes 31,104 and the
-//! gradient written out at every output first.
+//! multiply-adds an image, where the sum over every output, filters in lanes, takes
+//! 31,104, after the gradient is written out at every output.
 //!
 //! Only with AVX-512 and at most 32 filter elements (a first layer over 1 or 3 channels);
 //! elsewhere the direct kernel's `dW` runs. The sums are in a fixed order (window after
