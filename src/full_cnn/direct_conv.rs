@@ -391,19 +391,91 @@ impl ForwardPlan {
         packed: &[f32],
         scratch: &mut [f32],
     ) -> (usize, usize) {
+        self.run_kernel_with(&self.block_layout(), padded, packed, scratch)
+    }
+
+    /// [`ForwardPlan::run_kernel`] with the plan's [`BlockLayout`] computed beforehand:
+    /// Winograd's products run the same plan 16 or 36 times per row of tiles, and building
+    /// the layout's two short lists each time took about 2% of a DeepConvNet step.
+    pub(crate) fn run_kernel_with(
+        &self,
+        layout: &BlockLayout,
+        padded: &[f32],
+        packed: &[f32],
+        scratch: &mut [f32],
+    ) -> (usize, usize) {
         assert_eq!(padded.len(), self.padded_len(), "direct_conv: padded image");
         assert_eq!(packed.len(), self.packed_len(), "direct_conv: filters");
         assert_eq!(scratch.len(), self.scratch_len(), "direct_conv: scratch");
+        // The kernels' loads are unchecked: every one must stay inside `padded`.
+        assert!(
+            layout.reach <= padded.len()
+                && layout.lanes == self.lanes
+                && layout.offsets.len() == self.c * self.fh * self.fw,
+            "direct_conv: a block layout of another plan"
+        );
         match self.simd {
             // SAFETY: the plan's instructions are ones the processor has (`Simd::best`).
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { forward_avx512(self, padded, packed, scratch) },
+            Simd::Avx512 => unsafe { forward_avx512(self, layout, padded, packed, scratch) },
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { forward_avx2_fma(self, padded, packed, scratch) },
-            _ => forward_dispatch::<false>(self, padded, packed, scratch),
+            Simd::Avx2 => unsafe { forward_avx2_fma(self, layout, padded, packed, scratch) },
+            _ => forward_dispatch::<false>(self, layout, padded, packed, scratch),
         }
         self.scratch_layout()
     }
+
+    /// Where the kernel reads and writes, for every filter element and block of outputs
+    /// (see [`BlockLayout`]); the same for every image of the plan's shape.
+    pub(crate) fn block_layout(&self) -> BlockLayout {
+        let (fh, fw, wp, l) = (self.fh, self.fw, self.wp, self.lanes);
+        let k_len = self.c * fh * fw;
+        let offsets: Vec<usize> = if (fh, fw) == (1, 1) {
+            // 1x1 filters (Winograd's products): no divisions.
+            (0..k_len).map(|k| k * self.hp * wp).collect()
+        } else {
+            (0..k_len)
+                .map(|k| (k / (fh * fw)) * self.hp * wp + (k / fw % fh) * wp + k % fw)
+                .collect()
+        };
+        let (row_stride, scratch_row) = self.scratch_layout();
+        let starts: Vec<(usize, usize)> = if self.by_rows {
+            (0..self.oh)
+                .flat_map(|oy| {
+                    (0..self.ow)
+                        .step_by(l)
+                        .map(move |ox| (oy * wp + ox, oy * row_stride + ox))
+                })
+                .collect()
+        } else {
+            (0..scratch_row).step_by(l).map(|q| (q, q)).collect()
+        };
+        // Every load reads `L` floats at `start + offset`; the padded image's slack covers
+        // a block running past the end of the last row.
+        let reach = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + l;
+        assert!(
+            reach <= self.padded_len(),
+            "direct_conv: padded image too short"
+        );
+        BlockLayout {
+            offsets,
+            starts,
+            reach,
+            lanes: l,
+        }
+    }
+}
+
+/// Where the forward kernel reads, relative to an output's position, for every filter
+/// element `k = (c, fy, fx)` (`offsets`), and its blocks of `L` outputs as `(position in
+/// the padded image, position in the scratch row)` (`starts`; see [`forward_blocks`]).
+pub(crate) struct BlockLayout {
+    offsets: Vec<usize>,
+    starts: Vec<(usize, usize)>,
+    /// One past the last float a load reads.
+    reach: usize,
+    /// The block's outputs `L`, which the layout was made for.
+    lanes: usize,
 }
 
 /// The first `len` floats of `buffer`, which grows (with zeros) if it is shorter. A buffer
@@ -446,8 +518,14 @@ fn pad_planes(
 // accumulators into `L / 8` vector registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn forward_avx2_fma(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch: &mut [f32]) {
-    forward_dispatch::<true>(plan, padded, packed, scratch);
+fn forward_avx2_fma(
+    plan: &ForwardPlan,
+    layout: &BlockLayout,
+    padded: &[f32],
+    packed: &[f32],
+    scratch: &mut [f32],
+) {
+    forward_dispatch::<true>(plan, layout, padded, packed, scratch);
 }
 
 /// # Safety
@@ -455,9 +533,15 @@ fn forward_avx2_fma(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch:
 /// The processor must have AVX-512 (F).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn forward_avx512(plan: &ForwardPlan, padded: &[f32], packed: &[f32], scratch: &mut [f32]) {
+unsafe fn forward_avx512(
+    plan: &ForwardPlan,
+    layout: &BlockLayout,
+    padded: &[f32],
+    packed: &[f32],
+    scratch: &mut [f32],
+) {
     // SAFETY: the caller's promise.
-    unsafe { forward_dispatch_avx512(plan, padded, packed, scratch) };
+    unsafe { forward_dispatch_avx512(plan, layout, padded, packed, scratch) };
 }
 
 /// `a * b + c`, as one fused instruction when `FMA` (compiled for FMA), else two.
@@ -469,16 +553,17 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 #[inline(always)]
 fn forward_dispatch<const FMA: bool>(
     plan: &ForwardPlan,
+    layout: &BlockLayout,
     padded: &[f32],
     packed: &[f32],
     scratch: &mut [f32],
 ) {
     match (plan.mr, plan.lanes) {
-        (6, 16) => forward_blocks::<FMA, 6, 16>(plan, padded, packed, scratch),
-        (12, 8) => forward_blocks::<FMA, 12, 8>(plan, padded, packed, scratch),
-        (3, 24) => forward_blocks::<FMA, 3, 24>(plan, padded, packed, scratch),
-        (8, 8) => forward_blocks::<FMA, 8, 8>(plan, padded, packed, scratch),
-        (4, 16) => forward_blocks::<FMA, 4, 16>(plan, padded, packed, scratch),
+        (6, 16) => forward_blocks::<FMA, 6, 16>(plan, layout, padded, packed, scratch),
+        (12, 8) => forward_blocks::<FMA, 12, 8>(plan, layout, padded, packed, scratch),
+        (3, 24) => forward_blocks::<FMA, 3, 24>(plan, layout, padded, packed, scratch),
+        (8, 8) => forward_blocks::<FMA, 8, 8>(plan, layout, padded, packed, scratch),
+        (4, 16) => forward_blocks::<FMA, 4, 16>(plan, layout, padded, packed, scratch),
         other => unreachable!("no kernel for block {other:?}"),
     }
 }
@@ -492,6 +577,7 @@ fn forward_dispatch<const FMA: bool>(
 #[inline(always)]
 unsafe fn forward_dispatch_avx512(
     plan: &ForwardPlan,
+    layout: &BlockLayout,
     padded: &[f32],
     packed: &[f32],
     scratch: &mut [f32],
@@ -499,51 +585,17 @@ unsafe fn forward_dispatch_avx512(
     // SAFETY (all arms): the caller's promise.
     unsafe {
         match (plan.mr, plan.lanes) {
-            (12, 32) => forward_blocks_avx512::<12, 2>(plan, padded, packed, scratch),
-            (6, 64) => forward_blocks_avx512::<6, 4>(plan, padded, packed, scratch),
-            (8, 48) => forward_blocks_avx512::<8, 3>(plan, padded, packed, scratch),
-            (24, 16) => forward_blocks_avx512::<24, 1>(plan, padded, packed, scratch),
-            (6, 32) => forward_blocks_avx512::<6, 2>(plan, padded, packed, scratch),
-            (8, 32) => forward_blocks_avx512::<8, 2>(plan, padded, packed, scratch),
-            (4, 64) => forward_blocks_avx512::<4, 4>(plan, padded, packed, scratch),
-            (16, 16) => forward_blocks_avx512::<16, 1>(plan, padded, packed, scratch),
+            (12, 32) => forward_blocks_avx512::<12, 2>(plan, layout, padded, packed, scratch),
+            (6, 64) => forward_blocks_avx512::<6, 4>(plan, layout, padded, packed, scratch),
+            (8, 48) => forward_blocks_avx512::<8, 3>(plan, layout, padded, packed, scratch),
+            (24, 16) => forward_blocks_avx512::<24, 1>(plan, layout, padded, packed, scratch),
+            (6, 32) => forward_blocks_avx512::<6, 2>(plan, layout, padded, packed, scratch),
+            (8, 32) => forward_blocks_avx512::<8, 2>(plan, layout, padded, packed, scratch),
+            (4, 64) => forward_blocks_avx512::<4, 4>(plan, layout, padded, packed, scratch),
+            (16, 16) => forward_blocks_avx512::<16, 1>(plan, layout, padded, packed, scratch),
             other => unreachable!("no kernel for block {other:?}"),
         }
     }
-}
-
-/// Where filter element `k = (c, fy, fx)` reads, relative to an output's position, for
-/// every `k`; and the blocks of `L` outputs as `(position in the padded image, position
-/// in the scratch row)` (see [`forward_blocks`]). Asserts that every load of `L` floats
-/// stays inside `padded`.
-fn block_layout(plan: &ForwardPlan, padded: &[f32], l: usize) -> (Vec<usize>, Vec<(usize, usize)>) {
-    let (fh, fw, wp) = (plan.fh, plan.fw, plan.wp);
-    let k_len = plan.c * fh * fw;
-    let offsets: Vec<usize> = if (fh, fw) == (1, 1) {
-        // 1x1 filters (Winograd's products, run many times per image): no divisions.
-        (0..k_len).map(|k| k * plan.hp * wp).collect()
-    } else {
-        (0..k_len)
-            .map(|k| (k / (fh * fw)) * plan.hp * wp + (k / fw % fh) * wp + k % fw)
-            .collect()
-    };
-    let (row_stride, scratch_row) = plan.scratch_layout();
-    let starts: Vec<(usize, usize)> = if plan.by_rows {
-        (0..plan.oh)
-            .flat_map(|oy| {
-                (0..plan.ow)
-                    .step_by(l)
-                    .map(move |ox| (oy * wp + ox, oy * row_stride + ox))
-            })
-            .collect()
-    } else {
-        (0..scratch_row).step_by(l).map(|q| (q, q)).collect()
-    };
-    // Every load reads `L` floats at `start + offset`: inside the buffer, whose slack
-    // covers a block running past the end of the last row.
-    let last = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + l;
-    assert!(last <= padded.len(), "direct_conv: padded image too short");
-    (offsets, starts)
 }
 
 /// [`forward_blocks`] written with AVX-512 intrinsics, `MR` filters x `LV` vectors of 16
@@ -556,21 +608,24 @@ fn block_layout(plan: &ForwardPlan, padded: &[f32], l: usize) -> (Vec<usize>, Ve
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
     plan: &ForwardPlan,
+    layout: &BlockLayout,
     padded: &[f32],
     packed: &[f32],
     scratch: &mut [f32],
 ) {
     use std::arch::x86_64::*;
     let k_len = plan.c * plan.fh * plan.fw;
-    let (offsets, starts) = block_layout(plan, padded, LV * AVX512_LANES);
+    let BlockLayout {
+        offsets, starts, ..
+    } = layout;
     let (_, scratch_row) = plan.scratch_layout();
     let (blocks, _) = packed.as_chunks::<MR>();
     for (f0, block) in (0..plan.fnum).step_by(MR).zip(blocks.chunks_exact(k_len)) {
         let rows = MR.min(plan.fnum - f0);
-        for &(start, at) in &starts {
+        for &(start, at) in starts {
             let mut acc = [[_mm512_setzero_ps(); LV]; MR];
             for (&offset, weights) in offsets.iter().zip(block) {
-                // SAFETY: `start + offset + L <= padded.len()` (asserted in block_layout).
+                // SAFETY: `start + offset + L <= padded.len()` (the layout's reach, asserted).
                 let src = unsafe { padded.as_ptr().add(start + offset) };
                 let mut x = [_mm512_setzero_ps(); LV];
                 for (v, vector) in x.iter_mut().enumerate() {
@@ -607,20 +662,23 @@ unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
 #[inline(always)]
 fn forward_blocks<const FMA: bool, const MR: usize, const L: usize>(
     plan: &ForwardPlan,
+    layout: &BlockLayout,
     padded: &[f32],
     packed: &[f32],
     scratch: &mut [f32],
 ) {
     let k_len = plan.c * plan.fh * plan.fw;
-    let (offsets, starts) = block_layout(plan, padded, L);
+    let BlockLayout {
+        offsets, starts, ..
+    } = layout;
     let (_, scratch_row) = plan.scratch_layout();
     let (blocks, _) = packed.as_chunks::<MR>();
     for (f0, block) in (0..plan.fnum).step_by(MR).zip(blocks.chunks_exact(k_len)) {
         let rows = MR.min(plan.fnum - f0);
-        for &(start, at) in &starts {
+        for &(start, at) in starts {
             let mut acc = [[0.0f32; L]; MR];
             for (&offset, weights) in offsets.iter().zip(block) {
-                // SAFETY: `start + offset + L <= padded.len()` (asserted in block_layout),
+                // SAFETY: `start + offset + L <= padded.len()` (the layout's reach, asserted),
                 // and any f32 bit pattern is valid. Unchecked, so that the compiler keeps the
                 // accumulators in registers through the loop.
                 let src: &[f32; L] =

@@ -382,6 +382,7 @@ impl WinogradPlan {
         let (v_stride, m_stride) = self.position_strides();
         let (v, rest) = scratch.split_at_mut(self.tile.basis() * v_stride);
         let (m, stage) = rest.split_at_mut(self.tile.basis() * m_stride);
+        let layout = self.product.block_layout();
         for ty in 0..self.th {
             match self.tile {
                 Tile::F2x2 => self.transform_input(padded, ty, v),
@@ -394,9 +395,9 @@ impl WinogradPlan {
                 .zip(m.chunks_exact_mut(m_stride))
                 .zip(packed.chunks_exact(self.product.packed_len()))
             {
-                (_, row_len) = self
-                    .product
-                    .run_kernel(&v_p[..v_len], u_p, &mut m_p[..m_len]);
+                (_, row_len) =
+                    self.product
+                        .run_kernel_with(&layout, &v_p[..v_len], u_p, &mut m_p[..m_len]);
             }
             // This tile row and the rows' length in M; the stage and the outputs.
             let (tile_row, targets) = ((ty, row_len), (&mut *stage, &mut *out));
