@@ -1495,6 +1495,19 @@ mod tests {
         }
     }
 
+    /// A block layout made for one plan is refused by a plan whose loads it would take
+    /// past the padded image (the kernels' loads are unchecked).
+    #[test]
+    #[should_panic(expected = "a block layout of another plan")]
+    fn a_layout_of_a_smaller_plan_is_refused() {
+        let small = ForwardPlan::new((16, 8, 1, 1), (4, 4), 0).unwrap();
+        let large = ForwardPlan::new((16, 8, 1, 1), (8, 8), 0).unwrap();
+        let padded = vec![0.0; small.padded_len()];
+        let packed = vec![0.0; small.packed_len()];
+        let mut scratch = vec![0.0; small.scratch_len()];
+        small.run_kernel_with(&large.block_layout(), &padded, &packed, &mut scratch);
+    }
+
     #[test]
     fn channel_packing_equals_the_weight_by_weight_packing() {
         for (fnum, c) in [(1, 1), (5, 3), (16, 16), (33, 7), (64, 64)] {
