@@ -721,7 +721,7 @@ impl WeightGradKernels {
                 && all_finite(&x_run[done * image_len..])
             {
                 let padded = first_of(&mut buffers.images, plan.padded_len());
-                let patches = first_of(&mut buffers.gradients, winner_plan.patches_len());
+                let patches = first_of(&mut buffers.patches, winner_plan.patches_len());
                 for (i, image) in images.enumerate() {
                     let img = first + done + i;
                     plan.pad_image(image, padded);
@@ -854,6 +854,9 @@ struct GradBuffers {
     gradients: Vec<f32>,
     /// The gradients of the images at hand, `(FN, OH*OW)` each.
     dout: Vec<f32>,
+    /// One image's patches under every output, for `dW` from the pooling's winners
+    /// (`WinnerGradPlan::patches`).
+    patches: Vec<f32>,
 }
 
 thread_local! {
