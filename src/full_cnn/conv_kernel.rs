@@ -219,12 +219,12 @@ impl ConvKernel {
                     done += GROUP;
                 }
             }
-            let padded = first_of(&mut buffers.padded, self.direct.padded_len());
+            let padded = first_of(&mut buffers.padded, self.direct.kernel_input_len());
             for (image, out_n) in images[done * image_len..]
                 .chunks_exact(image_len)
                 .zip(out[done * out_len..].chunks_exact_mut(out_len))
             {
-                self.direct.pad_image(image, padded);
+                self.direct.kernel_input(image, padded);
                 self.direct
                     .run(padded, &packed.direct, bias, &mut buffers.scratch, out_n);
             }
@@ -252,8 +252,8 @@ impl ConvKernel {
             "ConvKernel::run_direct_then with Winograd's kernel"
         );
         BUFFERS.with_borrow_mut(|buffers| {
-            let padded = first_of(&mut buffers.padded, self.direct.padded_len());
-            self.direct.pad_image(image, padded);
+            let padded = first_of(&mut buffers.padded, self.direct.kernel_input_len());
+            self.direct.kernel_input(image, padded);
             let scratch = first_of(&mut buffers.scratch, self.direct.scratch_len());
             let layout = self.direct.run_kernel(padded, &packed.direct, scratch);
             then(scratch, layout);

@@ -86,9 +86,8 @@ pub(crate) struct ForwardPlan {
     /// The register block.
     mr: usize,
     lanes: usize,
-    /// Blocks of outputs: within each output row (`true`), or over "padded positions"
-    /// `oy*WP + ox`, running from one row into the next (`false`; see `forward_blocks`).
-    by_rows: bool,
+    /// How the outputs are cut into blocks of `lanes` (see [`Cut`]).
+    cut: Cut,
     /// Padded image: rows of `wp` floats, `h + 2*pad` rows per channel, plus slack at the
     /// end so that the last block's loads stay inside the buffer.
     wp: usize,
@@ -125,14 +124,21 @@ impl ForwardPlan {
         // accumulators than a full one count 15% more (fewer multiply-adds in flight).
         let flat_positions = (oh - 1) * wpad + ow;
         let (blocks, full) = register_blocks(simd);
-        let (mr, lanes, by_rows) = blocks
+        // Shifted copies only where they are small (they are `FW` times the image) and
+        // the filters are wider than one pixel (else they are the padded image itself).
+        let shifted_fits = fw > 1 && c * fw * hp * ow <= SHIFTED_MAX;
+        let (mr, lanes, cut) = blocks
             .iter()
-            .flat_map(|&(mr, lanes)| [(mr, lanes, true), (mr, lanes, false)])
-            .min_by_key(|&(mr, lanes, by_rows)| {
-                let positions = if by_rows {
-                    oh * ow.next_multiple_of(lanes)
-                } else {
-                    flat_positions.next_multiple_of(lanes)
+            .flat_map(|&(mr, lanes)| {
+                [Cut::Rows, Cut::Flat, Cut::Shifted].map(|cut| (mr, lanes, cut))
+            })
+            .filter(|&(_, _, cut)| cut != Cut::Shifted || shifted_fits)
+            // The first of equals wins: shifted copies only where they save work.
+            .min_by_key(|&(mr, lanes, cut)| {
+                let positions = match cut {
+                    Cut::Rows => oh * ow.next_multiple_of(lanes),
+                    Cut::Flat => flat_positions.next_multiple_of(lanes),
+                    Cut::Shifted => (oh * ow).next_multiple_of(lanes),
                 };
                 let work = fnum.next_multiple_of(mr) * positions;
                 if mr * lanes / simd.lanes() == full {
@@ -155,7 +161,7 @@ impl ForwardPlan {
             fnum_padded: fnum.next_multiple_of(mr),
             mr,
             lanes,
-            by_rows,
+            cut,
             wp: wpad,
             hp,
             simd,
@@ -165,12 +171,16 @@ impl ForwardPlan {
     /// Where the kernel puts the block at output `(oy, ox)` in its scratch rows, and the
     /// length of one scratch row (one filter's outputs, blocks rounded up).
     fn scratch_layout(&self) -> (usize, usize) {
-        if self.by_rows {
-            let row = self.ow.next_multiple_of(self.lanes);
-            (row, self.oh * row)
-        } else {
-            let flat = ((self.oh - 1) * self.wp + self.ow).next_multiple_of(self.lanes);
-            (self.wp, flat)
+        match self.cut {
+            Cut::Rows => {
+                let row = self.ow.next_multiple_of(self.lanes);
+                (row, self.oh * row)
+            }
+            Cut::Flat => {
+                let flat = ((self.oh - 1) * self.wp + self.ow).next_multiple_of(self.lanes);
+                (self.wp, flat)
+            }
+            Cut::Shifted => (self.ow, (self.oh * self.ow).next_multiple_of(self.lanes)),
         }
     }
 
@@ -183,6 +193,53 @@ impl ForwardPlan {
     pub(crate) fn padded_len(&self) -> usize {
         // Slack: a block's loads may run `lanes + fw` floats past the last row.
         self.c * self.hp * self.wp + self.lanes + self.fw
+    }
+
+    /// Length of the buffer the forward kernel reads ([`ForwardPlan::kernel_input`]): the
+    /// padded image, or its shifted copies.
+    pub(crate) fn kernel_input_len(&self) -> usize {
+        match self.cut {
+            Cut::Shifted => self.c * self.fw * self.hp * self.ow + self.lanes,
+            Cut::Rows | Cut::Flat => self.padded_len(),
+        }
+    }
+
+    /// Copies `image` `(C, H, W)` into `input` ([`ForwardPlan::kernel_input_len`] floats,
+    /// every one written) as the forward kernel reads it: padded
+    /// ([`ForwardPlan::pad_image`]), or, with [`Cut::Shifted`], as `FW` shifted copies of
+    /// each padded channel, `input[((c*FW + fx)*HP + y)*OW + ox] = xpad[c, y, ox + fx]`.
+    pub(crate) fn kernel_input(&self, image: &[f32], input: &mut [f32]) {
+        if self.cut != Cut::Shifted {
+            self.pad_image(image, input);
+            return;
+        }
+        let (h, w, ow, pad) = (self.h, self.w, self.ow, self.pad);
+        assert!(
+            image.len() == self.c * h * w && input.len() == self.kernel_input_len(),
+            "direct_conv: {} floats for images ({}, {h}, {w}), {} for their shifted copies",
+            image.len(),
+            self.c,
+            input.len()
+        );
+        let plane_len = self.hp * ow;
+        let (planes, slack) = input.split_at_mut(self.c * self.fw * plane_len);
+        slack.fill(0.0);
+        for (i, plane) in planes.chunks_exact_mut(plane_len).enumerate() {
+            let (ch, fx) = (i / self.fw, i % self.fw);
+            // Output columns `ox` whose pixel `ox + fx` of the padded row is in the image.
+            let first = pad.saturating_sub(fx).min(ow);
+            let end = (pad + w).saturating_sub(fx).clamp(first, ow);
+            for (y, row) in plane.chunks_exact_mut(ow).enumerate() {
+                if y < pad || y >= pad + h {
+                    row.fill(0.0);
+                    continue;
+                }
+                let src = &image[(ch * h + y - pad) * w..][..w];
+                row[..first].fill(0.0);
+                row[first..end].copy_from_slice(&src[first + fx - pad..end + fx - pad]);
+                row[end..].fill(0.0);
+            }
+        }
     }
 
     /// Length of the packed-weights buffer.
@@ -404,7 +461,11 @@ impl ForwardPlan {
         packed: &[f32],
         scratch: &mut [f32],
     ) -> (usize, usize) {
-        assert_eq!(padded.len(), self.padded_len(), "direct_conv: padded image");
+        assert_eq!(
+            padded.len(),
+            self.kernel_input_len(),
+            "direct_conv: padded image"
+        );
         assert_eq!(packed.len(), self.packed_len(), "direct_conv: filters");
         assert_eq!(scratch.len(), self.scratch_len(), "direct_conv: scratch");
         // The kernels' loads are unchecked: every one must stay inside `padded`.
@@ -433,13 +494,19 @@ impl ForwardPlan {
         let offsets: Vec<usize> = if (fh, fw) == (1, 1) {
             // 1x1 filters (Winograd's products): no divisions.
             (0..k_len).map(|k| k * self.hp * wp).collect()
+        } else if self.cut == Cut::Shifted {
+            // Filter element (c, fy, fx): row fy of channel c's copy shifted by fx.
+            let ow = self.ow;
+            (0..k_len)
+                .map(|k| ((k / (fh * fw)) * fw + k % fw) * self.hp * ow + (k / fw % fh) * ow)
+                .collect()
         } else {
             (0..k_len)
                 .map(|k| (k / (fh * fw)) * self.hp * wp + (k / fw % fh) * wp + k % fw)
                 .collect()
         };
         let (row_stride, scratch_row) = self.scratch_layout();
-        let starts: Vec<(usize, usize)> = if self.by_rows {
+        let starts: Vec<(usize, usize)> = if self.cut == Cut::Rows {
             (0..self.oh)
                 .flat_map(|oy| {
                     (0..self.ow)
@@ -454,7 +521,7 @@ impl ForwardPlan {
         // a block running past the end of the last row.
         let reach = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + l;
         assert!(
-            reach <= self.padded_len(),
+            reach <= self.kernel_input_len(),
             "direct_conv: padded image too short"
         );
         BlockLayout {
@@ -465,6 +532,28 @@ impl ForwardPlan {
         }
     }
 }
+
+/// How the forward kernel cuts a filter's outputs into blocks of `L`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Within each output row (the last block of a row runs past its end).
+    Rows,
+    /// Over "padded positions" `oy*WP + ox`, running from one row into the next (see
+    /// [`forward_blocks`]): the `FW - 1` positions past the end of each row are computed,
+    /// then dropped.
+    Flat,
+    /// Over the outputs `oy*OW + ox` themselves, from `FW` copies of the padded image,
+    /// each shifted left by one more pixel and cut to `OW` columns
+    /// ([`ForwardPlan::kernel_input`]): output `q` needs pixel `q + fy*OW` of copy `fx`,
+    /// so a block runs from one row into the next without computing anything that is not
+    /// an output. For SimpleConvNet's 24 x 24 outputs (rows of 28 padded pixels), 576
+    /// positions instead of 704 (blocks of 64).
+    Shifted,
+}
+
+/// Largest shifted copies [`Cut::Shifted`] makes, in floats (SimpleConvNet's first layer:
+/// 3,360): they stay in the L1 cache with the filters.
+const SHIFTED_MAX: usize = 8192;
 
 /// Where the forward kernel reads, relative to an output's position, for every filter
 /// element `k = (c, fy, fx)` (`offsets`), and its blocks of `L` outputs as `(position in
@@ -653,8 +742,8 @@ unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
 /// Every `MR x L` block of outputs (`MR` filters, `L` outputs), each written to the
 /// filters' scratch rows as whole vectors (the caller copies the outputs out).
 ///
-/// With `by_rows`, a block is `L` outputs of one row (the last block of a row runs past
-/// its end). Otherwise blocks run over "padded positions" `q = oy*WP + ox`, as if the
+/// With [`Cut::Rows`], a block is `L` outputs of one row (the last block of a row runs
+/// past its end); with [`Cut::Shifted`], `L` outputs in a row of the shifted copies. Otherwise blocks run over "padded positions" `q = oy*WP + ox`, as if the
 /// output rows were `WP` wide: a block may run over the end of a row into the next one,
 /// and the `FW-1` positions past the end of each row are computed (from pixels of the
 /// padded image) but are not outputs. Either way the scratch row of a filter holds its
@@ -1389,6 +1478,24 @@ mod tests {
         }
     }
 
+    /// The shapes above include shifted copies with and without padding, at every level
+    /// (so the comparison covers them), and SimpleConvNet's first layer uses them.
+    #[test]
+    fn shifted_copies_are_chosen_where_they_save_work() {
+        for simd in Simd::available() {
+            let cut = |(fnum, c, f, pad, h, w)| {
+                ForwardPlan::with_simd((fnum, c, f, f), (h, w), pad, simd)
+                    .unwrap()
+                    .cut
+            };
+            assert_eq!(cut((30, 1, 5, 0, 28, 28)), Cut::Shifted, "{simd:?}");
+            assert_eq!(cut((33, 5, 3, 1, 7, 9)), Cut::Shifted, "{simd:?}");
+            assert_eq!(cut((5, 1, 5, 0, 12, 11)), Cut::Shifted, "{simd:?}");
+            // Too large to copy three times: the padded image itself.
+            assert_ne!(cut((16, 16, 3, 1, 28, 28)), Cut::Shifted, "{simd:?}");
+        }
+    }
+
     fn kernels_match_for(
         (fnum, c, f, pad, h, w): (usize, usize, usize, usize, usize, usize),
         simd: Simd,
@@ -1402,13 +1509,13 @@ mod tests {
         };
         let packed = plan.pack_weights(weight);
         let bias: Vec<f32> = (0..fnum).map(|i| i as f32 * 0.25).collect();
-        let mut padded = vec![0.0; plan.padded_len()];
-        plan.pad_image(&image, &mut padded);
+        let mut input = vec![f32::NAN; plan.kernel_input_len()]; // every float must be written
+        plan.kernel_input(&image, &mut input);
         let (oh, ow) = plan.output();
         let mut out = vec![f32::NAN; fnum * oh * ow]; // every float must be written
         // SAFETY: the kernel writes floats.
         let out_view = unsafe { as_output(&mut out) };
-        plan.run(&padded, &packed, Some(&bias), &mut Vec::new(), out_view);
+        plan.run(&input, &packed, Some(&bias), &mut Vec::new(), out_view);
         let pixel = |ch: usize, y: usize, x: usize| -> f64 {
             if y < pad || x < pad || y >= h + pad || x >= w + pad {
                 0.0
@@ -1437,6 +1544,8 @@ mod tests {
             }
         }
 
+        let mut padded = vec![0.0; plan.padded_len()];
+        plan.pad_image(&image, &mut padded);
         let dw_plan = WeightGradPlan::new(plan);
         let dout: Vec<f32> = (0..fnum * oh * ow)
             .map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0)
@@ -1537,8 +1646,8 @@ mod tests {
         let plan = ForwardPlan::new((12, 3, 3, 3), (10, 10), 1).unwrap();
         let packed = plan.pack_weights(|a, b, i, j| (a + 2 * b + 3 * i + j) as f32 * 0.01);
         let image: Vec<f32> = (0..300).map(|i| (i % 11) as f32 * 0.1).collect();
-        let mut padded = vec![f32::NAN; plan.padded_len()];
-        plan.pad_image(&image, &mut padded);
+        let mut padded = vec![f32::NAN; plan.kernel_input_len()];
+        plan.kernel_input(&image, &mut padded);
         let mut first = vec![0.0; 12 * 100];
         let mut scratch = Vec::new();
         // SAFETY (here and below): the kernel writes floats.
