@@ -92,6 +92,7 @@ mod pooling_layer;
 mod relu;
 pub(crate) mod simd;
 mod softmax_with_loss;
+mod threads;
 mod winner_grad;
 mod winograd;
 

@@ -16,6 +16,7 @@ use ndarray::{Array2, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, Ix
 use thiserror::Error;
 
 use super::params::{Params, ParamsMut};
+use super::threads::on_worker;
 use super::{Convolution, Layer, PoolKind, Pooling, Relu, SoftmaxWithLoss};
 use crate::error::SettingError;
 
@@ -620,32 +621,4 @@ pub fn argmax_rows(scores: &Array2<f32>) -> Vec<usize> {
                 .0
         })
         .collect()
-}
-
-/// Runs `work` on one of rayon's worker threads, the calling thread waiting for it (on a
-/// worker it runs at once).
-///
-/// Each layer's parallel loop started from a thread outside rayon's pool is handed to the
-/// pool, and the caller sleeps until it is done: the workers are woken for every loop,
-/// then the caller, and a DeepConvNet step has dozens of loops (in a two-thread profile the
-/// kernel's wake-ups were a quarter of the calling thread's time, while the workers
-/// waited). Started from a worker, a loop is split on the spot: that worker takes a share
-/// at once, and runs the serial parts between the loops too. The arithmetic is the same.
-fn on_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| work())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The work runs on a worker of rayon's pool, called from outside it (as a test's
-    /// thread is) and from inside it.
-    #[test]
-    fn on_worker_runs_the_work_on_a_pool_thread() {
-        assert_eq!(rayon::current_thread_index(), None, "a test's own thread");
-        assert!(on_worker(rayon::current_thread_index).is_some());
-        let nested = rayon::scope(|_| on_worker(rayon::current_thread_index));
-        assert!(nested.is_some());
-    }
 }

@@ -12,6 +12,7 @@ use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
 use rayon::prelude::*;
 
 use super::params::{Params, ParamsMut};
+use super::threads::on_worker;
 
 /// Numbers per parallel task in the element-wise updates below: enough to amortise a task.
 const CHUNK: usize = 1 << 14;
@@ -20,7 +21,9 @@ const CHUNK: usize = 1 << 14;
 // written for speed: the tensors are contiguous, so they are walked as flat slices in
 // chunks split over the threads. Each element gets the same arithmetic either way (the
 // elements do not depend on each other), so the result is bit-identical to the plain
-// `Zip`, which runs for small or non-contiguous tensors (tested).
+// `Zip`, which runs for small or non-contiguous tensors (tested). The updates run on
+// rayon's pool with its other workers kept awake (`threads::on_worker`), as the network's
+// passes do: called between two steps, the update's loops would otherwise wake them.
 
 /// `f(p, g, s)` on every element of a parameter, its gradient and one state tensor.
 fn update_with_one_state(
@@ -268,15 +271,17 @@ impl Optimizer for Momentum {
     fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
         let (lr, momentum) = (self.lr, self.momentum);
         let v = self.v.get_or_insert_with(|| grads.zeros_like());
-        for ((p, g), (_, v)) in with_grads(&mut params, grads)
-            .into_iter()
-            .zip(v.named_mut())
-        {
-            update_with_one_state(p, g, v, |p, g, v| {
-                *v = flush_tiny(momentum * *v - lr * flush_tiny(g));
-                *p += *v;
-            });
-        }
+        on_worker(|| {
+            for ((p, g), (_, v)) in with_grads(&mut params, grads)
+                .into_iter()
+                .zip(v.named_mut())
+            {
+                update_with_one_state(p, g, v, |p, g, v| {
+                    *v = flush_tiny(momentum * *v - lr * flush_tiny(g));
+                    *p += *v;
+                });
+            }
+        });
     }
 }
 
@@ -306,16 +311,18 @@ impl Optimizer for AdaGrad {
     fn update(&mut self, mut params: ParamsMut<'_>, grads: &Params) {
         let lr = self.lr;
         let h = self.h.get_or_insert_with(|| grads.zeros_like());
-        for ((p, g), (_, h)) in with_grads(&mut params, grads)
-            .into_iter()
-            .zip(h.named_mut())
-        {
-            update_with_one_state(p, g, h, |p, g, h| {
-                let g = flush_tiny(g);
-                *h += square_or_zero(g);
-                *p -= lr * g / (h.sqrt() + 1e-7);
-            });
-        }
+        on_worker(|| {
+            for ((p, g), (_, h)) in with_grads(&mut params, grads)
+                .into_iter()
+                .zip(h.named_mut())
+            {
+                update_with_one_state(p, g, h, |p, g, h| {
+                    let g = flush_tiny(g);
+                    *h += square_or_zero(g);
+                    *p -= lr * g / (h.sqrt() + 1e-7);
+                });
+            }
+        });
     }
 }
 
@@ -367,17 +374,19 @@ impl Optimizer for Adam {
         let lr_t = self.lr * (1.0 - beta2.powi(self.iter)).sqrt() / (1.0 - beta1.powi(self.iter));
         let m = self.m.get_or_insert_with(|| grads.zeros_like());
         let v = self.v.get_or_insert_with(|| grads.zeros_like());
-        for ((p, g), ((_, m), (_, v))) in with_grads(&mut params, grads)
-            .into_iter()
-            .zip(m.named_mut().into_iter().zip(v.named_mut()))
-        {
-            update_with_two_states(p, g, m, v, |p, g, m, v| {
-                let g = flush_tiny(g);
-                *m = flush_tiny(*m + (1.0 - beta1) * (g - *m));
-                *v = flush_tiny(*v + (1.0 - beta2) * (square_or_zero(g) - *v));
-                *p -= lr_t * *m / (v.sqrt() + 1e-7);
-            });
-        }
+        on_worker(|| {
+            for ((p, g), ((_, m), (_, v))) in with_grads(&mut params, grads)
+                .into_iter()
+                .zip(m.named_mut().into_iter().zip(v.named_mut()))
+            {
+                update_with_two_states(p, g, m, v, |p, g, m, v| {
+                    let g = flush_tiny(g);
+                    *m = flush_tiny(*m + (1.0 - beta1) * (g - *m));
+                    *v = flush_tiny(*v + (1.0 - beta2) * (square_or_zero(g) - *v));
+                    *p -= lr_t * *m / (v.sqrt() + 1e-7);
+                });
+            }
+        });
     }
 }
 
