@@ -36,6 +36,7 @@ use thiserror::Error;
 
 use super::optimizer::{Adam, Optimizer};
 use super::simd;
+use super::threads::on_worker;
 use super::{Network, SoftmaxWithLoss, argmax_rows};
 use crate::data::{Dataset, mini_batches, random_shifts};
 
@@ -72,7 +73,7 @@ pub struct Trainer {
     /// Seed of the shuffling: the same seed gives the same mini-batches.
     pub seed: u64,
     /// What turns gradients into parameter updates (the book: Adam, lr 0.001).
-    pub optimizer: Box<dyn Optimizer>,
+    pub optimizer: Box<dyn Optimizer + Send>,
     /// Measure loss and accuracy on only the first `n` training and test images after each
     /// epoch (faster on full MNIST), or on all of them with `None`.
     pub eval_subset: Option<usize>,
@@ -224,46 +225,53 @@ impl Trainer {
         for epoch in 1..=self.epochs {
             let bar = self.progress_bar(epoch, steps_per_epoch);
             let started = Instant::now();
-            let mut loss_sum = 0.0;
             let batches = mini_batches(
                 &data.train_images,
                 &data.train_labels,
                 self.batch_size,
                 &mut rng,
             );
-            for (step, (x, t)) in batches.enumerate().map(|(i, b)| (i + 1, b)) {
-                let x = random_shifts(x, self.augment_shift, &mut shift_rng);
-                let (loss, grads) = net.gradient(x.view(), t.view());
-                if !loss.is_finite() {
-                    bar.abandon();
-                    return Err(TrainError::NonFinite {
-                        epoch,
-                        step,
-                        steps_per_epoch,
-                        loss,
-                    });
+            let optimizer = &mut self.optimizer;
+            let augment_shift = self.augment_shift;
+            // The whole epoch on rayon's pool, its other workers kept awake from one step
+            // to the next (see `threads::on_worker`).
+            on_worker(|| {
+                let mut loss_sum = 0.0;
+                for (step, (x, t)) in batches.enumerate().map(|(i, b)| (i + 1, b)) {
+                    let x = random_shifts(x, augment_shift, &mut shift_rng);
+                    let (loss, grads) = net.gradient(x.view(), t.view());
+                    if !loss.is_finite() {
+                        bar.abandon();
+                        return Err(TrainError::NonFinite {
+                            epoch,
+                            step,
+                            steps_per_epoch,
+                            loss,
+                        });
+                    }
+                    // One pass over the gradients, cheap next to the step that made them.
+                    let bad = grads
+                        .named()
+                        .into_iter()
+                        .find(|(_, g)| !all_finite(g.view()));
+                    if let Some((tensor, _)) = bad {
+                        let tensor = tensor.to_string();
+                        bar.abandon();
+                        return Err(TrainError::NonFiniteGradient {
+                            epoch,
+                            step,
+                            steps_per_epoch,
+                            tensor,
+                        });
+                    }
+                    optimizer.update(net.params_mut(), &grads);
+                    history.step_losses.push(loss);
+                    loss_sum += loss;
+                    bar.set_message(format!("loss {:.4}", loss_sum / step as f32));
+                    bar.inc(1);
                 }
-                // One pass over the gradients, cheap next to the step that made them.
-                let bad = grads
-                    .named()
-                    .into_iter()
-                    .find(|(_, g)| !all_finite(g.view()));
-                if let Some((tensor, _)) = bad {
-                    let tensor = tensor.to_string();
-                    bar.abandon();
-                    return Err(TrainError::NonFiniteGradient {
-                        epoch,
-                        step,
-                        steps_per_epoch,
-                        tensor,
-                    });
-                }
-                self.optimizer.update(net.params_mut(), &grads);
-                history.step_losses.push(loss);
-                loss_sum += loss;
-                bar.set_message(format!("loss {:.4}", loss_sum / step as f32));
-                bar.inc(1);
-            }
+                Ok(())
+            })?;
             let seconds = started.elapsed().as_secs_f64();
             bar.finish_and_clear();
 
