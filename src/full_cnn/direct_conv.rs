@@ -439,9 +439,11 @@ impl ForwardPlan {
         self.fnum * self.scratch_layout().1
     }
 
-    /// The kernel alone, into `scratch` ([`ForwardPlan::scratch_len`] floats): filter `f`'s
-    /// output `(oy, ox)` lands at `f * scratch_row + oy * row_stride + ox`, and every entry
-    /// of the `fnum` scratch rows is written. Returns `(row_stride, scratch_row)`.
+    /// The kernel alone, from `padded` (the image as [`ForwardPlan::kernel_input`] lays it
+    /// out: padded, or its shifted copies) into `scratch` ([`ForwardPlan::scratch_len`]
+    /// floats): filter `f`'s output `(oy, ox)` lands at
+    /// `f * scratch_row + oy * row_stride + ox`, and every entry of the `fnum` scratch rows
+    /// is written. Returns `(row_stride, scratch_row)`.
     pub(crate) fn run_kernel(
         &self,
         padded: &[f32],
@@ -464,7 +466,7 @@ impl ForwardPlan {
         assert_eq!(
             padded.len(),
             self.kernel_input_len(),
-            "direct_conv: padded image"
+            "direct_conv: the kernel's input (ForwardPlan::kernel_input)"
         );
         assert_eq!(packed.len(), self.packed_len(), "direct_conv: filters");
         assert_eq!(scratch.len(), self.scratch_len(), "direct_conv: scratch");
@@ -522,7 +524,7 @@ impl ForwardPlan {
         let reach = starts.last().map_or(0, |s| s.0) + offsets.last().copied().unwrap_or(0) + l;
         assert!(
             reach <= self.kernel_input_len(),
-            "direct_conv: padded image too short"
+            "direct_conv: the kernel's input too short"
         );
         BlockLayout {
             offsets,
@@ -743,11 +745,12 @@ unsafe fn forward_blocks_avx512<const MR: usize, const LV: usize>(
 /// filters' scratch rows as whole vectors (the caller copies the outputs out).
 ///
 /// With [`Cut::Rows`], a block is `L` outputs of one row (the last block of a row runs
-/// past its end); with [`Cut::Shifted`], `L` outputs in a row of the shifted copies. Otherwise blocks run over "padded positions" `q = oy*WP + ox`, as if the
-/// output rows were `WP` wide: a block may run over the end of a row into the next one,
-/// and the `FW-1` positions past the end of each row are computed (from pixels of the
-/// padded image) but are not outputs. Either way the scratch row of a filter holds its
-/// outputs at `oy * row_stride + ox`.
+/// past its end). With [`Cut::Flat`], blocks run over "padded positions" `q = oy*WP + ox`,
+/// as if the output rows were `WP` wide: a block may run over the end of a row into the
+/// next one, and the `FW-1` positions past the end of each row are computed (from pixels
+/// of the padded image) but are not outputs. With [`Cut::Shifted`], blocks run over the
+/// outputs `q = oy*OW + ox` themselves, read from the image's shifted copies. Whichever
+/// cut, the scratch row of a filter holds its outputs at `oy * row_stride + ox`.
 #[inline(always)]
 fn forward_blocks<const FMA: bool, const MR: usize, const L: usize>(
     plan: &ForwardPlan,
