@@ -592,3 +592,86 @@ fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
         assert_close(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
     }
 }
+
+/// A ReLU between two convolutions (DeepConvNet has three) runs inside them: the first
+/// applies it to its outputs as they are written, the second takes its gradient back
+/// through it. The same scores, loss and gradients, bit for bit, as the layers run one by
+/// one through the `Layer` trait, by every path a convolution takes: Winograd's groups of
+/// 8 images and the images left over (11 = 8 + 3), the direct kernel for few channels,
+/// and im2col for stride 2.
+#[test]
+fn a_relu_between_two_convolutions_inside_a_network_equals_the_layers_one_by_one() {
+    let mut rng = StdRng::seed_from_u64(47);
+    let mut conv = |fnum, c, stride| {
+        Convolution::new(
+            normal((fnum, c, 3, 3), &mut rng) * 0.5,
+            normal(fnum, &mut rng) * 0.2,
+            stride,
+            1,
+        )
+    };
+    // 9x9 images: 2 channels -> 9 (direct kernel) -> 8 (Winograd: 9 channels in, and its
+    // dL/dx from 8) -> 8 at stride 2 (im2col, 5x5) -> 4 at stride 2 (3x3) -> Affine.
+    let convs = [conv(9, 2, 1), conv(8, 9, 1), conv(8, 8, 2), conv(4, 8, 2)];
+    let affine = Affine::new(normal((36, 3), &mut rng) * 0.3, normal(3, &mut rng) * 0.1);
+    let layers = || -> Vec<Box<dyn Layer>> {
+        let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+        for (i, conv) in convs.iter().enumerate() {
+            layers.push(Box::new(conv.clone()));
+            if i + 1 < convs.len() {
+                layers.push(Box::new(Relu::new()));
+            }
+        }
+        layers.push(Box::new(affine.clone()));
+        layers
+    };
+    let x: Array4<f32> = normal((11, 2, 9, 9), &mut rng);
+    let t = Array1::from_shape_fn(11, |i| (i % 3) as u8);
+    let mut net = Network::new(&[2, 9, 9], layers()).unwrap();
+    let (net_loss, net_grads) = net.gradient(x.view(), t.view());
+    let net_scores = net.predict(x.view());
+
+    let mut by_hand = layers();
+    let mut h = x.clone().into_dyn();
+    for (i, layer) in by_hand.iter_mut().enumerate() {
+        h = layer.forward(h, true);
+        // Every ReLU must block some entries and pass others, or the test tests little.
+        if i % 2 == 1 && i < 6 {
+            let zeros = h.iter().filter(|&&v| v == 0.0).count();
+            assert!(
+                zeros > 0 && zeros < h.len(),
+                "ReLU {i}: {zeros} of {} zero",
+                h.len()
+            );
+        }
+    }
+    let scores = h.into_dimensionality::<Ix2>().unwrap();
+    let mut last = SoftmaxWithLoss::new();
+    let loss = last.forward(scores.view(), t.view());
+    let mut d = last.backward().into_dyn();
+    for layer in by_hand.iter_mut().rev() {
+        d = layer.backward(d);
+    }
+    let grads: Vec<ArrayD<f32>> = by_hand.iter_mut().flat_map(|l| l.take_grads()).collect();
+
+    // The first entry that differs in its bits, if any.
+    let same_bits = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
+            panic!(
+                "{what}: entry {i} is {} in the network, {} by hand",
+                a[i], b[i]
+            );
+        }
+    };
+    same_bits(
+        net_scores.as_slice().unwrap(),
+        scores.as_slice().unwrap(),
+        "scores",
+    );
+    same_bits(&[net_loss], &[loss], "loss");
+    assert_eq!(net_grads.named().len(), grads.len());
+    for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
+        same_bits(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
+    }
+}

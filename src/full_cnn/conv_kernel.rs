@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
+use super::simd::Simd;
 use super::winograd::{GROUP, Tile, WinogradGradPlan, WinogradPlan};
 
 /// Fewest input channels for Winograd. Its input transform costs per channel and its
@@ -38,6 +39,61 @@ const fn winograd_dw_min_channels(tile: Tile) -> usize {
 pub(crate) struct ConvKernel {
     direct: ForwardPlan,
     winograd: Option<WinogradPlan>,
+}
+
+/// What [`ConvKernel::run_batch`] does to each run's outputs right after the kernel wrote
+/// them, while they are still in the cache: a ReLU's pass, done there instead of over the
+/// whole tensor afterwards (when a ReLU sits between two convolutions, as three times in
+/// DeepConvNet; see `Network::forward`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Then<'a> {
+    /// Nothing: the convolution's outputs as they are.
+    Keep,
+    /// The ReLU after the convolution: `y = max(0, y)`, as `Relu::forward` computes it.
+    Relu,
+    /// The ReLU before the convolution, backwards: each output (a gradient `dL/dx`) is
+    /// zeroed where the same entry of `relu_output` (the convolution's input, as long as
+    /// the outputs) is not positive, where that ReLU blocked the gradient
+    /// (`max(0, x) > 0` exactly where `x > 0`, as `Relu::backward` passes it).
+    ThroughRelu(&'a [f32]),
+}
+
+impl Then<'_> {
+    /// Applies the step to `out`, the outputs from entry `at` of the batch on (compiled
+    /// for AVX2 where the processor has it: twice the floats per instruction of the
+    /// plain build's SSE).
+    pub(crate) fn apply(self, out: &mut [f32], at: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if Simd::best() != Simd::Plain {
+            // SAFETY: `Simd::best` found AVX2.
+            unsafe { self.apply_avx2(out, at) };
+            return;
+        }
+        self.apply_here(out, at);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn apply_avx2(self, out: &mut [f32], at: usize) {
+        self.apply_here(out, at);
+    }
+
+    /// [`Then::apply`], compiled for the caller's instructions.
+    #[inline(always)]
+    fn apply_here(self, out: &mut [f32], at: usize) {
+        match self {
+            Then::Keep => {}
+            Then::Relu => out
+                .iter_mut()
+                .for_each(|y| *y = if *y > 0.0 { *y } else { 0.0 }),
+            Then::ThroughRelu(relu_output) => {
+                let relu_output = &relu_output[at..][..out.len()];
+                out.iter_mut()
+                    .zip(relu_output)
+                    .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 });
+            }
+        }
+    }
 }
 
 /// The filters packed for a [`ConvKernel`]: for the direct kernel, and for Winograd's if
@@ -151,7 +207,8 @@ impl ConvKernel {
 
     /// [`ConvKernel::run`] over a whole batch: `images` and `out` cut into the kernel's
     /// runs ([`ConvKernel::images_per_run`] images each), then the images left over one by
-    /// one, all in parallel.
+    /// one, all in parallel; `then` is applied to each run's outputs as soon as they are
+    /// written.
     ///
     /// The images left over are runs of their own so that both cores share them: at batch
     /// 100 they were one run of 4 images beside 12 groups, taken by one core (by the direct
@@ -162,23 +219,41 @@ impl ConvKernel {
         packed: &PackedFilters,
         bias: Option<&[f32]>,
         out: &mut [MaybeUninit<f32>],
+        then: Then,
     ) {
         let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
         let (oh, ow) = self.direct.output();
         let (image_len, out_len) = (c * h * w, fnum * oh * ow);
+        if let Then::ThroughRelu(relu_output) = then {
+            assert_eq!(
+                relu_output.len(),
+                out.len(),
+                "ConvKernel::run_batch: the ReLU's outputs and the gradients"
+            );
+        }
         let per_run = self.images_per_run();
         let in_runs = images.len() / image_len.max(1) / per_run * per_run;
         let (images_runs, images_left) = images.split_at(in_runs * image_len);
         let (out_runs, out_left) = out.split_at_mut(in_runs * out_len);
+        let run_len = per_run * out_len;
         out_runs
-            .par_chunks_mut(per_run * out_len)
+            .par_chunks_mut(run_len)
             .zip(images_runs.par_chunks(per_run * image_len))
+            .enumerate()
+            .map(|(i, run)| (i * run_len, run))
             .chain(
                 out_left
                     .par_chunks_mut(out_len)
-                    .zip(images_left.par_chunks(image_len)),
+                    .zip(images_left.par_chunks(image_len))
+                    .enumerate()
+                    .map(|(i, run)| (in_runs * out_len + i * out_len, run)),
             )
-            .for_each(|(out_g, images_g)| self.run(images_g, packed, bias, out_g));
+            .for_each(|(at, (out_g, images_g))| {
+                self.run(images_g, packed, bias, out_g);
+                // SAFETY: `run` wrote every float of `out_g`.
+                let written = unsafe { &mut *(out_g as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                then.apply(written, at);
+            });
     }
 
     /// The convolution of `images` (any number of `(C, H, W)` images, one after the

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::conv_kernel::{ConvKernel, PackedFilters};
+use super::conv_kernel::{ConvKernel, PackedFilters, Then};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
 use super::simd::{all_finite, as_output, zeroed};
 use super::winner_grad::WinnerGradPlan;
@@ -186,12 +186,33 @@ impl Convolution {
     pub fn forward(&mut self, x: ArrayView4<f32>) -> Result<Array4<f32>, SettingError> {
         self.output_shape(x.dim())?;
         self.keep_input_copy(x);
-        Ok(self.forward_kept())
+        Ok(self.forward_kept(Then::Keep))
     }
 
     /// [`Convolution::forward`] of a batch the layer may keep as it is (no copy), as a
     /// network's layers hand their outputs on.
     pub(crate) fn forward_owned(&mut self, x: Array4<f32>) -> Result<Array4<f32>, SettingError> {
+        self.forward_owned_then(x, Then::Keep)
+    }
+
+    /// [`Convolution::forward_owned`] followed by a ReLU, `max(0, y)`, applied to each
+    /// group of images' outputs as soon as they are written (still in the cache), not in
+    /// a pass of its own over the whole tensor. A network runs a Convolution, ReLU,
+    /// Convolution this way; the second convolution's
+    /// [`Convolution::backward_through_relu`] takes the gradient back through the ReLU.
+    pub(crate) fn forward_owned_relu(
+        &mut self,
+        x: Array4<f32>,
+    ) -> Result<Array4<f32>, SettingError> {
+        self.forward_owned_then(x, Then::Relu)
+    }
+
+    /// [`Convolution::forward_owned`], with `then` applied to the outputs.
+    fn forward_owned_then(
+        &mut self,
+        x: Array4<f32>,
+        then: Then,
+    ) -> Result<Array4<f32>, SettingError> {
         self.output_shape(x.dim())?;
         self.x = if x.is_standard_layout() {
             x
@@ -200,7 +221,7 @@ impl Convolution {
         };
         self.x_shape = self.x.dim().into();
         self.x_ready = true;
-        Ok(self.forward_kept())
+        Ok(self.forward_kept(then))
     }
 
     /// Copies `x` into the kept input, reusing its memory when the shape is the same.
@@ -214,15 +235,21 @@ impl Convolution {
         self.x_ready = true;
     }
 
-    /// The forward pass of the kept input into a fresh `(N, FN, OH, OW)` tensor.
-    fn forward_kept(&self) -> Array4<f32> {
+    /// The forward pass of the kept input into a fresh `(N, FN, OH, OW)` tensor, with
+    /// `then` applied to it (`Then::Relu`: a ReLU's outputs).
+    fn forward_kept(&self, then: Then) -> Array4<f32> {
+        assert!(
+            matches!(then, Then::Keep | Then::Relu),
+            "Convolution: a forward pass keeps its outputs or takes their ReLU"
+        );
         let [n, c, h, w] = self.x_shape;
         let shape = self
             .output_shape((n, c, h, w))
             .expect("checked by the caller");
         let ((_, fnum, oh, ow), (_, _, fh, fw)) = (shape, self.w.dim());
         if n * fnum * oh * ow == 0 || c * fh * fw == 0 {
-            // An empty output, or no filter elements: forward_images writes nothing.
+            // An empty output, or no filter elements: forward_images writes nothing (and
+            // zeros are their own ReLU).
             return Array4::zeros(shape);
         }
         // Not zeroed first: every image's chunk is written by its worker (zeroing 6.9 MB
@@ -235,11 +262,13 @@ impl Convolution {
             // `out` (not into a buffer first, then copied: 6% of this layer's work).
             let x_flat = self.x.as_slice().expect("kept in standard layout");
             let bias = self.b.as_slice().expect("a 1-d array of its own");
-            kernel.run_batch(x_flat, &packed, Some(bias), out_flat);
+            kernel.run_batch(x_flat, &packed, Some(bias), out_flat, then);
         } else {
             let mut unit = vec![(); n]; // no second sink
             self.forward_images(out_flat, &mut unit, |conv_n, out_n, _| {
-                out_n.write_copy_of_slice(conv_n);
+                // (Where the image's outputs start in the batch, the second argument,
+                // matters only to `Then::ThroughRelu`, which is for gradients.)
+                then.apply(out_n.write_copy_of_slice(conv_n), 0);
             });
         }
         // SAFETY: the output is not empty, so every image's chunk (together all of `out`)
@@ -408,6 +437,21 @@ impl Convolution {
     /// Given `dL/dout` `(N, FN, OH, OW)`, stores `dw` and `db` and returns `dL/dx`
     /// `(N, C, H, W)`. Panics if called before forward or with a wrong shape.
     pub fn backward(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
+        self.backward_then(dout, false)
+    }
+
+    /// [`Convolution::backward`] of a convolution whose input came out of a ReLU (a
+    /// network's Convolution, ReLU, Convolution, run forward by
+    /// [`Convolution::forward_owned_relu`]): `dL/dx` is taken back through that ReLU too,
+    /// zeroed where the kept input (the ReLU's output) is not positive, group of images by
+    /// group while each is in the cache (the ReLU's own backward pass, which the network
+    /// then skips, went over the whole tensor again).
+    pub(crate) fn backward_through_relu(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
+        self.backward_then(dout, true)
+    }
+
+    /// [`Convolution::backward`], and through the ReLU before the layer if `through_relu`.
+    fn backward_then(&mut self, dout: ArrayView4<f32>, through_relu: bool) -> Array4<f32> {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
@@ -416,7 +460,17 @@ impl Convolution {
         let mut partials = std::mem::take(&mut self.partials);
         let ((dw, db), dx) = rayon::join(
             || self.weight_grads(&mut partials, Gradient::Given(dout_flat)),
-            || self.input_grad(dout_flat),
+            || {
+                let x = self.x.as_slice().expect("kept in standard layout");
+                self.input_grad(
+                    dout_flat,
+                    if through_relu {
+                        Then::ThroughRelu(x)
+                    } else {
+                        Then::Keep
+                    },
+                )
+            },
         );
         (self.partials, self.dw, self.db) = (partials, dw, db);
         dx
@@ -426,7 +480,7 @@ impl Convolution {
     /// parallel: `dx_n = col2im(Wᵀ · dout_n)`, or with stride 1 the convolution of `dout_n`
     /// (padded by `FH-1-pad`) with the filters flipped and their channel axes swapped, by
     /// the fast kernels (a group of images at a time for Winograd's).
-    fn input_grad(&self, dout: &[f32]) -> Array4<f32> {
+    fn input_grad(&self, dout: &[f32], then: Then) -> Array4<f32> {
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
             .output_shape((n, c, h, w))
@@ -434,6 +488,7 @@ impl Convolution {
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
         if n * positions * k * fnum == 0 {
+            // Zero gradients, through a ReLU too.
             return Array4::zeros(self.x.raw_dim());
         }
         let kernel = self
@@ -445,7 +500,7 @@ impl Convolution {
             let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
             let w_flat = self.w.as_slice().expect("kept in standard layout");
             let packed = kernel.pack_flipped(w_flat, self.w.dim());
-            kernel.run_batch(dout, &packed, None, dx_flat);
+            kernel.run_batch(dout, &packed, None, dx_flat, then);
             // SAFETY: the kernel's output is the whole image (input_grad_plan), so the
             // chunks, together all of `dx`, were written in full.
             return unsafe { dx.assume_init() };
@@ -459,15 +514,17 @@ impl Convolution {
         dx_flat
             .par_chunks_mut(image_len)
             .zip(dout.par_chunks(fnum * positions))
+            .enumerate()
             .for_each_init(
                 || vec![0.0f32; k * positions],
-                |dcol, (dx_n, dout_n)| {
+                |dcol, (i, (dx_n, dout_n))| {
                     let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
                         .expect("FN x OH*OW gradients per image");
                     let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
                         .expect("buffer of C*FH*FW x OH*OW");
                     general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
                     col2im_t_image(dcol, (c, h, w), settings, (oh, ow), dx_n);
+                    then.apply(dx_n, i * image_len);
                 },
             );
         dx

@@ -138,6 +138,9 @@ pub struct Network {
     /// `relu_pool[i]`: layer `i` is a ReLU and layer `i + 1` max Pooling (after the
     /// fused first block), run as one pass ([`Network::forward`]).
     relu_pool: Vec<bool>,
+    /// `relu_between_convs[i]`: layers `i`, `i + 1` and `i + 2` are Convolution, ReLU and
+    /// Convolution; the ReLU runs inside the convolutions' passes ([`Network::forward`]).
+    relu_between_convs: Vec<bool>,
     /// The architecture as one line of JSON, saved with the parameters.
     config: String,
 }
@@ -212,6 +215,15 @@ impl Network {
                     && is_max_pooling(&*layers[i + 1])
             })
             .collect();
+        let relu_between_convs = (0..layers.len())
+            .map(|i| {
+                i >= first
+                    && i + 2 < layers.len()
+                    && is::<Convolution>(&*layers[i])
+                    && is::<Relu>(&*layers[i + 1])
+                    && is::<Convolution>(&*layers[i + 2])
+            })
+            .collect();
         let descriptions: Vec<String> = layers
             .iter()
             .map(|l| format!("{:?}", l.describe()))
@@ -232,6 +244,7 @@ impl Network {
             last_layer: SoftmaxWithLoss::new(),
             fused_first_block,
             relu_pool,
+            relu_between_convs,
             config,
         })
     }
@@ -316,7 +329,12 @@ impl Network {
     /// the result is the same as the three layers one after the other (tested). Further
     /// on, a ReLU followed by max pooling (DeepConvNet has three) runs as one pass too,
     /// `max(relu(x))` over each window, without the ReLU's pass over the full-size tensor
-    /// (`Pooling::forward_relu`; tested against the layers one by one).
+    /// (`Pooling::forward_relu`; tested against the layers one by one). And a ReLU between
+    /// two convolutions (DeepConvNet has three) runs inside them: the first applies it to
+    /// its outputs as each group of images is written (`Convolution::forward_owned_relu`),
+    /// and backwards the second zeroes its `dL/dx` where its input, the ReLU's output, is
+    /// not positive (`Convolution::backward_through_relu`): no pass of the ReLU's own over
+    /// the full-size tensor and no mask (the same numbers, bit for bit; tested).
     pub fn forward<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, train: bool) -> Array2<f32> {
         on_worker(|| self.forward_layers(x, train))
     }
@@ -355,6 +373,19 @@ impl Network {
                     .forward_relu(x4)
                     .expect("the network checked the shapes when it was built")
                     .into_dyn();
+                i += 2;
+            } else if self.relu_between_convs[i] {
+                let conv = (self.layers[i].as_mut() as &mut dyn Any)
+                    .downcast_mut::<Convolution>()
+                    .expect("checked in new");
+                let x4 = h
+                    .into_dimensionality()
+                    .expect("a convolution takes (N, C, H, W), checked in new");
+                h = conv
+                    .forward_owned_relu(x4)
+                    .expect("the network checked the shapes when it was built")
+                    .into_dyn();
+                // The ReLU's work is done: on to the second convolution.
                 i += 2;
             } else {
                 h = self.layers[i].forward(h, train);
@@ -454,6 +485,19 @@ impl Network {
             if i == 0 {
                 self.layers[0].backward_params(std::mem::take(&mut dout));
                 break;
+            }
+            if i >= 2 && self.relu_between_convs[i - 2] {
+                // The second convolution of a Convolution, ReLU, Convolution: back through
+                // the ReLU too, which is then skipped.
+                let conv = (self.layers[i].as_mut() as &mut dyn Any)
+                    .downcast_mut::<Convolution>()
+                    .expect("checked in new");
+                let dout4 = dout
+                    .into_dimensionality()
+                    .expect("a convolution's gradient is (N, FN, OH, OW)");
+                dout = conv.backward_through_relu(dout4.view()).into_dyn();
+                i -= 1;
+                continue;
             }
             dout = self.layers[i].backward(dout);
             // A max pooling run with the ReLU before it: its backward already passed no
