@@ -214,6 +214,12 @@ impl Convolution {
         then: Then,
     ) -> Result<Array4<f32>, SettingError> {
         self.output_shape(x.dim())?;
+        self.keep_input(x);
+        Ok(self.forward_kept(then))
+    }
+
+    /// Keeps `x` as the input, as it is if it is in standard layout (no copy).
+    fn keep_input(&mut self, x: Array4<f32>) {
         self.x = if x.is_standard_layout() {
             x
         } else {
@@ -221,7 +227,6 @@ impl Convolution {
         };
         self.x_shape = self.x.dim().into();
         self.x_ready = true;
-        Ok(self.forward_kept(then))
     }
 
     /// Copies `x` into the kept input, reusing its memory when the shape is the same.
@@ -301,9 +306,30 @@ impl Convolution {
         x: ArrayView4<f32>,
         pool: &mut Pooling,
     ) -> Result<Array4<f32>, SettingError> {
-        let conv_shape = self.output_shape(x.dim())?;
+        self.relu_pool_with(x.dim(), |conv| conv.keep_input_copy(x), pool)
+    }
+
+    /// [`Convolution::forward_relu_pool`] of a batch the layer may keep as it is (no
+    /// copy), as a network's layers hand their outputs on.
+    pub(crate) fn forward_relu_pool_owned(
+        &mut self,
+        x: Array4<f32>,
+        pool: &mut Pooling,
+    ) -> Result<Array4<f32>, SettingError> {
+        self.relu_pool_with(x.dim(), |conv| conv.keep_input(x), pool)
+    }
+
+    /// [`Convolution::forward_relu_pool`] of an input of shape `x_shape`, which `keep`
+    /// keeps (once the settings are checked).
+    fn relu_pool_with(
+        &mut self,
+        x_shape: (usize, usize, usize, usize),
+        keep: impl FnOnce(&mut Self),
+        pool: &mut Pooling,
+    ) -> Result<Array4<f32>, SettingError> {
+        let conv_shape = self.output_shape(x_shape)?;
         let (mut pooled, mut arg_max) = pool.begin_relu_pool(conv_shape)?;
-        self.keep_input_copy(x);
+        keep(self);
         let (_, fnum, oh, ow) = conv_shape;
         // Not initialised yet: each path below sets every entry (see `begin_relu_pool`).
         let pooled_flat = pooled.as_slice_mut().expect("a fresh array is contiguous");

@@ -141,6 +141,9 @@ pub struct Network {
     /// `relu_between_convs[i]`: layers `i`, `i + 1` and `i + 2` are Convolution, ReLU and
     /// Convolution; the ReLU runs inside the convolutions' passes ([`Network::forward`]).
     relu_between_convs: Vec<bool>,
+    /// `conv_relu_pool[i]`: layer `i` is a Convolution and `relu_pool[i + 1]` (after the
+    /// fused first block): the three run forward as one pass ([`Network::forward`]).
+    conv_relu_pool: Vec<bool>,
     /// The architecture as one line of JSON, saved with the parameters.
     config: String,
 }
@@ -207,7 +210,7 @@ impl Network {
             && is::<Relu>(&*layers[1])
             && is_max_pooling(&*layers[2]);
         let first = if fused_first_block { 3 } else { 0 };
-        let relu_pool = (0..layers.len())
+        let relu_pool: Vec<bool> = (0..layers.len())
             .map(|i| {
                 i >= first
                     && i + 1 < layers.len()
@@ -222,6 +225,14 @@ impl Network {
                     && is::<Convolution>(&*layers[i])
                     && is::<Relu>(&*layers[i + 1])
                     && is::<Convolution>(&*layers[i + 2])
+            })
+            .collect();
+        let conv_relu_pool = (0..layers.len())
+            .map(|i| {
+                i >= first
+                    && i + 2 < layers.len()
+                    && is::<Convolution>(&*layers[i])
+                    && relu_pool[i + 1]
             })
             .collect();
         let descriptions: Vec<String> = layers
@@ -245,6 +256,7 @@ impl Network {
             fused_first_block,
             relu_pool,
             relu_between_convs,
+            conv_relu_pool,
             config,
         })
     }
@@ -329,7 +341,10 @@ impl Network {
     /// the result is the same as the three layers one after the other (tested). Further
     /// on, a ReLU followed by max pooling (DeepConvNet has three) runs as one pass too,
     /// `max(relu(x))` over each window, without the ReLU's pass over the full-size tensor
-    /// (`Pooling::forward_relu`; tested against the layers one by one). And a ReLU between
+    /// (`Pooling::forward_relu`; tested against the layers one by one); where a
+    /// Convolution comes before them (as in DeepConvNet), the three run as the first
+    /// block does, each group of images' feature maps pooled while still in the cache
+    /// (the backward pass is the layers' own). And a ReLU between
     /// two convolutions (DeepConvNet has three) runs inside them: the first applies it to
     /// its outputs as each group of images is written (`Convolution::forward_owned_relu`),
     /// and backwards the second zeroes its `dL/dx` where its input, the ReLU's output, is
@@ -361,7 +376,25 @@ impl Network {
         };
         let mut i = rest;
         while i < self.layers.len() {
-            if self.relu_pool[i] {
+            if self.conv_relu_pool[i] {
+                let (conv, rest) = self.layers.split_at_mut(i + 1);
+                let conv = (conv[i].as_mut() as &mut dyn Any)
+                    .downcast_mut::<Convolution>()
+                    .expect("checked in new");
+                let pool = (rest[1].as_mut() as &mut dyn Any)
+                    .downcast_mut::<Pooling>()
+                    .expect("checked in new");
+                let x4 = h
+                    .into_dimensionality()
+                    .expect("a convolution takes (N, C, H, W), checked in new");
+                h = conv
+                    .forward_relu_pool_owned(x4, pool)
+                    .expect("the network checked the shapes when it was built")
+                    .into_dyn();
+                // Backwards the three run as before: the pooling, then the convolution
+                // (the ReLU skipped, as after `Pooling::forward_relu`).
+                i += 3;
+            } else if self.relu_pool[i] {
                 let pool = (self.layers[i + 1].as_mut() as &mut dyn Any)
                     .downcast_mut::<Pooling>()
                     .expect("checked in new");
