@@ -667,8 +667,13 @@ fn interleave<const AVX2: bool>(
         above.fill(0.0);
         rest[h * row..].fill(0.0);
         for image_row in rest[..h * row].chunks_exact_mut(row) {
-            image_row[..pad * GROUP].fill(0.0);
-            image_row[(pad + w) * GROUP..].fill(0.0);
+            // A pixel or two each side: stored as vectors, not by a `memset` call each
+            // (1.8% of a DeepConvNet step went to those calls).
+            let pixels = image_row.as_chunks_mut::<GROUP>().0;
+            let (left, rest) = pixels.split_at_mut(pad);
+            for pixel in left.iter_mut().chain(&mut rest[w..]) {
+                *pixel = [0.0; GROUP];
+            }
         }
     }
     for ch in 0..planes {
