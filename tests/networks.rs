@@ -511,6 +511,31 @@ fn dropout_is_on_in_training_and_off_in_inference() {
     assert_ne!(a, b, "training passes draw new masks");
 }
 
+/// `layers` run one by one through the `Layer` trait, forward (training mode, `inspect`
+/// seeing each layer's output) then in reverse from softmax-with-loss: the scores, the loss
+/// and every parameter's gradient, as a network's passes must give them.
+fn one_by_one(
+    layers: &mut [Box<dyn Layer>],
+    x: &Array4<f32>,
+    t: &Array1<u8>,
+    mut inspect: impl FnMut(usize, &ArrayD<f32>),
+) -> (Array2<f32>, f32, Vec<ArrayD<f32>>) {
+    let mut h = x.clone().into_dyn();
+    for (i, layer) in layers.iter_mut().enumerate() {
+        h = layer.forward(h, true);
+        inspect(i, &h);
+    }
+    let scores = h.into_dimensionality::<Ix2>().unwrap();
+    let mut last = SoftmaxWithLoss::new();
+    let loss = last.forward(scores.view(), t.view());
+    let mut d = last.backward().into_dyn();
+    for layer in layers.iter_mut().rev() {
+        d = layer.backward(d);
+    }
+    let grads = layers.iter_mut().flat_map(|l| l.take_grads()).collect();
+    (scores, loss, grads)
+}
+
 /// A ReLU followed by max pooling inside a network (DeepConvNet has three, after its
 /// first block) runs as one pass, `max(relu(x))`: the same scores, loss and gradients as
 /// the same layers run one by one through the `Layer` trait, forward then in reverse.
@@ -547,19 +572,7 @@ fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
     let (net_loss, net_grads) = net.gradient(x.view(), t.view());
     let net_scores = net.predict(x.view());
 
-    let mut by_hand = layers();
-    let mut h = x.clone().into_dyn();
-    for layer in by_hand.iter_mut() {
-        h = layer.forward(h, true);
-    }
-    let scores = h.into_dimensionality::<Ix2>().unwrap();
-    let mut last = SoftmaxWithLoss::new();
-    let loss = last.forward(scores.view(), t.view());
-    let mut d = last.backward().into_dyn();
-    for layer in by_hand.iter_mut().rev() {
-        d = layer.backward(d);
-    }
-    let grads: Vec<ArrayD<f32>> = by_hand.iter_mut().flat_map(|l| l.take_grads()).collect();
+    let (scores, loss, grads) = one_by_one(&mut layers(), &x, &t, |_, _| {});
 
     // Some pooling windows must lose everything to the ReLU, or the fused pass's blocking
     // is not tested.
@@ -639,10 +652,7 @@ fn relus_between_convolutions_and_before_pooling_inside_a_network_equal_the_laye
     let (net_loss, net_grads) = net.gradient(x.view(), t.view());
     let net_scores = net.predict(x.view());
 
-    let mut by_hand = layers();
-    let mut h = x.clone().into_dyn();
-    for (i, layer) in by_hand.iter_mut().enumerate() {
-        h = layer.forward(h, true);
+    let (scores, loss, grads) = one_by_one(&mut layers(), &x, &t, |i, h| {
         // Every ReLU must block some entries and pass others, or the test tests little.
         if [1, 3, 5, 8].contains(&i) {
             let zeros = h.iter().filter(|&&v| v == 0.0).count();
@@ -652,15 +662,7 @@ fn relus_between_convolutions_and_before_pooling_inside_a_network_equal_the_laye
                 h.len()
             );
         }
-    }
-    let scores = h.into_dimensionality::<Ix2>().unwrap();
-    let mut last = SoftmaxWithLoss::new();
-    let loss = last.forward(scores.view(), t.view());
-    let mut d = last.backward().into_dyn();
-    for layer in by_hand.iter_mut().rev() {
-        d = layer.backward(d);
-    }
-    let grads: Vec<ArrayD<f32>> = by_hand.iter_mut().flat_map(|l| l.take_grads()).collect();
+    });
 
     // The first entry that differs in its bits, if any.
     let same_bits = |a: &[f32], b: &[f32], what: &str| {

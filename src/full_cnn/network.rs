@@ -158,6 +158,13 @@ fn is<T: Any>(layer: &dyn Layer) -> bool {
     (layer as &dyn Any).is::<T>()
 }
 
+/// `layer` as the kind of layer `Network::new` found it to be (for a fused pass).
+fn layer_as<T: Any>(layer: &mut dyn Layer) -> &mut T {
+    (layer as &mut dyn Any)
+        .downcast_mut::<T>()
+        .expect("the layer's kind was checked in Network::new")
+}
+
 /// Whether `layer` is a max (not average) Pooling layer: the only kind that fuses with the
 /// ReLU before it.
 fn is_max_pooling(layer: &dyn Layer) -> bool {
@@ -378,12 +385,8 @@ impl Network {
         while i < self.layers.len() {
             if self.conv_relu_pool[i] {
                 let (conv, rest) = self.layers.split_at_mut(i + 1);
-                let conv = (conv[i].as_mut() as &mut dyn Any)
-                    .downcast_mut::<Convolution>()
-                    .expect("checked in new");
-                let pool = (rest[1].as_mut() as &mut dyn Any)
-                    .downcast_mut::<Pooling>()
-                    .expect("checked in new");
+                let conv = layer_as::<Convolution>(conv[i].as_mut());
+                let pool = layer_as::<Pooling>(rest[1].as_mut());
                 let x4 = h
                     .into_dimensionality()
                     .expect("a convolution takes (N, C, H, W), checked in new");
@@ -395,9 +398,7 @@ impl Network {
                 // (the ReLU skipped, as after `Pooling::forward_relu`).
                 i += 3;
             } else if self.relu_pool[i] {
-                let pool = (self.layers[i + 1].as_mut() as &mut dyn Any)
-                    .downcast_mut::<Pooling>()
-                    .expect("checked in new");
+                let pool = layer_as::<Pooling>(self.layers[i + 1].as_mut());
                 let x4 = h
                     .view()
                     .into_dimensionality()
@@ -408,9 +409,7 @@ impl Network {
                     .into_dyn();
                 i += 2;
             } else if self.relu_between_convs[i] {
-                let conv = (self.layers[i].as_mut() as &mut dyn Any)
-                    .downcast_mut::<Convolution>()
-                    .expect("checked in new");
+                let conv = layer_as::<Convolution>(self.layers[i].as_mut());
                 let x4 = h
                     .into_dimensionality()
                     .expect("a convolution takes (N, C, H, W), checked in new");
@@ -432,12 +431,8 @@ impl Network {
     /// The fused first block's Convolution and Pooling layers.
     fn first_block(&mut self) -> (&mut Convolution, &mut Pooling) {
         let (conv, rest) = self.layers.split_at_mut(1);
-        let conv = (conv[0].as_mut() as &mut dyn Any)
-            .downcast_mut::<Convolution>()
-            .expect("checked in new");
-        let pool = (rest[1].as_mut() as &mut dyn Any)
-            .downcast_mut::<Pooling>()
-            .expect("checked in new");
+        let conv = layer_as::<Convolution>(conv[0].as_mut());
+        let pool = layer_as::<Pooling>(rest[1].as_mut());
         (conv, pool)
     }
 
@@ -522,9 +517,7 @@ impl Network {
             if i >= 2 && self.relu_between_convs[i - 2] {
                 // The second convolution of a Convolution, ReLU, Convolution: back through
                 // the ReLU too, which is then skipped.
-                let conv = (self.layers[i].as_mut() as &mut dyn Any)
-                    .downcast_mut::<Convolution>()
-                    .expect("checked in new");
+                let conv = layer_as::<Convolution>(self.layers[i].as_mut());
                 let dout4 = dout
                     .into_dimensionality()
                     .expect("a convolution's gradient is (N, FN, OH, OW)");
