@@ -612,8 +612,8 @@ fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
 /// run as one pass forward, each group's feature maps pooled while in the cache. The same
 /// scores, loss and gradients, bit for bit, as the layers run one by one through the
 /// `Layer` trait, by every path a convolution takes: Winograd's groups of 8 images and
-/// the images left over (11 = 8 + 3), the direct kernel for few channels, and im2col for
-/// stride 2.
+/// the images left over (batches of 11, 8 and 1), the direct kernel for few channels, and
+/// im2col for stride 2.
 #[test]
 fn relus_between_convolutions_and_before_pooling_inside_a_network_equal_the_layers_one_by_one() {
     let mut rng = StdRng::seed_from_u64(47);
@@ -646,24 +646,7 @@ fn relus_between_convolutions_and_before_pooling_inside_a_network_equal_the_laye
         )),
     ];
     let layers = || design.clone();
-    let x: Array4<f32> = normal((11, 2, 10, 10), &mut rng);
-    let t = Array1::from_shape_fn(11, |i| (i % 3) as u8);
     let mut net = Network::new(&[2, 10, 10], layers()).unwrap();
-    let (net_loss, net_grads) = net.gradient(x.view(), t.view());
-    let net_scores = net.predict(x.view());
-
-    let (scores, loss, grads) = one_by_one(&mut layers(), &x, &t, |i, h| {
-        // Every ReLU must block some entries and pass others, or the test tests little.
-        if [1, 3, 5, 8].contains(&i) {
-            let zeros = h.iter().filter(|&&v| v == 0.0).count();
-            assert!(
-                zeros > 0 && zeros < h.len(),
-                "ReLU {i}: {zeros} of {} zero",
-                h.len()
-            );
-        }
-    });
-
     // The first entry that differs in its bits, if any.
     let same_bits = |a: &[f32], b: &[f32], what: &str| {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -674,14 +657,39 @@ fn relus_between_convolutions_and_before_pooling_inside_a_network_equal_the_laye
             );
         }
     };
-    same_bits(
-        net_scores.as_slice().unwrap(),
-        scores.as_slice().unwrap(),
-        "scores",
-    );
-    same_bits(&[net_loss], &[loss], "loss");
-    assert_eq!(net_grads.named().len(), grads.len());
-    for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
-        same_bits(g.as_slice().unwrap(), expected.as_slice().unwrap(), name);
+    // 11 images: a group of 8 for Winograd and 3 left over; 8: a group alone; 1: none.
+    for n in [11, 8, 1] {
+        let x: Array4<f32> = normal((n, 2, 10, 10), &mut rng);
+        let t = Array1::from_shape_fn(n, |i| (i % 3) as u8);
+        let (net_loss, net_grads) = net.gradient(x.view(), t.view());
+        let net_scores = net.predict(x.view());
+
+        let (scores, loss, grads) = one_by_one(&mut layers(), &x, &t, |i, h| {
+            // Every ReLU must block some entries and pass others, or the test tests little.
+            if [1, 3, 5, 8].contains(&i) {
+                let zeros = h.iter().filter(|&&v| v == 0.0).count();
+                assert!(
+                    zeros > 0 && zeros < h.len(),
+                    "{n} images, ReLU {i}: {zeros} of {} zero",
+                    h.len()
+                );
+            }
+        });
+
+        let what = |name: &str| format!("{n} images, {name}");
+        same_bits(
+            net_scores.as_slice().unwrap(),
+            scores.as_slice().unwrap(),
+            &what("scores"),
+        );
+        same_bits(&[net_loss], &[loss], &what("loss"));
+        assert_eq!(net_grads.named().len(), grads.len());
+        for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
+            same_bits(
+                g.as_slice().unwrap(),
+                expected.as_slice().unwrap(),
+                &what(name),
+            );
+        }
     }
 }
