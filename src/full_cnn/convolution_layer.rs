@@ -354,7 +354,7 @@ impl Convolution {
                     .zip(arg_flat.par_chunks_mut(per_image))
                     .zip(x_flat.par_chunks(x_flat.len() / n))
                     .for_each(|((pooled_n, arg_n), image)| {
-                        let pooled_n = zeroed(pooled_n);
+                        // Not zeroed first: the pooling writes every entry.
                         kernel.run_direct_then(image, &packed, |scratch, layout| {
                             let shape = (fnum, oh, ow);
                             pool_ref
@@ -374,8 +374,8 @@ impl Convolution {
             }),
         }
         pool.finish_relu_pool(arg_max, conv_shape);
-        // SAFETY: the first and last paths zeroed every image's chunk (the chunks cover
-        // the array), the other all of it.
+        // SAFETY: the first path's pooling wrote every image's chunk (the chunks cover the
+        // array), the last path zeroed each before pooling it, the other zeroed all of it.
         Ok(unsafe { pooled.assume_init() })
     }
 

@@ -219,7 +219,8 @@ impl Pooling {
     /// [`Pooling::relu_pool_image`] of feature maps still in a convolution kernel's
     /// scratch rows, before its bias: plane `f`'s row `y` starts at `f * scratch_row + y *
     /// row_stride`, and each pixel is `scratch + bias[f]`. Saves copying the maps out of
-    /// the scratch rows (with the bias) only to read them again. Where
+    /// the scratch rows (with the bias) only to read them again. Every entry of `values`
+    /// and `arg` is written (`values` need not be initialised). Where
     /// [`Pooling::pools_scratch`] says so.
     pub(crate) fn relu_pool_scratch(
         &self,
@@ -227,7 +228,7 @@ impl Pooling {
         (row_stride, scratch_row): (usize, usize),
         bias: &[f32],
         (_, h, w): (usize, usize, usize),
-        values: &mut [f32],
+        values: &mut [MaybeUninit<f32>],
         arg: &mut [u32],
     ) {
         assert!(

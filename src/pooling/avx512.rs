@@ -81,16 +81,21 @@ pub(super) unsafe fn relu_pool_plane_2x2(
     out: &mut [f32],
     idx: &mut [u32],
 ) {
-    // SAFETY: the caller's promise. Plus 0 changes no window's winner or value: only
-    // values above 0 win, and those it leaves as they are.
-    unsafe { relu_pool_rows_2x2(plane, (w, w), 0.0, ow, out, idx) }
+    // SAFETY: the caller's promise; `MaybeUninit<f32>` has the layout of `f32`, and the
+    // kernel only writes it. Plus 0 changes no window's winner or value: only values
+    // above 0 win, and those it leaves as they are.
+    unsafe {
+        let out = &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]);
+        relu_pool_rows_2x2(plane, (w, w), 0.0, ow, out, idx)
+    }
 }
 
 /// [`relu_pool_plane_2x2`] of the plane `plane + bias` whose rows of `w` pixels lie
 /// `row_stride` floats apart (a convolution kernel's scratch rows, see
 /// `ForwardPlan::run_kernel`): the winners' indices are those of the plane stored
 /// compactly, `y * w + x`, and each value is `pixel + bias` (added before the comparisons,
-/// as when the convolution adds its bias to its outputs first).
+/// as when the convolution adds its bias to its outputs first). Every entry of `out` and
+/// `idx` is written (`out` need not be initialised).
 ///
 /// # Safety
 /// The processor must have AVX-512F.
@@ -100,7 +105,7 @@ pub(crate) unsafe fn relu_pool_rows_2x2(
     (w, row_stride): (usize, usize),
     bias: f32,
     ow: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     idx: &mut [u32],
 ) {
     assert!(
@@ -154,7 +159,7 @@ pub(crate) unsafe fn relu_pool_rows_2x2(
                     best_at = _mm512_mask_mov_epi32(best_at, wins, at);
                 }
                 let o = oy * ow + ox0;
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(o), keep, best);
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add(o).cast(), keep, best);
                 _mm512_mask_storeu_epi32(idx.as_mut_ptr().add(o).cast(), keep, best_at);
             }
         }
@@ -442,7 +447,8 @@ mod tests {
             let (mut fast, mut fast_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
             // SAFETY: the processor has AVX-512F (checked above).
             unsafe {
-                relu_pool_rows_2x2(&rows, (w, row_stride), bias, ow, &mut fast, &mut fast_at)
+                let out = crate::full_cnn::simd::as_output(&mut fast);
+                relu_pool_rows_2x2(&rows, (w, row_stride), bias, ow, out, &mut fast_at)
             };
             assert_eq!(
                 bits(&fast),
