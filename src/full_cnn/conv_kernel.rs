@@ -251,8 +251,7 @@ impl ConvKernel {
             .for_each(|(at, (out_g, images_g))| {
                 self.run(images_g, packed, bias, out_g);
                 // SAFETY: `run` wrote every float of `out_g`.
-                let written = unsafe { &mut *(out_g as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                then.apply(written, at);
+                then.apply(unsafe { out_g.assume_init_mut() }, at);
             });
     }
 

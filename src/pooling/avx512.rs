@@ -43,6 +43,7 @@ use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
 use super::BLOCKED;
+use crate::full_cnn::simd::as_output;
 
 /// Windows per vector.
 const LANES: usize = 16;
@@ -81,13 +82,10 @@ pub(super) unsafe fn relu_pool_plane_2x2(
     out: &mut [f32],
     idx: &mut [u32],
 ) {
-    // SAFETY: the caller's promise; `MaybeUninit<f32>` has the layout of `f32`, and the
-    // kernel only writes it. Plus 0 changes no window's winner or value: only values
-    // above 0 win, and those it leaves as they are.
-    unsafe {
-        let out = &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]);
-        relu_pool_rows_2x2(plane, (w, w), 0.0, ow, out, idx)
-    }
+    // SAFETY: the caller's promise; the kernel writes only floats into `out`. Plus 0
+    // changes no window's winner or value: only values above 0 win, and those it leaves
+    // as they are.
+    unsafe { relu_pool_rows_2x2(plane, (w, w), 0.0, ow, as_output(out), idx) }
 }
 
 /// [`relu_pool_plane_2x2`] of the plane `plane + bias` whose rows of `w` pixels lie
@@ -447,7 +445,7 @@ mod tests {
             let (mut fast, mut fast_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
             // SAFETY: the processor has AVX-512F (checked above).
             unsafe {
-                let out = crate::full_cnn::simd::as_output(&mut fast);
+                let out = as_output(&mut fast);
                 relu_pool_rows_2x2(&rows, (w, row_stride), bias, ow, out, &mut fast_at)
             };
             assert_eq!(
