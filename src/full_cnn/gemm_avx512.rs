@@ -171,13 +171,8 @@ unsafe fn pack_panel(
 ) {
     debug_assert_eq!(dst.len(), kc * width);
     if along_w == 1 {
-        for (p, row) in dst.chunks_exact_mut(width).enumerate() {
-            // SAFETY: `used` floats from entry (p, 0), the caller's promise.
-            let from =
-                unsafe { std::slice::from_raw_parts(src.offset(p as isize * along_k), used) };
-            row[..used].copy_from_slice(from);
-            row[used..].fill(0.0);
-        }
+        // SAFETY: the caller's promise; this module runs where AVX-512 is.
+        unsafe { pack_panel_rows(src, along_k, (width, used), dst) };
     } else if along_k == 1 {
         // SAFETY: the caller's promise; this module runs where AVX-512 is, so AVX2 is.
         unsafe { pack_panel_across(src, along_w, (kc, width, used), dst) };
@@ -190,6 +185,47 @@ unsafe fn pack_panel(
                 } else {
                     0.0
                 };
+            }
+        }
+    }
+}
+
+/// [`pack_panel`] when `src` is contiguous across the panel (`along_w == 1`), as when B
+/// is an Affine layer's `W` or A is `xᵀ`: each inner index's `used` floats copied by
+/// masked vector loads and stores, zeros past them. (`copy_from_slice` called `memmove`
+/// for every row of 16 or 20 floats: 6-7% of SimpleConvNet's training step's profile on
+/// an Intel Xeon. In one process, steps alternating with and without this: the step
+/// 1.024-1.028 times as fast on 2 threads, 40 and 80 rounds.)
+///
+/// # Safety
+///
+/// AVX-512 (F); as for [`pack_panel`], with `width <= 32`.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_panel_rows(
+    src: *const f32,
+    along_k: isize,
+    (width, used): (usize, usize),
+    dst: &mut [f32],
+) {
+    debug_assert!(used <= width && width <= 32);
+    // Per vector of the row: where it starts, which lanes are read (the first `used`
+    // floats of the row), which are stored (the first `width`).
+    let mask = |count: usize| ((1u32 << count.min(16)) - 1) as __mmask16;
+    let vectors: [(usize, __mmask16, __mmask16); 2] = std::array::from_fn(|v| {
+        let start = 16 * v;
+        let (read, write) = (used.saturating_sub(start), width.saturating_sub(start));
+        (start, mask(read), mask(write))
+    });
+    for (p, row) in dst.chunks_exact_mut(width).enumerate() {
+        // SAFETY: entry (p, 0), the caller's promise.
+        let from = unsafe { src.offset(p as isize * along_k) };
+        for &(start, read, write) in &vectors[..width.div_ceil(16)] {
+            // SAFETY: the load reads only the `used` floats of entry (p, 0..used), the
+            // caller's promise (masked lanes are not touched); the store stays inside
+            // `row`, `width` floats.
+            unsafe {
+                let values = _mm512_maskz_loadu_ps(read, from.add(start));
+                _mm512_mask_storeu_ps(row.as_mut_ptr().add(start), write, values);
             }
         }
     }
