@@ -5,7 +5,9 @@ Runs, round after round (A B A B ...), the crate's `bench` example and
 benches/reference/torch_simpleconvnet.py in both memory layouts (NCHW and
 channels_last), each also with glibc's malloc set to keep freed memory
 (`GLIBC_TUNABLES`, the setting this crate makes itself, see
-src/full_cnn/memory.rs: it speeds PyTorch up too), one program at a time with
+src/full_cnn/memory.rs: it speeds PyTorch up too) and through torch.compile
+(slower than eager mode for training here, faster for inference at batch
+100), one program at a time with
 the same thread count, then prints for every measurement the images/s of each
 side (median, min-max over the rounds) and the ratio of this crate to
 PyTorch's *best* setting of the same round, with its min/median/max over the
@@ -16,6 +18,7 @@ alike.
     scripts/bench-vs-pytorch.py --rounds 5 --what train_step,train_step_deep
     scripts/bench-vs-pytorch.py --baseline /tmp/bench-old   # also an older bench binary
     scripts/bench-vs-pytorch.py --markdown            # the README's table too
+    scripts/bench-vs-pytorch.py --no-compile          # without the torch.compile runs
 
 PyTorch comes from $TORCH_PYTHON if set, else .venv-torch/bin/python, else this Python.
 Without it the script prints how to install it and exits with status 2.
@@ -83,6 +86,14 @@ TORCH_SETTINGS = [
     ("nchw kept", [], KEEP_MEMORY),
     ("channels_last kept", ["--channels-last"], KEEP_MEMORY),
 ]
+# Through torch.compile (inductor), unless --no-compile: slower than eager mode for these
+# networks' training steps on the Intel Xeon of docs/performance-log.md (2026-12-07), but
+# faster for their inference at batch 100, so they count for PyTorch's best. Each run
+# compiles first (half a minute to a minute, in the warm-up steps, not timed).
+COMPILED_SETTINGS = [
+    ("nchw compiled", ["--compile"], None),
+    ("channels_last compiled", ["--channels-last", "--compile"], None),
+]
 
 
 def run(command, tunables=None):
@@ -129,6 +140,11 @@ def main():
     parser.add_argument("--bench", help="the crate's bench binary (default: cargo build --release)")
     parser.add_argument("--baseline", help="another bench binary (an older commit) to run in each round")
     parser.add_argument("--markdown", action="store_true", help="also print the README's table")
+    parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="leave out the torch.compile runs of PyTorch (they take a minute or two per round)",
+    )
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3")
@@ -147,9 +163,10 @@ def main():
     if args.baseline:
         sides.append(("baseline", "nchw", [args.baseline, "--what", args.what, *common], None))
     reference = [python, REFERENCE, "--what", args.what, *common]
-    for label, extra, tunables in TORCH_SETTINGS:
+    settings = TORCH_SETTINGS + ([] if args.no_compile else COMPILED_SETTINGS)
+    for label, extra, tunables in settings:
         sides.append(("torch", label, [*reference, *extra], tunables))
-    torch_sides = [("torch", label) for label, _, _ in TORCH_SETTINGS]
+    torch_sides = [("torch", label) for label, _, _ in settings]
 
     print(f"# machine: {cpu_name()}, {os.cpu_count()} logical CPUs; load average before: {load_average()}")
     # rounds[r][(impl, layout)] = {(name, batch): keys}
@@ -205,7 +222,14 @@ def main():
 
     if args.markdown:
         print()
-        names = {"nchw": "NCHW", "channels_last": "channels_last", "nchw kept": "NCHW, memory kept", "channels_last kept": "channels_last, memory kept"}
+        names = {
+            "nchw": "NCHW",
+            "channels_last": "channels_last",
+            "nchw kept": "NCHW, memory kept",
+            "channels_last kept": "channels_last, memory kept",
+            "nchw compiled": "NCHW, torch.compile",
+            "channels_last compiled": "channels_last, torch.compile",
+        }
         torch_headers = " | ".join(f"PyTorch {names.get(label, label)}" for _, label in torch_sides)
         print(f"| measurement | batch | this crate | {torch_headers} | this crate / best PyTorch |")
         print("|---|---|---|" + "---|" * len(torch_sides) + "---|")

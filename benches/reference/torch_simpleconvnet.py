@@ -27,6 +27,7 @@ Usage:
     python torch_simpleconvnet.py --threads 2
     python torch_simpleconvnet.py --threads 2 --channels-last
     python torch_simpleconvnet.py --what train_step,infer --steps 100
+    python torch_simpleconvnet.py --threads 2 --compile    # torch.compile'd models
 
 Exit status 2 if torch is not installed (or the arguments are wrong).
 """
@@ -135,12 +136,12 @@ def seconds_per_step(step, steps, warmup, repeats):
     return statistics.median(times)
 
 
-def report(name, layout, batch, threads, seconds, steps, repeats):
+def report(name, layout, batch, threads, seconds, steps, repeats, is_compiled=False):
     """One result line; the format is defined in benches/reference/README.md."""
     print(
         f"{name} impl=torch layout={layout} batch={batch} threads={threads} "
         f"images_per_s={batch / seconds:.1f} ms_per_step={seconds * 1e3:.3f} "
-        f"steps={steps} repeats={repeats}",
+        f"steps={steps} repeats={repeats}" + (" compiled=1" if is_compiled else ""),
         flush=True,
     )
 
@@ -156,6 +157,12 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument(
         "--channels-last", action="store_true", help="NHWC memory layout (default NCHW)"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the networks through torch.compile (inductor; needs a C++ compiler); "
+        "the warm-up steps absorb the compilation",
     )
     parser.add_argument("--batch", type=int, default=100, help="batch size (default 100)")
     parser.add_argument("--steps", type=int, default=50, help="timed steps per repeat (default 50)")
@@ -179,6 +186,8 @@ def parse_args(argv):
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.warmup < 0:
         parser.error(f"--warmup must be at least 0, got {args.warmup}")
+    if args.compile and args.warmup < 2:
+        parser.error(f"--compile needs --warmup of at least 2 (the first steps compile), got {args.warmup}")
     return args
 
 
@@ -195,7 +204,7 @@ def main(argv=None):
         f"# impl=torch torch={torch.__version__} threads={torch.get_num_threads()} "
         f"interop_threads={torch.get_num_interop_threads()} layout={layout} "
         f"mkldnn={torch.backends.mkldnn.is_available()} python={platform.python_version()} "
-        f"machine={platform.machine()}",
+        f"machine={platform.machine()} compiled={int(args.compile)}",
         flush=True,
     )
 
@@ -204,7 +213,14 @@ def main(argv=None):
 
     def measure(name, step, batch=args.batch):
         seconds = seconds_per_step(step, **timing)
-        report(name, layout, batch, args.threads, seconds, args.steps, args.repeats)
+        # The convolution alone calls its kernels directly, compiled or not.
+        is_compiled = args.compile and not name.startswith("conv_")
+        report(name, layout, batch, args.threads, seconds, args.steps, args.repeats, is_compiled)
+
+    def compiled(model):
+        # torch.compile traces the model on its first calls (the warm-up steps) and
+        # runs generated kernels after; the parameters stay the model's own.
+        return torch.compile(model) if args.compile else model
 
     def train_step(name, model_class, source):
         # A copy, so that training does not change the weights the other
@@ -213,12 +229,13 @@ def main(argv=None):
         train_net.load_state_dict(source.state_dict())
         train_net.train()
         optimizer = torch.optim.Adam(train_net.parameters(), lr=0.001, betas=(0.9, 0.999))
+        model = compiled(train_net)
         losses = []
 
         def step():
             # Forward, softmax-with-loss (mean over the batch), backward, Adam update.
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(train_net(images), labels)
+            loss = F.cross_entropy(model(images), labels)
             loss.backward()
             optimizer.step()
             losses.append(loss.detach())
@@ -231,6 +248,7 @@ def main(argv=None):
     def infer(name, model):
         # The same batch, then one image at a time (latency), like the Rust bench.
         model.eval()
+        model = compiled(model)
         for batch in dict.fromkeys((args.batch, 1)):
             x = images[:batch].contiguous(memory_format=memory_format)
 
