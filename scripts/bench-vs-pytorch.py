@@ -162,10 +162,14 @@ def main():
     sides = [("rust", "nchw", [bench, "--what", args.what, *common], None)]
     if args.baseline:
         sides.append(("baseline", "nchw", [args.baseline, "--what", args.what, *common], None))
-    reference = [python, REFERENCE, "--what", args.what, *common]
-    settings = TORCH_SETTINGS + ([] if args.no_compile else COMPILED_SETTINGS)
+    reference = [python, REFERENCE, *common]
+    # torch.compile changes only the networks: the convolution alone (conv_forward,
+    # conv_backward) would run the same eager kernels again.
+    networks_only = ",".join(w for w in args.what.split(",") if not w.startswith("conv_"))
+    settings = TORCH_SETTINGS + ([] if args.no_compile or not networks_only else COMPILED_SETTINGS)
     for label, extra, tunables in settings:
-        sides.append(("torch", label, [*reference, *extra], tunables))
+        what = networks_only if "--compile" in extra else args.what
+        sides.append(("torch", label, [*reference, "--what", what, *extra], tunables))
     torch_sides = [("torch", label) for label, _, _ in settings]
 
     print(f"# machine: {cpu_name()}, {os.cpu_count()} logical CPUs; load average before: {load_average()}")
