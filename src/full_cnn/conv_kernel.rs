@@ -101,8 +101,8 @@ impl Then<'_> {
             }
             Then::ThroughRelu(relu_output) => {
                 let relu_output = &relu_output[at..][..len];
-                let (masks, _) = relu_output.as_chunks::<LANES>();
-                for (g, y) in vectors.iter_mut().zip(masks) {
+                let (relu_outputs, _) = relu_output.as_chunks::<LANES>();
+                for (g, y) in vectors.iter_mut().zip(relu_outputs) {
                     // SAFETY: 8 floats at `g` (read and written) and at `y` (read).
                     unsafe {
                         let passed = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(y.as_ptr()), zero);

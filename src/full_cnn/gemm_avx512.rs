@@ -56,7 +56,7 @@ pub(crate) fn suits((m, n): (usize, usize)) -> bool {
 ///
 /// # Safety
 ///
-/// The processor must have AVX-512 (F).
+/// The processor must have AVX-512 F and VL (as `Simd::Avx512` promises).
 pub(crate) unsafe fn product_into(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
@@ -101,11 +101,7 @@ pub(crate) unsafe fn product_into(
                         // SAFETY: the panels hold kc x MR and kc x NR floats; the block of
                         // C at (i0 + ip*MR, jp*NR), `rows` x `cols`, lies inside `c`.
                         unsafe {
-                            let kernel = if cols <= 8 && has_vl() {
-                                kernel_narrow
-                            } else {
-                                kernel
-                            };
+                            let kernel = if cols <= 8 { kernel_narrow } else { kernel };
                             kernel(
                                 kc,
                                 packed_a.as_ptr().add(ip * MR * kc),
@@ -340,13 +336,6 @@ unsafe fn kernel(
     }
 }
 
-/// Whether the processor has AVX-512 VL (every one with AVX-512 but the Xeon Phi), which
-/// [`kernel_narrow`] needs.
-fn has_vl() -> bool {
-    static VL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *VL.get_or_init(|| std::arch::is_x86_feature_detected!("avx512vl"))
-}
-
 /// [`kernel`] for a block of at most 8 columns (the last panel of B, where `n` is not a
 /// multiple of 16: 4 columns for SimpleConvNet's 100), in 256-bit registers: the same
 /// multiply-adds in the same order for the columns it has, so the same results. On AMD's
@@ -356,7 +345,8 @@ fn has_vl() -> bool {
 ///
 /// # Safety
 ///
-/// As for [`kernel`], and AVX-512 VL (its 32 registers of 256 bits: [`has_vl`]).
+/// As for [`kernel`], and AVX-512 VL (its 32 registers of 256 bits; `Simd::Avx512`
+/// includes it).
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 unsafe fn kernel_narrow(
     kc: usize,
@@ -413,12 +403,15 @@ mod tests {
         })
     }
 
+    /// The two kernels' type.
+    type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, isize, (usize, usize), bool);
+
     /// The narrow kernel gives the full kernel's bits for the columns it has (the same
     /// multiply-adds in the same order), storing and adding to C.
     #[test]
     fn the_narrow_kernel_equals_the_full_one() {
-        if Simd::best() < Simd::Avx512 || !has_vl() {
-            eprintln!("no AVX-512 VL here: nothing to test");
+        if Simd::best() < Simd::Avx512 {
+            eprintln!("no AVX-512 here: nothing to test");
             return;
         }
         let kc = 37;
@@ -428,13 +421,24 @@ mod tests {
             for accumulate in [false, true] {
                 let mut full = matrix(MR, NR, 7);
                 let mut narrow = full.clone();
-                // SAFETY: AVX-512 F and VL (checked above); panels of kc x 20 and kc x 16
-                // floats, C blocks of 20 x 16.
-                unsafe {
-                    let at = (a.as_ptr(), b.as_ptr());
-                    let args = (NR as isize, (rows, cols), accumulate);
-                    kernel(kc, at.0, at.1, full.as_mut_ptr(), args.0, args.1, args.2);
-                    kernel_narrow(kc, at.0, at.1, narrow.as_mut_ptr(), args.0, args.1, args.2);
+                for (run, c) in [
+                    (kernel as KernelFn, full.as_mut_ptr()),
+                    (kernel_narrow, narrow.as_mut_ptr()),
+                ] {
+                    let block = (rows, cols);
+                    // SAFETY: AVX-512 F and VL (checked above); panels of kc x 20 and
+                    // kc x 16 floats, C blocks of 20 x 16.
+                    unsafe {
+                        run(
+                            kc,
+                            a.as_ptr(),
+                            b.as_ptr(),
+                            c,
+                            NR as isize,
+                            block,
+                            accumulate,
+                        )
+                    };
                 }
                 for (i, (f, n)) in full.iter().zip(&narrow).enumerate() {
                     assert_eq!(f.to_bits(), n.to_bits(), "entry {i} of {rows} x {cols}");

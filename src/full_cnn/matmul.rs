@@ -145,7 +145,7 @@ fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 fn product_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<MaybeUninit<f32>>) {
     #[cfg(target_arch = "x86_64")]
     if !few_rows(a, b, &c) && uses_gemm_avx512(&c) {
-        // SAFETY: the processor has AVX-512 (`Simd::best` checked it).
+        // SAFETY: the processor has AVX-512 F and VL (`Simd::best` checked them).
         unsafe { gemm_avx512::product_into(a, b, c) };
         return;
     }
