@@ -84,8 +84,7 @@ pub(crate) fn transpose8<const AVX2: bool>(block: &[[f32; 8]; 8]) -> [[f32; 8]; 
     std::array::from_fn(|g| std::array::from_fn(|j| block[j][g]))
 }
 
-/// The textbook AVX2 8x8 transpose: pairs of rows interleaved, then pairs of pairs,
-/// then the 128-bit halves swapped.
+/// [`transpose8`] by AVX2: loaded, transposed in registers, stored.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -93,6 +92,24 @@ fn transpose_avx2(block: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
     use std::arch::x86_64::*;
     // SAFETY (loads and stores): each of the 8 rows is 8 floats.
     let r: [__m256; 8] = std::array::from_fn(|j| unsafe { _mm256_loadu_ps(block[j].as_ptr()) });
+    let columns = transpose_registers(r);
+    let mut result = [[0.0f32; 8]; 8];
+    for (row, column) in result.iter_mut().zip(columns) {
+        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), column) };
+    }
+    result
+}
+
+/// [`transpose8`] held in registers, lane `j` of `result[g]` being lane `g` of `r[j]`:
+/// the textbook AVX2 8x8 transpose, pairs of rows interleaved, then pairs of pairs, then
+/// the 128-bit halves swapped.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(crate) fn transpose_registers(
+    r: [std::arch::x86_64::__m256; 8],
+) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
     let t = [
         _mm256_unpacklo_ps(r[0], r[1]),
         _mm256_unpackhi_ps(r[0], r[1]),
@@ -113,7 +130,7 @@ fn transpose_avx2(block: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
         _mm256_shuffle_ps::<0x44>(t[5], t[7]),
         _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
     ];
-    let columns = [
+    [
         _mm256_permute2f128_ps::<0x20>(q[0], q[4]),
         _mm256_permute2f128_ps::<0x20>(q[1], q[5]),
         _mm256_permute2f128_ps::<0x20>(q[2], q[6]),
@@ -122,12 +139,7 @@ fn transpose_avx2(block: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
         _mm256_permute2f128_ps::<0x31>(q[1], q[5]),
         _mm256_permute2f128_ps::<0x31>(q[2], q[6]),
         _mm256_permute2f128_ps::<0x31>(q[3], q[7]),
-    ];
-    let mut result = [[0.0f32; 8]; 8];
-    for (row, column) in result.iter_mut().zip(columns) {
-        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), column) };
-    }
-    result
+    ]
 }
 
 /// The first `src.len()` (at most 8) floats of a vector, zeros after them: one masked
@@ -144,20 +156,6 @@ pub(crate) fn load_first<const AVX2: bool>(src: &[f32]) -> [f32; 8] {
     let mut values = [0.0f32; 8];
     values[..src.len()].copy_from_slice(src);
     values
-}
-
-/// `dst.len()` (at most 8) floats of `values` into `dst`, writing nothing past `dst`: with
-/// SSE stores of 4, 2 and 1 floats if `AVX2`. (`dst` may be memory not written yet: an output.)
-#[inline(always)]
-pub(crate) fn store_first<const AVX2: bool>(dst: &mut [MaybeUninit<f32>], values: &[f32; 8]) {
-    assert!(dst.len() <= 8, "store_first: {} floats", dst.len());
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: as for `transpose8`.
-        return unsafe { store_first_avx2(dst, values) };
-    }
-    let len = dst.len();
-    dst.write_copy_of_slice(&values[..len]);
 }
 
 /// An initialized buffer seen as output for the kernels, which take `[MaybeUninit<f32>]`
@@ -216,36 +214,43 @@ fn load_first_avx2(src: &[f32]) -> [f32; 8] {
     values
 }
 
+/// The first `len` (at most 8) lanes of `values` to `dst .. dst + len`, writing nothing
+/// after them: SSE stores of 4, 2 and 1 floats (not a masked store: on AMD's processors `vmaskmovps`
+/// to memory is microcoded, and took about 4% of a DeepConvNet inference).
+///
+/// # Safety
+/// `dst` must be valid for writes of `len` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn store_first_avx2(dst: &mut [MaybeUninit<f32>], values: &[f32; 8]) {
+pub(crate) unsafe fn store_first_register(
+    dst: *mut f32,
+    len: usize,
+    values: std::arch::x86_64::__m256,
+) {
     use std::arch::x86_64::*;
-    // Not a masked store: on AMD's processors `vmaskmovps` to memory is microcoded and
-    // took about 4% of a DeepConvNet inference. Four floats, then two, then one, as
-    // plain stores of the lengths `dst` has.
-    let len = dst.len();
-    let ptr = dst.as_mut_ptr().cast::<f32>();
-    // SAFETY: each store writes floats `at .. at + n` with `at + n <= len`, inside `dst`,
-    // and reads them from `values`, which has 8 (`len <= 8`).
+    debug_assert!(len <= 8, "store_first_register: {len} floats");
+    let mut part = _mm256_castps256_ps128(values);
+    let mut at = 0;
+    // SAFETY: each store writes floats `at .. at + n` with `at + n <= len`: the caller's
+    // promise.
     unsafe {
-        // (No loop: LLVM turned one into a call to `memcpy`.)
         if len == 8 {
-            _mm256_storeu_ps(ptr, _mm256_loadu_ps(values.as_ptr()));
+            _mm256_storeu_ps(dst, values);
             return;
         }
-        let mut at = 0;
         if len >= 4 {
-            _mm_storeu_ps(ptr, _mm_loadu_ps(values.as_ptr()));
+            _mm_storeu_ps(dst, part);
+            part = _mm256_extractf128_ps::<1>(values);
             at = 4;
         }
         if len - at >= 2 {
-            let pair = _mm_castps_pd(_mm_loadu_ps(values.as_ptr().add(at)));
-            _mm_storel_pd(ptr.add(at).cast(), pair);
+            _mm_storel_pd(dst.add(at).cast(), _mm_castps_pd(part));
+            part = _mm_movehl_ps(part, part);
             at += 2;
         }
         if len > at {
-            *ptr.add(at) = values[at];
+            _mm_store_ss(dst.add(at), part);
         }
     }
 }
@@ -254,7 +259,8 @@ fn store_first_avx2(dst: &mut [MaybeUninit<f32>], values: &[f32; 8]) {
 mod tests {
     use super::*;
 
-    /// The AVX2 transpose and partial loads and stores against the plain loops, where the
+    /// The AVX2 transpose and partial loads against the plain loops, partial stores against
+    /// their definition, where the
     /// processor has AVX2.
     #[test]
     fn shuffles_match_the_plain_loops() {
@@ -270,17 +276,6 @@ mod tests {
         for len in 0..=8 {
             let expected: [f32; 8] = std::array::from_fn(|i| if i < len { source[i] } else { 0.0 });
             assert_eq!(load_first::<false>(&source[..len]), expected);
-            let mut written = [-1.0f32; 10];
-            // SAFETY: store_first writes floats.
-            store_first::<false>(unsafe { as_output(&mut written[1..1 + len]) }, &block[3]);
-            for (i, &value) in written.iter().enumerate() {
-                let want = if (1..=len).contains(&i) {
-                    block[3][i - 1]
-                } else {
-                    -1.0
-                };
-                assert_eq!(value, want, "store_first of {len}, float {i}");
-            }
         }
         if Simd::detected() >= Simd::Avx2 {
             assert_eq!(transpose8::<true>(&block), transposed);
@@ -289,11 +284,21 @@ mod tests {
                     load_first::<true>(&source[..len]),
                     load_first::<false>(&source[..len])
                 );
-                let (mut plain, mut avx2) = ([-1.0f32; 10], [-1.0f32; 10]);
-                // SAFETY: store_first writes floats.
-                store_first::<false>(unsafe { as_output(&mut plain[1..1 + len]) }, &block[5]);
-                store_first::<true>(unsafe { as_output(&mut avx2[1..1 + len]) }, &block[5]);
-                assert_eq!(plain, avx2, "store_first of {len}");
+                // Exactly floats 1 ..= len written, from the register's first lanes.
+                let mut written = [-1.0f32; 10];
+                // SAFETY: the processor has AVX2; floats 1 .. 1 + len of 10.
+                unsafe {
+                    let values = std::arch::x86_64::_mm256_loadu_ps(block[5].as_ptr());
+                    store_first_register(written.as_mut_ptr().add(1), len, values);
+                }
+                for (i, &value) in written.iter().enumerate() {
+                    let want = if (1..=len).contains(&i) {
+                        block[5][i - 1]
+                    } else {
+                        -1.0
+                    };
+                    assert_eq!(value, want, "store_first_register of {len}, float {i}");
+                }
             }
         }
     }

@@ -61,7 +61,9 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::direct_conv::{ForwardPlan, first_of};
-use super::simd::{Simd, load_first, store_first, transpose8};
+use super::simd::{Simd, load_first, transpose8};
+#[cfg(target_arch = "x86_64")]
+use super::simd::{store_first_register, transpose_registers};
 
 mod f4x4;
 mod weight_grad;
@@ -612,24 +614,96 @@ impl WinogradPlan {
                 tile(m, at, to);
                 tx += 1;
             }
-            for (a, columns) in stage.chunks_exact(stage_row).enumerate() {
-                let oy = M * ty + a;
-                if oy >= oh {
-                    break;
+            // This tile row's outputs, rows M ty .. M ty + rows of filter f of every image.
+            let rows = M.min(oh - M * ty);
+            let start = (f * oh + M * ty) * ow;
+            deinterleave_rows::<AVX2>(stage, (stage_row, rows, ow), out, (out_len, start));
+        }
+    }
+}
+
+/// The inverse of [`interleave`] for `rows` rows of outputs, each the same rows of every
+/// image: pixel `ox < ow` of row `a` (`GROUP` lanes, one per image, at `stage[a *
+/// stage_row + ox]`) to `out[g * out_len + start + a * ow + ox]` for image `g`. In blocks
+/// of 8 pixels, an 8x8 transpose turning "one pixel of 8 images" into "8 pixels of one
+/// image", 8 contiguous floats to store; with AVX2 if `AVX2` (the caller runs with AVX2
+/// enabled), in registers.
+#[inline(always)]
+fn deinterleave_rows<const AVX2: bool>(
+    stage: &[Lanes],
+    (stage_row, rows, ow): (usize, usize, usize),
+    out: &mut [MaybeUninit<f32>],
+    (out_len, start): (usize, usize),
+) {
+    // Rows of whole blocks (the partial block at the end of a row is read whole).
+    assert!(
+        stage_row.is_multiple_of(GROUP)
+            && ow <= stage_row
+            && rows * stage_row <= stage.len()
+            && (rows == 0 || (GROUP - 1) * out_len + start + rows * ow <= out.len()),
+        "winograd: {rows} rows of {ow} outputs from a stage of {} pixels ({stage_row} a row) \
+         into {} floats ({out_len} an image, from {start})",
+        stage.len(),
+        out.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: the caller runs with AVX2 enabled; the bounds are asserted above.
+        return unsafe {
+            deinterleave_rows_avx2(stage, (stage_row, rows, ow), out, (out_len, start))
+        };
+    }
+    for (a, columns) in stage.chunks_exact(stage_row).take(rows).enumerate() {
+        let row_start = start + a * ow;
+        for (ox0, block) in (0..ow).step_by(GROUP).zip(columns.as_chunks::<GROUP>().0) {
+            let len = GROUP.min(ow - ox0);
+            for (g, values) in transpose8::<false>(block).iter().enumerate() {
+                let at = g * out_len + row_start + ox0;
+                out[at..at + len].write_copy_of_slice(&values[..len]);
+            }
+        }
+    }
+}
+
+/// [`deinterleave_rows`] in AVX2 registers, through raw pointers (the checks on each of
+/// the 8 stores of a block, and the transposed block passed through memory, took longer
+/// than the transpose: the copy was two thirds of F(4x4, 3x3)'s output transform).
+///
+/// # Safety
+/// The processor must have AVX2, and the bounds be those [`deinterleave_rows`] asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn deinterleave_rows_avx2(
+    stage: &[Lanes],
+    (stage_row, rows, ow): (usize, usize, usize),
+    out: &mut [MaybeUninit<f32>],
+    (out_len, start): (usize, usize),
+) {
+    use std::arch::x86_64::*;
+    let whole = ow / GROUP * GROUP;
+    let out = out.as_mut_ptr().cast::<f32>();
+    for a in 0..rows {
+        // SAFETY (all pointer arithmetic, loads and stores): the stage has `rows` rows of
+        // `stage_row` pixels, a multiple of GROUP, so the block that holds pixel `ow - 1`
+        // is inside the row; image g's row `a` is `out[g * out_len + start + a * ow..][..ow]`.
+        unsafe {
+            let src = stage.as_ptr().add(a * stage_row).cast::<f32>();
+            let dst = out.add(start + a * ow);
+            let block = |ox: usize| {
+                transpose_registers(std::array::from_fn(|j| {
+                    _mm256_loadu_ps(src.add((ox + j) * GROUP))
+                }))
+            };
+            let mut ox = 0;
+            while ox < whole {
+                for (g, values) in block(ox).into_iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(g * out_len + ox), values);
                 }
-                let row_start = (f * oh + oy) * ow;
-                // Blocks of 8 columns: an 8x8 transpose turns "one column of 8 images"
-                // into "8 columns of one image", 8 contiguous floats to store.
-                for (ox0, block) in (0..ow).step_by(GROUP).zip(columns.as_chunks::<GROUP>().0) {
-                    let len = GROUP.min(ow - ox0);
-                    for (g, values) in transpose8::<AVX2>(block).iter().enumerate() {
-                        let at = g * out_len + row_start + ox0;
-                        if len == GROUP {
-                            out[at..at + GROUP].write_copy_of_slice(values);
-                        } else {
-                            store_first::<AVX2>(&mut out[at..at + len], values);
-                        }
-                    }
+                ox += GROUP;
+            }
+            if ox < ow {
+                for (g, values) in block(ox).into_iter().enumerate() {
+                    store_first_register(dst.add(g * out_len + ox), ow - ox, values);
                 }
             }
         }
@@ -853,6 +927,70 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rows of interleaved outputs back into each image's rows, against the formula, for
+    /// each instruction level: every output where it belongs, nothing else written (widths
+    /// below, at and past a block of 8, with and without a partial block).
+    #[test]
+    fn deinterleaved_rows_land_where_the_formula_says() {
+        let code = |a: usize, ox: usize, g: usize| (1000 * a + 10 * ox + g) as f32;
+        for (rows, ow) in [(1, 3), (4, 8), (4, 14), (3, 28), (2, 17usize)] {
+            let stage_row = ow.next_multiple_of(GROUP);
+            let stage: Vec<Lanes> = (0..rows * stage_row)
+                .map(|i| std::array::from_fn(|g| code(i / stage_row, i % stage_row, g)))
+                .collect();
+            let (out_len, start) = (rows * ow + 5, 3);
+            for simd in Simd::available() {
+                let mut out = vec![f32::NAN; GROUP * out_len];
+                // SAFETY: only floats are written.
+                let view = unsafe { as_output(&mut out) };
+                match simd {
+                    Simd::Plain => deinterleave_rows::<false>(
+                        &stage,
+                        (stage_row, rows, ow),
+                        view,
+                        (out_len, start),
+                    ),
+                    _ => {
+                        // SAFETY: `available` lists only what the processor has.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            deinterleave_rows_avx2_for_test(
+                                &stage,
+                                (stage_row, rows, ow),
+                                view,
+                                (out_len, start),
+                            )
+                        }
+                    }
+                }
+                for (i, &value) in out.iter().enumerate() {
+                    let (g, at) = (i / out_len, i % out_len);
+                    if at < start || at >= start + rows * ow {
+                        assert!(value.is_nan(), "{simd:?} {rows}x{ow}: wrote float {i}");
+                    } else {
+                        let (a, ox) = ((at - start) / ow, (at - start) % ow);
+                        assert_eq!(value, code(a, ox, g), "{simd:?} {rows}x{ow}: float {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `deinterleave_rows::<true>`, from a function compiled with AVX2.
+    ///
+    /// # Safety
+    /// The processor must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn deinterleave_rows_avx2_for_test(
+        stage: &[Lanes],
+        sizes: (usize, usize, usize),
+        out: &mut [MaybeUninit<f32>],
+        place: (usize, usize),
+    ) {
+        deinterleave_rows::<true>(stage, sizes, out, place);
     }
 
     /// Shapes it does not apply to.
