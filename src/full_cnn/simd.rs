@@ -142,22 +142,6 @@ pub(crate) fn transpose_registers(
     ]
 }
 
-/// The first `src.len()` (at most 8) floats of a vector, zeros after them: one masked
-/// AVX2 load if `AVX2` (the caller runs with AVX2 enabled), which reads nothing past
-/// `src`. For the ends of rows that are not a whole vector long.
-#[inline(always)]
-pub(crate) fn load_first<const AVX2: bool>(src: &[f32]) -> [f32; 8] {
-    assert!(src.len() <= 8, "load_first: {} floats", src.len());
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        // SAFETY: as for `transpose8`.
-        return unsafe { load_first_avx2(src) };
-    }
-    let mut values = [0.0f32; 8];
-    values[..src.len()].copy_from_slice(src);
-    values
-}
-
 /// An initialized buffer seen as output for the kernels, which take `[MaybeUninit<f32>]`
 /// so that they can write straight into a layer's fresh (not zeroed) output.
 ///
@@ -199,19 +183,17 @@ fn first_lanes(len: usize) -> std::arch::x86_64::__m256i {
     )
 }
 
+/// The first `len` (at most 8) floats from `src`, zeros after them (into a register): one masked load, which reads nothing past them.
+///
+/// # Safety
+/// `src` must be valid for reads of `len` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-fn load_first_avx2(src: &[f32]) -> [f32; 8] {
-    use std::arch::x86_64::*;
-    let mut values = [0.0f32; 8];
-    // SAFETY: the mask has only the lanes of `src`, so no other float is read; `values`
-    // has 8 floats.
-    unsafe {
-        let loaded = _mm256_maskload_ps(src.as_ptr(), first_lanes(src.len()));
-        _mm256_storeu_ps(values.as_mut_ptr(), loaded);
-    }
-    values
+pub(crate) unsafe fn load_first_register(src: *const f32, len: usize) -> std::arch::x86_64::__m256 {
+    debug_assert!(len <= 8, "load_first_register: {len} floats");
+    // SAFETY: the mask has only lanes 0 .. len: the caller's promise.
+    unsafe { std::arch::x86_64::_mm256_maskload_ps(src, first_lanes(len)) }
 }
 
 /// The first `len` (at most 8) lanes of `values` to `dst .. dst + len`, writing nothing
@@ -259,8 +241,8 @@ pub(crate) unsafe fn store_first_register(
 mod tests {
     use super::*;
 
-    /// The AVX2 transpose and partial loads against the plain loops, partial stores against
-    /// their definition, where the
+    /// The AVX2 transpose against the plain loops, partial loads and stores against their
+    /// definition, where the
     /// processor has AVX2.
     #[test]
     fn shuffles_match_the_plain_loops() {
@@ -272,18 +254,20 @@ mod tests {
                 assert_eq!(value, block[j][g]);
             }
         }
-        let source: Vec<f32> = (1..=8).map(|i| i as f32).collect();
-        for len in 0..=8 {
-            let expected: [f32; 8] = std::array::from_fn(|i| if i < len { source[i] } else { 0.0 });
-            assert_eq!(load_first::<false>(&source[..len]), expected);
-        }
         if Simd::detected() >= Simd::Avx2 {
             assert_eq!(transpose8::<true>(&block), transposed);
+            let source: Vec<f32> = (1..=8).map(|i| i as f32).collect();
             for len in 0..=8 {
-                assert_eq!(
-                    load_first::<true>(&source[..len]),
-                    load_first::<false>(&source[..len])
-                );
+                // The first len floats, then zeros.
+                let mut loaded = [f32::NAN; 8];
+                // SAFETY: the processor has AVX2; `len` floats of `source` read, 8 written.
+                unsafe {
+                    let values = load_first_register(source.as_ptr(), len);
+                    std::arch::x86_64::_mm256_storeu_ps(loaded.as_mut_ptr(), values);
+                }
+                let expected: [f32; 8] =
+                    std::array::from_fn(|i| if i < len { source[i] } else { 0.0 });
+                assert_eq!(loaded, expected, "load_first_register of {len}");
                 // Exactly floats 1 ..= len written, from the register's first lanes.
                 let mut written = [-1.0f32; 10];
                 // SAFETY: the processor has AVX2; floats 1 .. 1 + len of 10.

@@ -61,9 +61,9 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::direct_conv::{ForwardPlan, first_of};
-use super::simd::{Simd, load_first, transpose8};
+use super::simd::{Simd, transpose8};
 #[cfg(target_arch = "x86_64")]
-use super::simd::{store_first_register, transpose_registers};
+use super::simd::{load_first_register, store_first_register, transpose_registers};
 
 mod f4x4;
 mod weight_grad;
@@ -750,6 +750,11 @@ fn interleave<const AVX2: bool>(
             }
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: the caller runs with AVX2 enabled; the bounds are asserted above.
+        return unsafe { interleave_rows_avx2(images, (planes, h, w), (hp, wp), pad, out) };
+    }
     for ch in 0..planes {
         for iy in 0..h {
             // Row iy of plane ch of every image, into one interleaved run.
@@ -757,24 +762,60 @@ fn interleave<const AVX2: bool>(
                 std::array::from_fn(|g| &images[g][(ch * h + iy) * w..][..w]);
             let start = ((ch * hp + iy + pad) * wp + pad) * GROUP;
             let pixels = out[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
-            // 8 pixels of 8 images at a time: an 8x8 transpose turns "8 pixels of one
-            // image" into "one pixel of 8 images".
-            let blocks = w / GROUP * GROUP;
-            for (ix0, block) in (0..blocks)
-                .step_by(GROUP)
-                .zip(pixels.chunks_exact_mut(GROUP))
-            {
-                let rows_block: [Lanes; GROUP] = std::array::from_fn(|g| {
-                    rows[g][ix0..ix0 + GROUP].try_into().expect("GROUP pixels")
-                });
-                block.copy_from_slice(&transpose8::<AVX2>(&rows_block));
+            for (pixel, ix) in pixels.iter_mut().zip(0..) {
+                *pixel = std::array::from_fn(|g| rows[g][ix]);
             }
-            // The rest of the row: a partial block, filled up with zeros.
-            if blocks < w {
-                let rows_block: [Lanes; GROUP] =
-                    std::array::from_fn(|g| load_first::<AVX2>(&rows[g][blocks..]));
-                let transposed = transpose8::<AVX2>(&rows_block);
-                pixels[blocks..].copy_from_slice(&transposed[..w - blocks]);
+        }
+    }
+}
+
+/// The image rows of [`interleave`] in AVX2 registers, through raw pointers: 8 pixels of
+/// 8 images at a time, an 8x8 transpose turning "8 pixels of one image" into "one pixel
+/// of 8 images". (Checked slices and the block passed through memory took twice as long.)
+///
+/// # Safety
+/// The processor must have AVX2, and the bounds be those [`interleave`] asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_rows_avx2(
+    images: [&[f32]; GROUP],
+    (planes, h, w): (usize, usize, usize),
+    (hp, wp): (usize, usize),
+    pad: usize,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let whole = w / GROUP * GROUP;
+    let sources = images.map(<[f32]>::as_ptr);
+    let out = out.as_mut_ptr();
+    for ch in 0..planes {
+        for iy in 0..h {
+            // SAFETY (all pointer arithmetic, loads and stores): row iy of plane ch is
+            // `w` floats of every image (`planes * h * w` each); its interleaved run is `w`
+            // pixels of GROUP floats from `start`, inside the `planes * hp * wp` pixels of
+            // `out` since `pad + h <= hp` and `pad + w <= wp`.
+            unsafe {
+                let row = (ch * h + iy) * w;
+                let dst = out.add(((ch * hp + iy + pad) * wp + pad) * GROUP);
+                let mut ix = 0;
+                while ix < whole {
+                    let block = sources.map(|src| _mm256_loadu_ps(src.add(row + ix)));
+                    for (j, pixel) in transpose_registers(block).into_iter().enumerate() {
+                        _mm256_storeu_ps(dst.add((ix + j) * GROUP), pixel);
+                    }
+                    ix += GROUP;
+                }
+                if ix < w {
+                    // The rest of the row: a partial block, read up to the row's end.
+                    let block = sources.map(|src| load_first_register(src.add(row + ix), w - ix));
+                    for (j, pixel) in transpose_registers(block)
+                        .into_iter()
+                        .enumerate()
+                        .take(w - ix)
+                    {
+                        _mm256_storeu_ps(dst.add((ix + j) * GROUP), pixel);
+                    }
+                }
             }
         }
     }
