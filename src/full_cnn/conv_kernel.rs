@@ -342,6 +342,35 @@ impl ConvKernel {
         });
     }
 
+    /// Whether [`ConvKernel::run_relu_pool`] can pool this kernel's outputs: Winograd's
+    /// plan, with even output sizes.
+    pub(crate) fn relu_pools(&self) -> bool {
+        self.winograd.is_some_and(|plan| plan.relu_pools())
+    }
+
+    /// The convolution of `GROUP` images, plus `bias`, then ReLU and 2x2 max pooling
+    /// (stride 2), all in Winograd's pass ([`WinogradPlan::run_relu_pool`]): `values` and
+    /// `arg` get each image's pooled maxima and their winners, as
+    /// `Pooling::relu_pool_image` writes them. Panics unless [`ConvKernel::relu_pools`].
+    pub(crate) fn run_relu_pool(
+        &self,
+        images: &[f32],
+        packed: &PackedFilters,
+        bias: Option<&[f32]>,
+        pooled: (&mut [MaybeUninit<f32>], &mut [u32]),
+    ) {
+        let plan = self
+            .winograd
+            .filter(WinogradPlan::relu_pools)
+            .expect("ConvKernel::run_relu_pool: Winograd's kernel, with even outputs");
+        BUFFERS.with_borrow_mut(|buffers| {
+            let padded = first_of(&mut buffers.padded_group, plan.padded_len());
+            plan.pad_images(images, padded);
+            let scratch = &mut buffers.scratch_group;
+            plan.run_relu_pool(padded, &packed.winograd, bias, scratch, pooled);
+        });
+    }
+
     /// Whether the kernel is the direct one alone (no Winograd), as
     /// [`ConvKernel::run_direct_then`] needs.
     pub(crate) fn is_direct(&self) -> bool {

@@ -350,8 +350,8 @@ impl Network {
     /// `max(relu(x))` over each window, without the ReLU's pass over the full-size tensor
     /// (`Pooling::forward_relu`; tested against the layers one by one); where a
     /// Convolution comes before them (as in DeepConvNet), the three run as the first block
-    /// does, each group of images' feature maps pooled while still in the cache (the
-    /// backward pass is the layers' own). And a ReLU between two convolutions (DeepConvNet
+    /// does, each group of images' feature maps pooled while still in the cache, by
+    /// Winograd's kernel inside its own pass (the backward pass is the layers' own). And a ReLU between two convolutions (DeepConvNet
     /// has three) runs inside them: the first applies it to its outputs as each group of
     /// images is written (`Convolution::forward_owned_relu`), and backwards the second
     /// zeroes its `dL/dx` where its input, the ReLU's output, is not positive

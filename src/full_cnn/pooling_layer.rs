@@ -212,8 +212,13 @@ impl Pooling {
     /// Whether [`Pooling::relu_pool_scratch`] can pool this layer's windows: 2x2 with
     /// stride 2 and no padding, on a processor with AVX-512.
     pub(crate) fn pools_scratch(&self) -> bool {
+        self.windows_2x2() && Simd::best() == Simd::Avx512
+    }
+
+    /// Whether this layer's windows are 2x2 with stride 2 and no padding (the networks'
+    /// pooling, which the fused passes compute without the full-size feature maps).
+    pub(crate) fn windows_2x2(&self) -> bool {
         (self.pool_h, self.pool_w, self.stride, self.pad) == (2, 2, 2, 0)
-            && Simd::best() == Simd::Avx512
     }
 
     /// [`Pooling::relu_pool_image`] of feature maps still in a convolution kernel's

@@ -294,7 +294,7 @@ impl WinogradPlan {
     /// transform.
     fn scratch_len(&self) -> usize {
         let (v_stride, m_stride) = self.position_strides();
-        self.tile.basis() * (v_stride + m_stride) + self.stage_len()
+        self.tile.basis() * (v_stride + m_stride) + 2 * self.stage_len()
     }
 
     /// Floats from one position's `V[p]` to the next's, and from one `M[p]` to the next's:
@@ -328,12 +328,69 @@ impl WinogradPlan {
         scratch: &mut Vec<f32>,
         out: &mut [MaybeUninit<f32>],
     ) {
-        assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
         assert_eq!(
             out.len(),
             GROUP * self.fnum * self.oh * self.ow,
             "winograd: output"
         );
+        self.run_into(padded, packed, bias, scratch, &mut Sink::Maps(out));
+    }
+
+    /// Whether [`WinogradPlan::run_relu_pool`] can pool this plan's outputs: even output
+    /// sizes, so that every 2x2 window lies inside one tile (the tiles' sides, 2 or 4, are
+    /// even) and no row or column is left over.
+    pub(crate) fn relu_pools(&self) -> bool {
+        self.oh.is_multiple_of(2) && self.ow.is_multiple_of(2)
+    }
+
+    /// [`WinogradPlan::run`], then a ReLU and 2x2 max pooling with stride 2, done on each
+    /// row of tiles' outputs while they are still interleaved, 8 images a vector, before
+    /// anything is copied out: `values` gets each image's `(FN, OH/2, OW/2)` maxima,
+    /// `arg` their winners, as `pooling::max_pool_planes` with its ReLU writes them (the
+    /// flat index `y * OW + x` of the winner in its feature map, the first of equal
+    /// maxima; `BLOCKED` where the maximum after ReLU is 0). Neither the full-size outputs
+    /// nor a ReLU's pass over them is stored: a quarter of the copying out. Panics unless
+    /// [`WinogradPlan::relu_pools`].
+    pub(crate) fn run_relu_pool(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        scratch: &mut Vec<f32>,
+        (values, arg): (&mut [MaybeUninit<f32>], &mut [u32]),
+    ) {
+        assert!(
+            self.relu_pools(),
+            "winograd: no 2x2 pooling of {}x{} outputs",
+            self.oh,
+            self.ow
+        );
+        let pooled_len = GROUP * self.fnum * (self.oh / 2) * (self.ow / 2);
+        assert!(
+            values.len() == pooled_len && arg.len() == pooled_len,
+            "winograd: {} pooled values and {} winners for {pooled_len}",
+            values.len(),
+            arg.len()
+        );
+        self.run_into(
+            padded,
+            packed,
+            bias,
+            scratch,
+            &mut Sink::ReluPooled(values, arg),
+        );
+    }
+
+    /// [`WinogradPlan::run`] into `sink`.
+    fn run_into(
+        &self,
+        padded: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        scratch: &mut Vec<f32>,
+        out: &mut Sink,
+    ) {
+        assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
         assert_eq!(
             packed.len(),
             self.tile.basis() * self.product.packed_len(),
@@ -362,7 +419,7 @@ impl WinogradPlan {
         packed: &[f32],
         bias: Option<&[f32]>,
         scratch: &mut [f32],
-        out: &mut [MaybeUninit<f32>],
+        out: &mut Sink,
     ) {
         self.run_rows::<true, AVX512>(padded, packed, bias, scratch, out);
     }
@@ -378,7 +435,7 @@ impl WinogradPlan {
         packed: &[f32],
         bias: Option<&[f32]>,
         scratch: &mut [f32],
-        out: &mut [MaybeUninit<f32>],
+        out: &mut Sink,
     ) {
         let (v_len, m_len) = (self.product.padded_len(), self.product.scratch_len());
         let (v_stride, m_stride) = self.position_strides();
@@ -543,7 +600,7 @@ impl WinogradPlan {
         m: &mut [f32],
         tile_row: (usize, usize),
         bias: Option<&[f32]>,
-        targets: (&mut [f32], &mut [MaybeUninit<f32>]),
+        targets: (&mut [f32], &mut Sink),
     ) {
         let tile =
             |m: &[Lanes], at, to: (&mut [Lanes], usize)| f4x4::output_tile::<f4x4::Avx2>(m, at, to);
@@ -566,7 +623,7 @@ impl WinogradPlan {
         m: &mut [f32],
         (ty, row_len): (usize, usize),
         bias: Option<&[f32]>,
-        (stage, out): (&mut [f32], &mut [MaybeUninit<f32>]),
+        (stage, out): (&mut [f32], &mut Sink),
         tile: impl Fn(&[Lanes], (usize, usize), (&mut [Lanes], usize)),
     ) {
         let (oh, ow, m_len) = (self.oh, self.ow, self.position_strides().1);
@@ -584,7 +641,7 @@ impl WinogradPlan {
         // (A row of stage is whole blocks of 8 long: the last block may be partial, and
         // the zeros filling it are not stored.)
         let stage_row = (M * tw).next_multiple_of(GROUP);
-        let stage = &mut stage.as_chunks_mut::<GROUP>().0[..M * stage_row];
+        let (stage, pooled_stage) = stage.as_chunks_mut::<GROUP>().0.split_at_mut(M * stage_row);
         for f in 0..self.fnum {
             // The bias, added to position (1, 1) of M: `Aᵀ`'s column 1 is all ones, so
             // this adds it to every output of the tile, in one addition instead of M*M.
@@ -616,8 +673,149 @@ impl WinogradPlan {
             }
             // This tile row's outputs, rows M ty .. M ty + rows of filter f of every image.
             let rows = M.min(oh - M * ty);
-            let start = (f * oh + M * ty) * ow;
-            deinterleave_rows::<AVX2>(stage, (stage_row, rows, ow), out, (out_len, start));
+            match out {
+                Sink::Maps(out) => {
+                    let start = (f * oh + M * ty) * ow;
+                    deinterleave_rows::<AVX2>(stage, (stage_row, rows, ow), out, (out_len, start));
+                }
+                Sink::ReluPooled(values, arg) => {
+                    // Rows and columns even (`relu_pools`): the windows of pooled rows
+                    // M ty / 2 .. (M ty + rows) / 2, maxima and winners side by side.
+                    let (ph, pw) = (oh / 2, ow / 2);
+                    let pooled_row = pw.next_multiple_of(GROUP);
+                    let (maxima, winners) = pooled_stage.split_at_mut(M / 2 * pooled_row);
+                    let first = (M * ty * ow) as u32;
+                    let stages = (&*stage, &mut *maxima, &mut *winners);
+                    relu_pool_stage::<AVX2>(
+                        stages,
+                        (stage_row, pooled_row),
+                        (rows / 2, pw),
+                        (first, ow as u32),
+                    );
+                    let (pooled_len, start) = (self.fnum * ph * pw, (f * ph + M * ty / 2) * pw);
+                    let sizes = (pooled_row, rows / 2, pw);
+                    deinterleave_rows::<AVX2>(maxima, sizes, values, (pooled_len, start));
+                    // SAFETY: a `u32` has the size and alignment of an `f32`, and the
+                    // winners go through as bits: copied, never computed with.
+                    let arg_bits = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            arg.as_mut_ptr().cast::<MaybeUninit<f32>>(),
+                            arg.len(),
+                        )
+                    };
+                    deinterleave_rows::<AVX2>(winners, sizes, arg_bits, (pooled_len, start));
+                }
+            }
+        }
+    }
+}
+
+/// Where [`WinogradPlan`]'s output transform puts the outputs.
+enum Sink<'a> {
+    /// All of them: `GROUP` outputs `(FN, OH, OW)`, one after the other.
+    Maps(&'a mut [MaybeUninit<f32>]),
+    /// Their ReLU's 2x2 maxima (stride 2) and those maxima's winners, `GROUP` of each
+    /// `(FN, OH/2, OW/2)`, one after the other ([`WinogradPlan::run_relu_pool`]).
+    ReluPooled(&'a mut [MaybeUninit<f32>], &'a mut [u32]),
+}
+
+/// ReLU then 2x2 max pooling (stride 2) of `rows` rows of interleaved outputs (`GROUP`
+/// lanes, one per image, output `(y, x)` of the stage at `stage[y * stage_row + x]`):
+/// window `(py, px)`'s maximum into `maxima[py * pooled_row + px]`, and the flat index
+/// `first + (2 py + dy) * ow + 2 px + dx` of its winner, as bits, into the same place of
+/// `winners`; as `pooling::max_pool_planes` with its ReLU decides (negatives and NaN are
+/// 0; the first of equal maxima in reading order wins; `BLOCKED`, all bits set, where the
+/// maximum is 0). With AVX2 if `AVX2` (the caller runs with AVX2 enabled). Each window's
+/// four pixels are at the same place for every image, so the candidates' indices are one
+/// number each.
+#[inline(always)]
+fn relu_pool_stage<const AVX2: bool>(
+    (stage, maxima, winners): (&[Lanes], &mut [Lanes], &mut [Lanes]),
+    (stage_row, pooled_row): (usize, usize),
+    (rows, pw): (usize, usize),
+    (first, ow): (u32, u32),
+) {
+    assert!(
+        2 * pw <= stage_row
+            && 2 * rows * stage_row <= stage.len()
+            && pw <= pooled_row
+            && rows * pooled_row <= maxima.len().min(winners.len()),
+        "winograd: pooling {rows} rows of {pw} windows"
+    );
+    for py in 0..rows {
+        let (top, bottom) = (
+            &stage[2 * py * stage_row..],
+            &stage[(2 * py + 1) * stage_row..],
+        );
+        let maxima = &mut maxima[py * pooled_row..][..pw];
+        let winners = &mut winners[py * pooled_row..][..pw];
+        let index = first + 2 * py as u32 * ow;
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: the caller runs with AVX2 enabled.
+            unsafe { relu_pool_row_avx2((top, bottom), (maxima, winners), (index, ow)) };
+            continue;
+        }
+        for (px, (maximum, winner)) in maxima.iter_mut().zip(winners.iter_mut()).enumerate() {
+            let x = 2 * px;
+            let at = index + x as u32;
+            let candidates = [
+                (&top[x], at),
+                (&top[x + 1], at + 1),
+                (&bottom[x], at + ow),
+                (&bottom[x + 1], at + ow + 1),
+            ];
+            for g in 0..GROUP {
+                let mut best = (f32::NEG_INFINITY, 0);
+                for (pixel, i) in candidates {
+                    let v = if pixel[g] > 0.0 { pixel[g] } else { 0.0 };
+                    if v > best.0 {
+                        best = (v, i);
+                    }
+                }
+                if best.0 <= 0.0 {
+                    best = (0.0, crate::pooling::BLOCKED);
+                }
+                (maximum[g], winner[g]) = (best.0, f32::from_bits(best.1));
+            }
+        }
+    }
+}
+
+/// One row of windows of [`relu_pool_stage`] in AVX2 registers: ReLU as `max(x, 0)`
+/// (which gives 0 for NaN too), each later candidate taking over where it is strictly
+/// larger, its index blended in.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn relu_pool_row_avx2(
+    (top, bottom): (&[Lanes], &[Lanes]),
+    (maxima, winners): (&mut [Lanes], &mut [Lanes]),
+    (index, ow): (u32, u32),
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm256_setzero_ps();
+    let load = |pixel: &Lanes| {
+        // SAFETY: 8 floats.
+        _mm256_max_ps(unsafe { _mm256_loadu_ps(pixel.as_ptr()) }, zero)
+    };
+    let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+    for (px, ((t, b), (maximum, winner))) in pairs.zip(maxima.iter_mut().zip(winners)).enumerate() {
+        let at = index + 2 * px as u32;
+        let mut best = load(&t[0]);
+        let mut won = _mm256_castsi256_ps(_mm256_set1_epi32(at as i32));
+        for (pixel, i) in [(&t[1], at + 1), (&b[0], at + ow), (&b[1], at + ow + 1)] {
+            let v = load(pixel);
+            let larger = _mm256_cmp_ps::<_CMP_GT_OQ>(v, best);
+            best = _mm256_blendv_ps(best, v, larger);
+            let i = _mm256_castsi256_ps(_mm256_set1_epi32(i as i32));
+            won = _mm256_blendv_ps(won, i, larger);
+        }
+        // All bits set (BLOCKED) where the maximum is 0.
+        won = _mm256_or_ps(won, _mm256_cmp_ps::<_CMP_LE_OQ>(best, zero));
+        // SAFETY: 8 floats each.
+        unsafe {
+            _mm256_storeu_ps(maximum.as_mut_ptr(), best);
+            _mm256_storeu_ps(winner.as_mut_ptr(), won);
         }
     }
 }
@@ -965,6 +1163,99 @@ mod tests {
                         "{simd:?}, {tile:?}, shape {:?}: image {g}, out[{fi}, {oy}, {ox}] = {got}, expected {sum}",
                         (fnum, c, pad, h, w)
                     );
+                }
+            }
+        }
+    }
+
+    /// ReLU and 2x2 max pooling fused into the output transform, against the convolution's
+    /// outputs pooled by `pooling::max_pool_planes` (with its ReLU), for every instruction
+    /// level and both tiles: the same maxima, bit for bit, and the same winners. Filter 0
+    /// has a large negative bias (every window blocked), filter 1 zero weights (four equal
+    /// outputs in every window: the first wins).
+    #[test]
+    fn relu_pooling_in_the_transform_matches_the_pooling_layer() {
+        // (filters, channels, pad, height, width): even outputs only.
+        let shapes = [
+            (16, 16, 1, 28, 28),
+            (32, 16, 2, 14, 14),
+            (6, 9, 1, 8, 8),
+            (5, 3, 1, 6, 10),
+            (3, 8, 0, 4, 6),
+        ];
+        for (fnum, c, pad, h, w) in shapes {
+            for simd in Simd::available() {
+                for tile in [Tile::F2x2, Tile::F4x4] {
+                    let plan =
+                        WinogradPlan::with_simd((fnum, c, 3, 3), (h, w), pad, simd, tile).unwrap();
+                    assert!(plan.relu_pools());
+                    let image_len = c * h * w;
+                    let images: Vec<f32> = (0..GROUP * image_len)
+                        .map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0)
+                        .collect();
+                    let weight = |f: usize, b: usize, i: usize, j: usize| {
+                        if f == 1 {
+                            0.0
+                        } else {
+                            ((f * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.45
+                        }
+                    };
+                    let packed = plan.pack_weights(weight);
+                    let bias: Vec<f32> = (0..fnum)
+                        .map(|f| if f == 0 { -1e4 } else { f as f32 * 0.25 })
+                        .collect();
+                    let mut padded = vec![f32::NAN; plan.padded_len()];
+                    plan.pad_images(&images, &mut padded);
+                    let (oh, ow) = plan.output();
+                    let mut maps = vec![f32::NAN; GROUP * fnum * oh * ow];
+                    let mut scratch = Vec::new();
+                    // SAFETY: the kernel writes floats.
+                    plan.run(&padded, &packed, Some(&bias), &mut scratch, unsafe {
+                        as_output(&mut maps)
+                    });
+                    let pooled_len = GROUP * fnum * (oh / 2) * (ow / 2);
+                    let (mut expected, mut expected_arg) =
+                        (vec![0.0; pooled_len], vec![0; pooled_len]);
+                    crate::pooling::max_pool_planes(
+                        &maps,
+                        (oh, ow),
+                        (2, 2, 2, 0),
+                        (oh / 2, ow / 2),
+                        &mut expected,
+                        &mut expected_arg,
+                        true,
+                    );
+                    let (mut values, mut arg) =
+                        (vec![f32::NAN; pooled_len], vec![7u32; pooled_len]);
+                    // SAFETY: the kernel writes floats.
+                    let values_out = unsafe { as_output(&mut values) };
+                    plan.run_relu_pool(
+                        &padded,
+                        &packed,
+                        Some(&bias),
+                        &mut scratch,
+                        (values_out, &mut arg),
+                    );
+                    let blocked = expected_arg
+                        .iter()
+                        .filter(|&&i| i == crate::pooling::BLOCKED)
+                        .count();
+                    assert!(
+                        blocked >= pooled_len / fnum,
+                        "{simd:?}: filter 0 blocks its windows"
+                    );
+                    for i in 0..pooled_len {
+                        assert!(
+                            values[i].to_bits() == expected[i].to_bits()
+                                && arg[i] == expected_arg[i],
+                            "{simd:?}, {tile:?}, shape {:?}: pooled {i}: ({}, {}), expected ({}, {})",
+                            (fnum, c, pad, h, w),
+                            values[i],
+                            arg[i],
+                            expected[i],
+                            expected_arg[i]
+                        );
+                    }
                 }
             }
         }
