@@ -349,8 +349,8 @@ impl ConvKernel {
     }
 
     /// The convolution of `GROUP` images, plus `bias`, then ReLU and 2x2 max pooling
-    /// (stride 2), all in Winograd's pass ([`WinogradPlan::run_relu_pool`]): `values` and
-    /// `arg` get each image's pooled maxima and their winners, as
+    /// (stride 2), all in Winograd's pass ([`WinogradPlan::run_relu_pool`]): `pooled`,
+    /// `(values, arg)`, gets each image's pooled maxima and their winners, as
     /// `Pooling::relu_pool_image` writes them. Panics unless [`ConvKernel::relu_pools`].
     pub(crate) fn run_relu_pool(
         &self,

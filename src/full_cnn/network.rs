@@ -351,10 +351,11 @@ impl Network {
     /// (`Pooling::forward_relu`; tested against the layers one by one); where a
     /// Convolution comes before them (as in DeepConvNet), the three run as the first block
     /// does, each group of images' feature maps pooled while still in the cache, by
-    /// Winograd's kernel inside its own pass (the backward pass is the layers' own). And a ReLU between two convolutions (DeepConvNet
-    /// has three) runs inside them: the first applies it to its outputs as each group of
-    /// images is written (`Convolution::forward_owned_relu`), and backwards the second
-    /// zeroes its `dL/dx` where its input, the ReLU's output, is not positive
+    /// Winograd's kernel inside its own pass (the backward pass is the layers' own). And a
+    /// ReLU between two convolutions (DeepConvNet has three) runs inside them: the first
+    /// applies it to its outputs as each group of images is written
+    /// (`Convolution::forward_owned_relu`), and backwards the second zeroes its `dL/dx`
+    /// where its input, the ReLU's output, is not positive
     /// (`Convolution::backward_through_relu`): no pass of the ReLU's own over the
     /// full-size tensor and no mask (the same numbers, bit for bit; tested).
     pub fn forward<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, train: bool) -> Array2<f32> {
