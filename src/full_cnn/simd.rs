@@ -61,6 +61,15 @@ impl Simd {
             .collect()
     }
 
+    /// Whether the processor runs each 512-bit instruction as two 256-bit halves, issuing
+    /// one 512-bit multiply-add a cycle where an Intel Xeon issues two: AMD's Zen 4
+    /// (family 25 with AVX-512; Zen 3 has the same family and no AVX-512, Zen 5 a full
+    /// 512-bit path and family 26). Read once.
+    pub(crate) fn splits_512_bits() -> bool {
+        static SPLITS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SPLITS.get_or_init(|| Simd::detected() == Simd::Avx512 && amd_family_25())
+    }
+
     /// Floats per vector register.
     pub(crate) fn lanes(self) -> usize {
         match self {
@@ -68,6 +77,25 @@ impl Simd {
             _ => 8,
         }
     }
+}
+
+/// Whether the processor is AMD's, of family 25 (Zen 3 and Zen 4).
+#[cfg(target_arch = "x86_64")]
+fn amd_family_25() -> bool {
+    use std::arch::x86_64::__cpuid;
+    let vendor = __cpuid(0);
+    let amd = [vendor.ebx, vendor.edx, vendor.ecx]
+        == [*b"Auth", *b"enti", *b"cAMD"].map(u32::from_le_bytes);
+    // The family: a base of 15 means "add the extended family".
+    let eax = __cpuid(1).eax;
+    let (base, extended) = ((eax >> 8) & 0xF, (eax >> 20) & 0xFF);
+    let family = if base == 0xF { base + extended } else { base };
+    amd && family == 25
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn amd_family_25() -> bool {
+    false
 }
 
 /// The 8x8 block transposed, `result[g][j] = block[j][g]`, by AVX2 shuffles if `AVX2` (the
@@ -240,6 +268,26 @@ pub(crate) unsafe fn store_first_register(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The vendor and family read from the processor agree with what Linux read
+    /// (`/proc/cpuinfo`), where it is there.
+    #[test]
+    fn the_processor_family_is_the_operating_systems() {
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return;
+        };
+        let field = |name: &str| {
+            info.lines()
+                .find(|line| line.split(':').next().is_some_and(|key| key.trim() == name))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|value| value.trim().to_string())
+        };
+        let (Some(vendor), Some(family)) = (field("vendor_id"), field("cpu family")) else {
+            return;
+        };
+        let expected = vendor == "AuthenticAMD" && family == "25";
+        assert_eq!(amd_family_25(), expected, "{vendor}, family {family}");
+    }
 
     /// The AVX2 transpose against the plain loops, partial loads and stores against their
     /// definition, where the
