@@ -284,13 +284,6 @@ impl Convolution {
 
     /// The fast kernels for a batch of `n` kept images, with the filters packed for them,
     /// if the layer's shape has them (stride 1: see [`Convolution::direct_plan`]).
-    /// Whether [`Convolution::fast_kernel`] for `n` images can pool its outputs inside its
-    /// pass (`ConvKernel::relu_pools`), without packing the filters to find out.
-    fn fast_kernel_relu_pools(&self, n: usize) -> bool {
-        self.direct_plan()
-            .is_some_and(|plan| ConvKernel::forward(plan, self.winograd, n).relu_pools())
-    }
-
     fn fast_kernel(&self, n: usize) -> Option<(ConvKernel, PackedFilters)> {
         let kernel = ConvKernel::forward(self.direct_plan()?, self.winograd, n);
         let packed = kernel.pack_filters(self.w.as_slice().expect("kept in standard layout"));
@@ -348,15 +341,16 @@ impl Convolution {
         let arg_flat = arg_max.as_slice_mut().expect("a fresh array is contiguous");
         let pool_ref = &*pool;
         let n = conv_shape.0;
-        let direct = self
+        let kernel = self
             .direct_plan()
-            .map(|plan| ConvKernel::forward(plan, self.winograd, n))
-            .filter(|kernel| kernel.is_direct() && pool.pools_scratch());
-        match direct {
+            .map(|plan| ConvKernel::forward(plan, self.winograd, n));
+        let direct = kernel.filter(|kernel| kernel.is_direct() && pool.pools_scratch());
+        let winograd = kernel.filter(|kernel| kernel.relu_pools() && pool.windows_2x2());
+        match (direct, winograd) {
             // The direct kernel's outputs pooled straight out of its scratch rows, the bias
             // added there (not copied out with the bias first, then pooled). An empty
             // output (no window fits) takes the other path: it has no chunks to cut.
-            Some(kernel) if !pooled_flat.is_empty() => {
+            (Some(kernel), _) if !pooled_flat.is_empty() => {
                 let packed = kernel.pack_filters(self.w.as_slice().expect("standard layout"));
                 let bias = self.b.as_slice().expect("a 1-d array of its own");
                 let x_flat = self.x.as_slice().expect("kept in standard layout");
@@ -381,8 +375,8 @@ impl Convolution {
             // Winograd's kernel pools each group of images inside its pass, while its
             // outputs are still interleaved; the images left over (fewer than a group, by
             // the direct kernel) are pooled from a per-worker buffer, one by one.
-            _ if pool.windows_2x2() && self.fast_kernel_relu_pools(n) => {
-                let (kernel, packed) = self.fast_kernel(n).expect("checked above");
+            (_, Some(kernel)) => {
+                let packed = kernel.pack_filters(self.w.as_slice().expect("standard layout"));
                 let bias = self.b.as_slice().expect("a 1-d array of its own");
                 let x_flat = self.x.as_slice().expect("kept in standard layout");
                 let (per_image, image_len) = (pooled_flat.len() / n, x_flat.len() / n);

@@ -608,12 +608,14 @@ impl WinogradPlan {
     }
 
     /// The outputs of tile row `ty` from the products `M[p]` (16 or 36 of them, filter `f`'s
-    /// row of tiles at `f * row_len`): `out[g][f][M ty + a][M tx + b] = (Aᵀ M A)[a][b] +
-    /// bias[f]`, leaving out those past the edge. `Aᵀ M A` of each tile is computed by
-    /// `tile(m, (at, stride), (stage, stage_row))`, for the tile whose `M[p]` is `m[at + p *
-    /// stride]`, into `stage[a * stage_row + b]` (a slice of the stage, below, that starts
-    /// at the tile's first column).
-    /// `stage`: a buffer of [`WinogradPlan::stage_len`] floats. `PAIRS` (F(4x4, 3x3),
+    /// row of tiles at `f * row_len`): output `(M ty + a, M tx + b)` of filter `f` of image
+    /// `g` is `(Aᵀ M A)[a][b] + bias[f]`, leaving out those past the edge, into `out` (all
+    /// of them, or their ReLU's 2x2 maxima and winners: [`Sink`]). `Aᵀ M A` of each tile is
+    /// computed by `tile(m, (at, stride), (stage, stage_row))`, for the tile whose `M[p]`
+    /// is `m[at + p * stride]`, into `stage[a * stage_row + b]` (a slice of the stage,
+    /// below, that starts at the tile's first column).
+    /// `stage`: a buffer of twice [`WinogradPlan::stage_len`] floats (the second half for
+    /// the pooled maxima and winners). `PAIRS` (F(4x4, 3x3),
     /// from code compiled for AVX-512 only): the tiles two by two, in AVX-512 registers
     /// (`f4x4::Tiles`; tile `tx + 1`'s `M[p]` follows tile `tx`'s, its outputs go `M`
     /// columns further).
