@@ -745,6 +745,15 @@ impl Convolution {
     }
 }
 
+/// Groups of images per run of Winograd's `dW` (see [`WeightGradKernels::runs`]). Each run
+/// writes sums of its own, added in order at the end, and its bands of tiles are as long
+/// as its rows of tiles allow (up to 32 tiles): longer runs mean fewer sums to write and
+/// add, and for 8x8 images (4 tiles of F(4x4, 3x3) a group) longer bands. On a Zen 4 (2
+/// threads, steps alternating in one process, medians of 30 rounds), runs of 4 groups
+/// made DeepConvNet's training step 1.021 times as fast as runs of 2 (1.007 on one
+/// thread); 6 were no faster than 4 (0.996), and at batch 100 leave fewer runs to share.
+const WINOGRAD_RUN_GROUPS: usize = 4;
+
 /// What [`Convolution::backward_images`] computes `dW` and `db` with, for one layer shape.
 struct WeightGradKernels {
     /// An image `(C, H, W)`, the filter and its settings `(FH, FW, stride, pad)`, the
@@ -763,19 +772,18 @@ struct WeightGradKernels {
 
 impl WeightGradKernels {
     /// The batch of `n` images cut into the runs summed in parallel, `(first image,
-    /// images)`: with Winograd's kernel, two groups a run, then a group, then the images
-    /// left over one by one; otherwise 10 images a run. The runs depend on `n` only, not on
-    /// the thread count. (As runs of their own, both cores share the images left over: at
-    /// batch 100 they were one run of 4 beside 6 runs of 2 groups, all 4 on one core, by
-    /// the direct kernel, which is slower per image.)
+    /// images)`: with Winograd's kernel, [`WINOGRAD_RUN_GROUPS`] groups a run, then the
+    /// groups left one a run, then the images left over one by one; otherwise 10 images a
+    /// run. The runs depend on `n` only, not on the thread count. (As runs of their own,
+    /// both cores share the images left over: at batch 100 they were one run of 4 beside 6
+    /// runs of 2 groups, all 4 on one core, by the direct kernel, which is slower per
+    /// image.)
     fn runs(&self, n: usize) -> Vec<(usize, usize)> {
         let lengths = if self.winograd.is_some() {
-            let (pairs, left) = (n / (2 * GROUP), n % (2 * GROUP));
-            let mut lengths = vec![2 * GROUP; pairs];
-            if left >= GROUP {
-                lengths.push(GROUP);
-            }
-            lengths.extend(std::iter::repeat_n(1, left % GROUP));
+            let run = WINOGRAD_RUN_GROUPS * GROUP;
+            let mut lengths = vec![run; n / run];
+            lengths.extend(std::iter::repeat_n(GROUP, n % run / GROUP));
+            lengths.extend(std::iter::repeat_n(1, n % GROUP));
             lengths
         } else {
             (0..n).step_by(10).map(|first| 10.min(n - first)).collect()
@@ -1225,13 +1233,15 @@ mod tests {
             (11, 16, 8, 8, 9, 3, 2), // pad 2: dx with pad 0
             (8, 9, 7, 6, 8, 3, 0),
             // Winograd's dW too (F(2x2, 3x3) with 32 or more channels and filters, F(4x4,
-            // 3x3) with 16 or more): a run of a group, then 3 runs of one image (11); a run
-            // of 2 groups, then 4 of one image (20); 16 channels with F(4x4, 3x3), in runs
-            // of 2 groups, a group and 3 images (27).
+            // 3x3) with 16 or more): a run of a group, then 3 runs of one image (11); two
+            // runs of a group, then 4 of one image (20); 16 channels with F(4x4, 3x3), in
+            // runs of a group and of one image (10, 27), and a run of 4 groups, then
+            // two of one image (34, with pad 2).
             (11, 32, 6, 6, 33, 3, 1),
             (20, 32, 5, 7, 32, 3, 0),
             (10, 16, 8, 8, 16, 3, 1),
             (27, 16, 8, 8, 16, 3, 1),
+            (34, 16, 8, 8, 16, 3, 2),
         ];
         for (n, c, h, w, fnum, f, pad) in shapes {
             let x = Array4::from_shape_fn((n, c, h, w), |(a, b, i, j)| {
