@@ -355,13 +355,14 @@ impl ForwardPlan {
     }
 
     /// [`ForwardPlan::pack_weights_into`] for 1x1 filters given channel by channel:
-    /// `channel(c)` is the `FN` weights of input channel `c`, filter by filter. Copies runs
+    /// `channel(c)` is the `FN` weights of input channel `c`, filter by filter; every
+    /// float of `packed` is written (it need not be initialised). Copies runs
     /// of `mr` weights instead of calling a function per weight (for Winograd's 36 blocks
     /// of filters per layer, per-weight calls were most of its packing time).
     pub(crate) fn pack_channels_into<'w>(
         &self,
         channel: impl Fn(usize) -> &'w [f32],
-        packed: &mut [f32],
+        packed: &mut [MaybeUninit<f32>],
     ) {
         assert!(
             (self.fh, self.fw) == (1, 1) && packed.len() == self.packed_len(),
@@ -375,8 +376,8 @@ impl ForwardPlan {
             let (first, end) = (block * self.mr, ((block + 1) * self.mr).min(self.fnum));
             for (ch, row) in weights.chunks_exact_mut(self.mr).enumerate() {
                 let from = &channel(ch)[first..end];
-                row[..from.len()].copy_from_slice(from);
-                row[from.len()..].fill(0.0);
+                row[..from.len()].write_copy_of_slice(from);
+                row[from.len()..].fill(MaybeUninit::new(0.0));
             }
         }
     }
@@ -1638,8 +1639,10 @@ mod tests {
                 let rows: Vec<Vec<f32>> = (0..c)
                     .map(|ch| (0..fnum).map(|f| weight(f, ch)).collect())
                     .collect();
+                // Every float must be written (the kernels get it uninitialised).
                 let mut by_channel = vec![f32::NAN; plan.packed_len()];
-                plan.pack_channels_into(|ch| &rows[ch], &mut by_channel);
+                // SAFETY: the packing writes floats.
+                plan.pack_channels_into(|ch| &rows[ch], unsafe { as_output(&mut by_channel) });
                 let by_weight = plan.pack_weights(|f, ch, _, _| weight(f, ch));
                 assert_eq!(
                     by_channel, by_weight,

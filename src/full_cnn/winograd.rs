@@ -61,7 +61,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::direct_conv::{ForwardPlan, first_of};
-use super::simd::{Simd, transpose8};
+use super::simd::{Simd, filled_by, transpose8};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{load_first_register, store_first_register, transpose_registers};
 
@@ -224,39 +224,42 @@ impl WinogradPlan {
         // ch: per channel, (G g) then (G g) Gᵀ (3n + n*n products of 3 terms per filter;
         // computed position by position inside the packing, it was 9 per position), in
         // parallel over the channels.
-        let mut u = vec![0.0f32; c * n * n * fnum];
-        u.par_chunks_mut(n * n * fnum)
-            .enumerate()
-            .for_each(|(ch, u_ch)| {
-                for f in 0..fnum {
-                    let g: [[f32; 3]; 3] =
-                        std::array::from_fn(|fy| std::array::from_fn(|fx| weight(f, ch, fy, fx)));
-                    let mut gg = [[0.0f32; 3]; 6];
-                    for (row, g_row) in gg.iter_mut().zip(g_matrix) {
-                        for (fx, value) in row.iter_mut().enumerate() {
-                            *value =
-                                g_row[0] * g[0][fx] + g_row[1] * g[1][fx] + g_row[2] * g[2][fx];
+        // Not zeroed first (see `filled_by`): every entry is written below.
+        let u = filled_by(c * n * n * fnum, |u| {
+            u.par_chunks_mut(n * n * fnum)
+                .enumerate()
+                .for_each(|(ch, u_ch)| {
+                    for f in 0..fnum {
+                        let g: [[f32; 3]; 3] = std::array::from_fn(|fy| {
+                            std::array::from_fn(|fx| weight(f, ch, fy, fx))
+                        });
+                        let mut gg = [[0.0f32; 3]; 6];
+                        for (row, g_row) in gg.iter_mut().zip(g_matrix) {
+                            for (fx, value) in row.iter_mut().enumerate() {
+                                *value =
+                                    g_row[0] * g[0][fx] + g_row[1] * g[1][fx] + g_row[2] * g[2][fx];
+                            }
+                        }
+                        // Position p = (r, j) at u_ch[p * FN + f], p counted, not divided out.
+                        let mut positions = u_ch[f..].iter_mut().step_by(fnum);
+                        for row in &gg[..n] {
+                            for (g_j, value) in g_matrix.iter().zip(&mut positions) {
+                                value.write(row[0] * g_j[0] + row[1] * g_j[1] + row[2] * g_j[2]);
+                            }
                         }
                     }
-                    // Position p = (r, j) at u_ch[p * FN + f], p counted, not divided out.
-                    let mut positions = u_ch[f..].iter_mut().step_by(fnum);
-                    for row in &gg[..n] {
-                        for (g_j, value) in g_matrix.iter().zip(&mut positions) {
-                            *value = row[0] * g_j[0] + row[1] * g_j[1] + row[2] * g_j[2];
-                        }
-                    }
-                }
-            });
-        // Each position's U packed for its product, in parallel.
-        let mut packed = vec![0.0f32; n * n * self.product.packed_len()];
-        packed
-            .par_chunks_mut(self.product.packed_len())
-            .enumerate()
-            .for_each(|(p, packed_p)| {
-                let channel = |ch: usize| &u[(ch * n * n + p) * fnum..][..fnum];
-                self.product.pack_channels_into(channel, packed_p);
-            });
-        packed
+                });
+        });
+        // Each position's U packed for its product, in parallel (every float written).
+        filled_by(n * n * self.product.packed_len(), |packed| {
+            packed
+                .par_chunks_mut(self.product.packed_len())
+                .enumerate()
+                .for_each(|(p, packed_p)| {
+                    let channel = |ch: usize| &u[(ch * n * n + p) * fnum..][..fnum];
+                    self.product.pack_channels_into(channel, packed_p);
+                });
+        })
     }
 
     /// Copies `GROUP` images `(C, H, W)` (one after the other in `images`) into `padded`,
