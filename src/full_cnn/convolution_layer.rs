@@ -773,11 +773,11 @@ struct WeightGradKernels {
 impl WeightGradKernels {
     /// The batch of `n` images cut into the runs summed in parallel, `(first image,
     /// images)`: with Winograd's kernel, [`WINOGRAD_RUN_GROUPS`] groups a run, then the
-    /// groups left one a run, then the images left over one by one; otherwise 10 images a
-    /// run. The runs depend on `n` only, not on the thread count. (As runs of their own,
-    /// both cores share the images left over: at batch 100 they were one run of 4 beside 6
-    /// runs of 2 groups, all 4 on one core, by the direct kernel, which is slower per
-    /// image.)
+    /// groups left one a run, then the images left over one by one (at batch 100: 3 runs
+    /// of 32 images, then 4 of one); otherwise 10 images a run. The runs depend on `n`
+    /// only, not on the thread count. (As runs of their own, both cores share the images
+    /// left over: as one run of 4 they all went to one core, by the direct kernel, which
+    /// is slower per image.)
     fn runs(&self, n: usize) -> Vec<(usize, usize)> {
         let lengths = if self.winograd.is_some() {
             let run = WINOGRAD_RUN_GROUPS * GROUP;
