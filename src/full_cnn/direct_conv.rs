@@ -126,10 +126,10 @@ impl ForwardPlan {
         // 512-bit multiply-add a cycle (Zen 4), where a smaller block keeps it as busy: for
         // DeepConvNet's Winograd products (16-64 filters over 16-64 pixels) 16 filters
         // instead of 18 or 32 instead of 36, its step 1.048 times as fast, inference 1.073.
-        let smaller = if simd == Simd::Avx512 && Simd::splits_512_bits() {
-            20
+        let (full_cost, smaller_cost) = if simd == Simd::Avx512 && Simd::splits_512_bits() {
+            (20, 20)
         } else {
-            23
+            (20, 23)
         };
         let flat_positions = (oh - 1) * wpad + ow;
         let (blocks, full) = register_blocks(simd);
@@ -151,9 +151,9 @@ impl ForwardPlan {
                 };
                 let work = fnum.next_multiple_of(mr) * positions;
                 if mr * lanes / simd.lanes() == full {
-                    work * 20
+                    work * full_cost
                 } else {
-                    work * smaller
+                    work * smaller_cost
                 }
             })
             .expect("blocks");

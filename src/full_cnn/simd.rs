@@ -225,7 +225,8 @@ fn first_lanes(len: usize) -> std::arch::x86_64::__m256i {
     )
 }
 
-/// The first `len` (at most 8) floats from `src`, zeros after them (into a register): one masked load, which reads nothing past them.
+/// The first `len` (at most 8) floats from `src`, zeros after them, in a register: one
+/// masked load, which reads nothing past them.
 ///
 /// # Safety
 /// `src` must be valid for reads of `len` floats.
@@ -239,8 +240,8 @@ pub(crate) unsafe fn load_first_register(src: *const f32, len: usize) -> std::ar
 }
 
 /// The first `len` (at most 8) lanes of `values` to `dst .. dst + len`, writing nothing
-/// after them: SSE stores of 4, 2 and 1 floats (not a masked store: on AMD's processors `vmaskmovps`
-/// to memory is microcoded, and took about 4% of a DeepConvNet inference).
+/// after them: SSE stores of 4, 2 and 1 floats (not a masked store: on AMD's processors
+/// `vmaskmovps` to memory is microcoded, and took about 4% of a DeepConvNet inference).
 ///
 /// # Safety
 /// `dst` must be valid for writes of `len` floats.
@@ -304,8 +305,7 @@ mod tests {
     }
 
     /// The AVX2 transpose against the plain loops, partial loads and stores against their
-    /// definition, where the
-    /// processor has AVX2.
+    /// definition, where the processor has AVX2.
     #[test]
     fn shuffles_match_the_plain_loops() {
         let block: [[f32; 8]; 8] =

@@ -401,7 +401,7 @@ fn add_block(
 ) {
     let (n, len) = (g.len(), dw_block.len() / 9);
     // What `Iterator::sum` starts from (so that the sums below are bit for bit its own).
-    let zero: f32 = std::iter::empty::<f32>().sum();
+    let sum_start: f32 = std::iter::empty::<f32>().sum();
     // m_block[p][i] = M[p] of pair first + i, summed over the runs in order: row by row,
     // each a contiguous read.
     let mut m_block = [[0.0f32; PAIRS]; MAX_BASIS];
@@ -413,17 +413,19 @@ fn add_block(
         }
     }
     // mg[row][fx][i] = (M G)[row][fx] of pair i.
-    let mut mg = [[[zero; PAIRS]; 3]; 6];
+    let mut mg = [[[sum_start; PAIRS]; 3]; 6];
     for (row, mg_row) in mg.iter_mut().enumerate().take(n) {
         for (fx, out) in mg_row.iter_mut().enumerate() {
             for (j, g_j) in g.iter().enumerate() {
-                let m = &m_block[n * row + j];
-                out.iter_mut().zip(m).for_each(|(o, &m)| *o += m * g_j[fx]);
+                let m_row = &m_block[n * row + j];
+                out.iter_mut()
+                    .zip(m_row)
+                    .for_each(|(o, &m)| *o += m * g_j[fx]);
             }
         }
     }
     // by_element[k][i] = (Gᵀ M G)[fy][fx] of pair i, k = 3 fy + fx.
-    let mut by_element = [[zero; PAIRS]; 9];
+    let mut by_element = [[sum_start; PAIRS]; 9];
     for (k, out) in by_element.iter_mut().enumerate() {
         let (fy, fx) = (k / 3, k % 3);
         for (row, g_row) in g.iter().enumerate() {
