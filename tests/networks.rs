@@ -609,87 +609,109 @@ fn relu_then_max_pooling_inside_a_network_equals_the_layers_one_by_one() {
 /// A ReLU between two convolutions (DeepConvNet has three) runs inside them: the first
 /// applies it to its outputs as they are written, the second takes its gradient back
 /// through it. A Convolution, ReLU and max Pooling further on (DeepConvNet has three too)
-/// run as one pass forward, each group's feature maps pooled while in the cache. The same
-/// scores, loss and gradients, bit for bit, as the layers run one by one through the
-/// `Layer` trait, by every path a convolution takes: Winograd's groups of 8 images and
-/// the images left over (batches of 11, 8 and 1), the direct kernel for few channels, and
-/// im2col for stride 2.
+/// run as one pass forward, each group's feature maps pooled while in the cache, and as
+/// one pass backward from the pooled gradient, the full-size gradient rebuilt from the
+/// pooling's winners group by group. The same scores, loss and gradients, bit for bit, as
+/// the layers run one by one through the `Layer` trait, by every path a convolution takes:
+/// Winograd's groups of 8 images and the images left over (batches of 11, 8 and 1), its
+/// F(2x2, 3x3) (10x10 outputs) and F(4x4, 3x3) (8x8, with Winograd's `dW` for 16 filters
+/// over 16 channels), the direct kernel for few channels, and im2col for stride 2.
 #[test]
 fn relus_between_convolutions_and_before_pooling_inside_a_network_equal_the_layers_one_by_one() {
     let mut rng = StdRng::seed_from_u64(47);
-    let mut conv = |fnum, c, stride| -> Box<dyn Layer> {
+    let conv = |rng: &mut StdRng, fnum, c, stride| -> Box<dyn Layer> {
         Box::new(Convolution::new(
-            normal((fnum, c, 3, 3), &mut rng) * 0.5,
-            normal(fnum, &mut rng) * 0.2,
+            normal((fnum, c, 3, 3), rng) * 0.5,
+            normal(fnum, rng) * 0.2,
             stride,
             1,
         ))
     };
+    let relu = || -> Box<dyn Layer> { Box::new(Relu::new()) };
     // 10x10 images, 2 channels -> 9 (direct kernel) -> 8 (Winograd: 9 channels in, its
     // dL/dx from 8) -> 8 (Winograd) -> pooled to 5x5 -> 8 at stride 2 (im2col, 3x3) -> 4
     // at stride 2 (2x2) -> Affine.
-    let relu = || -> Box<dyn Layer> { Box::new(Relu::new()) };
-    let design: Vec<Box<dyn Layer>> = vec![
-        conv(9, 2, 1),
+    let small: Vec<Box<dyn Layer>> = vec![
+        conv(&mut rng, 9, 2, 1),
         relu(),
-        conv(8, 9, 1),
+        conv(&mut rng, 8, 9, 1),
         relu(),
-        conv(8, 8, 1),
+        conv(&mut rng, 8, 8, 1),
         relu(),
         Box::new(Pooling::new(2, 2, 2, 0)),
-        conv(8, 8, 2),
+        conv(&mut rng, 8, 8, 2),
         relu(),
-        conv(4, 8, 2),
+        conv(&mut rng, 4, 8, 2),
         Box::new(Affine::new(
             normal((16, 3), &mut rng) * 0.4,
             normal(3, &mut rng) * 0.1,
         )),
     ];
-    let layers = || design.clone();
-    let mut net = Network::new(&[2, 10, 10], layers()).unwrap();
-    // The first entry that differs in its bits, if any.
-    let same_bits = |a: &[f32], b: &[f32], what: &str| {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
-            panic!(
-                "{what}: entry {i} is {} in the network, {} by hand",
-                a[i], b[i]
-            );
-        }
-    };
-    // 11 images: a group of 8 for Winograd and 3 left over; 8: a group alone; 1: none.
-    for n in [11, 8, 1] {
-        let x: Array4<f32> = normal((n, 2, 10, 10), &mut rng);
-        let t = Array1::from_shape_fn(n, |i| (i % 3) as u8);
-        let (net_loss, net_grads) = net.gradient(x.view(), t.view());
-        let net_scores = net.predict(x.view());
+    // 8x8 images: the same, with 16 filters over 16 channels before the pooling
+    // (F(4x4, 3x3), and its dW), pooled to 4x4 -> 8 -> Affine.
+    let wide: Vec<Box<dyn Layer>> = vec![
+        conv(&mut rng, 9, 2, 1),
+        relu(),
+        conv(&mut rng, 16, 9, 1),
+        relu(),
+        conv(&mut rng, 16, 16, 1),
+        relu(),
+        Box::new(Pooling::new(2, 2, 2, 0)),
+        conv(&mut rng, 8, 16, 1),
+        relu(),
+        Box::new(Affine::new(
+            normal((8 * 4 * 4, 3), &mut rng) * 0.2,
+            normal(3, &mut rng) * 0.1,
+        )),
+    ];
+    for (design, side) in [(small, 10), (wide, 8)] {
+        let mut net = Network::new(&[2, side, side], design.clone()).unwrap();
+        // 11 images: a group of 8 for Winograd and 3 left over; 8: a group alone; 1: none.
+        for n in [11, 8, 1] {
+            let x: Array4<f32> = normal((n, 2, side, side), &mut rng);
+            let t = Array1::from_shape_fn(n, |i| (i % 3) as u8);
+            let (net_loss, net_grads) = net.gradient(x.view(), t.view());
+            let net_scores = net.predict(x.view());
 
-        let (scores, loss, grads) = one_by_one(&mut layers(), &x, &t, |i, h| {
-            // Every ReLU must block some entries and pass others, or the test tests little.
-            if [1, 3, 5, 8].contains(&i) {
-                let zeros = h.iter().filter(|&&v| v == 0.0).count();
-                assert!(
-                    zeros > 0 && zeros < h.len(),
-                    "{n} images, ReLU {i}: {zeros} of {} zero",
-                    h.len()
+            let (scores, loss, grads) = one_by_one(&mut design.clone(), &x, &t, |i, h| {
+                // Every ReLU must block some entries and pass others, or the test tests
+                // little.
+                if [1, 3, 5, 8].contains(&i) {
+                    let zeros = h.iter().filter(|&&v| v == 0.0).count();
+                    assert!(
+                        zeros > 0 && zeros < h.len(),
+                        "{side}x{side}, {n} images, ReLU {i}: {zeros} of {} zero",
+                        h.len()
+                    );
+                }
+            });
+
+            let what = |name: &str| format!("{side}x{side}, {n} images, {name}");
+            same_bits(
+                net_scores.as_slice().unwrap(),
+                scores.as_slice().unwrap(),
+                &what("scores"),
+            );
+            same_bits(&[net_loss], &[loss], &what("loss"));
+            assert_eq!(net_grads.named().len(), grads.len());
+            for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
+                same_bits(
+                    g.as_slice().unwrap(),
+                    expected.as_slice().unwrap(),
+                    &what(name),
                 );
             }
-        });
-
-        let what = |name: &str| format!("{n} images, {name}");
-        same_bits(
-            net_scores.as_slice().unwrap(),
-            scores.as_slice().unwrap(),
-            &what("scores"),
-        );
-        same_bits(&[net_loss], &[loss], &what("loss"));
-        assert_eq!(net_grads.named().len(), grads.len());
-        for ((name, g), expected) in net_grads.named().into_iter().zip(&grads) {
-            same_bits(
-                g.as_slice().unwrap(),
-                expected.as_slice().unwrap(),
-                &what(name),
-            );
         }
+    }
+}
+
+/// The first entry of `a` and `b` that differ in their bits, if any, as a panic.
+fn same_bits(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
+        panic!(
+            "{what}: entry {i} is {} in the network, {} by hand",
+            a[i], b[i]
+        );
     }
 }

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
 use super::simd::Simd;
 use super::winograd::{GROUP, Tile, WinogradGradPlan, WinogradPlan};
+use crate::pooling::BLOCKED;
 
 /// Fewest input channels for Winograd. Its input transform costs per channel and its
 /// output transform per filter, while the multiplications it saves are per channel *and*
@@ -133,6 +134,96 @@ impl Then<'_> {
     }
 }
 
+/// A kernel's input images: given, or rebuilt group by group from a max pooling's
+/// gradients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Images<'a> {
+    /// `(C, H, W)` images, one after the other.
+    Given(&'a [f32]),
+    /// The gradients a 2x2 max pooling with stride 2 passes back to its `(C, H, W)`
+    /// inputs (`H`, `W` even), from each image's gradients of the pooled output, `(C, H/2,
+    /// W/2)`, and their winners (as `Pooling` keeps them, `BLOCKED` passing nothing): each
+    /// group's are rebuilt straight into Winograd's interleaved layout, so the full-size
+    /// gradients (a tensor as large as the layer's input) are never written.
+    Unpooled {
+        grads: &'a [f32],
+        winners: &'a [u32],
+    },
+}
+
+impl Images<'_> {
+    /// Image `n` of `(c, h, w)`: a slice of the given images, or rebuilt in `buffer`.
+    pub(crate) fn image<'b>(
+        &'b self,
+        n: usize,
+        (c, h, w): (usize, usize, usize),
+        buffer: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        match *self {
+            Images::Given(images) => &images[n * c * h * w..][..c * h * w],
+            Images::Unpooled { grads, winners } => {
+                let image = first_of(buffer, c * h * w);
+                let pooled_len = c * (h / 2) * (w / 2);
+                let (grads, winners) = (
+                    &grads[n * pooled_len..][..pooled_len],
+                    &winners[n * pooled_len..][..pooled_len],
+                );
+                unpool_image(grads, winners, c, image);
+                image
+            }
+        }
+    }
+
+    /// The `GROUP` images from image `first` on, padded and interleaved by `plan`.
+    fn pad_group(
+        &self,
+        plan: &WinogradPlan,
+        first: usize,
+        (c, h, w): (usize, usize, usize),
+        padded: &mut [f32],
+    ) {
+        match *self {
+            Images::Given(images) => {
+                plan.pad_images(&images[first * c * h * w..][..GROUP * c * h * w], padded)
+            }
+            Images::Unpooled { grads, winners } => {
+                let pooled_len = c * (h / 2) * (w / 2);
+                let pooled = std::array::from_fn(|g| {
+                    let at = (first + g) * pooled_len;
+                    (&grads[at..][..pooled_len], &winners[at..][..pooled_len])
+                });
+                plan.pad_unpooled(pooled, padded);
+            }
+        }
+    }
+}
+
+/// One image's gradient of a max pooling's input, `image` (its planes one after the
+/// other), from the gradients of its pooled output and their winners (the flat index of
+/// the winning pixel in its plane, `BLOCKED` passing nothing; the windows do not overlap):
+/// each winner gets its window's gradient, every other pixel zero.
+pub(crate) fn unpool_image(grads: &[f32], winners: &[u32], planes: usize, image: &mut [f32]) {
+    assert!(
+        grads.len() == winners.len() && planes > 0 && image.len() == 4 * grads.len(),
+        "unpooling {} gradients and {} winners of {planes} planes into {} pixels",
+        grads.len(),
+        winners.len(),
+        image.len()
+    );
+    image.fill(0.0);
+    let (plane_len, pooled_len) = (image.len() / planes, grads.len() / planes);
+    let pooled_planes = grads
+        .chunks_exact(pooled_len)
+        .zip(winners.chunks_exact(pooled_len));
+    for (plane, (grads, winners)) in image.chunks_exact_mut(plane_len).zip(pooled_planes) {
+        for (&grad, &winner) in grads.iter().zip(winners) {
+            if winner != BLOCKED {
+                plane[winner as usize] = grad;
+            }
+        }
+    }
+}
+
 /// The filters packed for a [`ConvKernel`]: for the direct kernel, and for Winograd's if
 /// the kernel has it.
 pub(crate) struct PackedFilters {
@@ -148,6 +239,8 @@ struct ConvBuffers {
     /// Winograd's (kept apart, so that neither kernel's buffers shrink for the other's).
     padded_group: Vec<f32>,
     scratch_group: Vec<f32>,
+    /// An image rebuilt from [`Images::Unpooled`].
+    image: Vec<f32>,
 }
 
 thread_local! {
@@ -252,7 +345,7 @@ impl ConvKernel {
     /// kernel, which is slower per image) while the other waited at the end of the layer.
     pub(crate) fn run_batch(
         &self,
-        images: &[f32],
+        images: Images,
         packed: &PackedFilters,
         bias: Option<&[f32]>,
         out: &mut [MaybeUninit<f32>],
@@ -260,7 +353,25 @@ impl ConvKernel {
     ) {
         let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
         let (oh, ow) = self.direct.output();
-        let (image_len, out_len) = (c * h * w, fnum * oh * ow);
+        let out_len = fnum * oh * ow;
+        let n = out.len() / out_len.max(1);
+        match images {
+            Images::Given(images) => assert_eq!(
+                images.len(),
+                n * c * h * w,
+                "ConvKernel::run_batch: images and outputs"
+            ),
+            Images::Unpooled { grads, winners } => assert!(
+                h.is_multiple_of(2)
+                    && w.is_multiple_of(2)
+                    && grads.len() == n * c * (h / 2) * (w / 2)
+                    && winners.len() == grads.len(),
+                "ConvKernel::run_batch: {} pooled gradients and {} winners for {n} images of {:?}",
+                grads.len(),
+                winners.len(),
+                (c, h, w)
+            ),
+        }
         if let Then::ThroughRelu(relu_output) = then {
             assert_eq!(
                 relu_output.len(),
@@ -269,26 +380,22 @@ impl ConvKernel {
             );
         }
         let per_run = self.images_per_run();
-        let in_runs = images.len() / image_len.max(1) / per_run * per_run;
-        let (images_runs, images_left) = images.split_at(in_runs * image_len);
+        let in_runs = n / per_run * per_run;
         let (out_runs, out_left) = out.split_at_mut(in_runs * out_len);
-        let run_len = per_run * out_len;
         out_runs
-            .par_chunks_mut(run_len)
-            .zip(images_runs.par_chunks(per_run * image_len))
+            .par_chunks_mut(per_run * out_len)
             .enumerate()
-            .map(|(i, run)| (i * run_len, run))
+            .map(|(i, out_g)| (i * per_run, out_g))
             .chain(
                 out_left
                     .par_chunks_mut(out_len)
-                    .zip(images_left.par_chunks(image_len))
                     .enumerate()
-                    .map(|(i, run)| (in_runs * out_len + i * out_len, run)),
+                    .map(|(i, out_g)| (in_runs + i, out_g)),
             )
-            .for_each(|(at, (out_g, images_g))| {
-                self.run(images_g, packed, bias, out_g);
-                // SAFETY: `run` wrote every float of `out_g`.
-                then.apply(unsafe { out_g.assume_init_mut() }, at);
+            .for_each(|(first, out_g)| {
+                self.run_images(images, first, packed, bias, out_g);
+                // SAFETY: `run_images` wrote every float of `out_g`.
+                then.apply(unsafe { out_g.assume_init_mut() }, first * out_len);
             });
     }
 
@@ -311,15 +418,29 @@ impl ConvKernel {
             out.len(),
             "ConvKernel::run: images and outputs"
         );
+        self.run_images(Images::Given(images), 0, packed, bias, out);
+    }
+
+    /// [`ConvKernel::run`] of as many of `images` as `out` has room for, from image `first`
+    /// on.
+    fn run_images(
+        &self,
+        images: Images,
+        first: usize,
+        packed: &PackedFilters,
+        bias: Option<&[f32]>,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        let ((fnum, c, _, _), (h, w), _) = self.direct.shape();
+        let (oh, ow) = self.direct.output();
+        let out_len = fnum * oh * ow;
+        let count = out.len() / out_len.max(1);
         BUFFERS.with_borrow_mut(|buffers| {
             let mut done = 0;
             if let Some(plan) = &self.winograd {
                 let padded = first_of(&mut buffers.padded_group, plan.padded_len());
-                for (group, out_g) in images
-                    .chunks_exact(GROUP * image_len)
-                    .zip(out.chunks_exact_mut(GROUP * out_len))
-                {
-                    plan.pad_images(group, padded);
+                for out_g in out.chunks_exact_mut(GROUP * out_len) {
+                    images.pad_group(plan, first + done, (c, h, w), padded);
                     plan.run(
                         padded,
                         &packed.winograd,
@@ -330,11 +451,9 @@ impl ConvKernel {
                     done += GROUP;
                 }
             }
-            let padded = first_of(&mut buffers.padded, self.direct.kernel_input_len());
-            for (image, out_n) in images[done * image_len..]
-                .chunks_exact(image_len)
-                .zip(out[done * out_len..].chunks_exact_mut(out_len))
-            {
+            for (i, out_n) in (done..count).zip(out[done * out_len..].chunks_exact_mut(out_len)) {
+                let image = images.image(first + i, (c, h, w), &mut buffers.image);
+                let padded = first_of(&mut buffers.padded, self.direct.kernel_input_len());
                 self.direct.kernel_input(image, padded);
                 self.direct
                     .run(padded, &packed.direct, bias, &mut buffers.scratch, out_n);

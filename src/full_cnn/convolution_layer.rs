@@ -8,9 +8,9 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::conv_kernel::{ConvKernel, PackedFilters, Then};
+use super::conv_kernel::{ConvKernel, Images, PackedFilters, Then, unpool_image};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
-use super::simd::{all_finite, as_output, zeroed};
+use super::simd::{Simd, all_finite, as_output, zeroed};
 use super::winner_grad::WinnerGradPlan;
 use super::winograd::{GROUP, WinogradGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
@@ -267,7 +267,7 @@ impl Convolution {
             // `out` (not into a buffer first, then copied: 6% of this layer's work).
             let x_flat = self.x.as_slice().expect("kept in standard layout");
             let bias = self.b.as_slice().expect("a 1-d array of its own");
-            kernel.run_batch(x_flat, &packed, Some(bias), out_flat, then);
+            kernel.run_batch(Images::Given(x_flat), &packed, Some(bias), out_flat, then);
         } else {
             let mut unit = vec![(); n]; // no second sink
             self.forward_images(out_flat, &mut unit, |conv_n, out_n, _| {
@@ -304,8 +304,10 @@ impl Convolution {
     /// the pooling over them (on a Zen 4, DeepConvNet's inference at batch 100 1.04 times
     /// as fast).
     ///
-    /// Same result as `forward`, ReLU, then [`Pooling::forward`]; `pool.backward` and
-    /// [`Convolution::backward_params_pooled`] take the gradient back through all three.
+    /// Same result as `forward`, ReLU, then [`Pooling::forward`];
+    /// [`Convolution::backward_pooled`] (or `pool.backward` and
+    /// [`Convolution::backward_params_pooled`], for a first layer) take the gradient back
+    /// through all three.
     pub(crate) fn forward_relu_pool(
         &mut self,
         x: ArrayView4<f32>,
@@ -531,15 +533,58 @@ impl Convolution {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
+        self.gradients(
+            Gradient::Given(dout_flat),
+            Images::Given(dout_flat),
+            through_relu,
+        )
+    }
+
+    /// The backward pass of a Convolution, ReLU and max Pooling run forward by
+    /// [`Convolution::forward_relu_pool_owned`], from the gradient of the *pooled* output
+    /// (`dL/dx` through the ReLU before the layer too if `through_relu`, as
+    /// [`Convolution::backward_through_relu`]). With 2x2 windows and stride 2 the
+    /// full-size gradient of the convolution's output is never made: `dW` and `dx` each
+    /// rebuild it from the pooling's winners a group of images at a time, straight into
+    /// their kernels' layout (the pooling's own backward wrote a tensor as large as the
+    /// feature maps, which both then read). Otherwise the pooling's backward runs first.
+    pub(crate) fn backward_pooled(
+        &mut self,
+        pool: &mut Pooling,
+        dout_pooled: ArrayView4<f32>,
+        through_relu: bool,
+    ) -> Array4<f32> {
+        let [n, c, h, w] = self.x_shape;
+        let conv_shape = self
+            .output_shape((n, c, h, w))
+            .expect("the settings fitted in forward");
+        pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
+        let Some(winners) = pool.winners_2x2() else {
+            let dout = pool.backward(dout_pooled);
+            return self.backward_then(dout.view(), through_relu);
+        };
+        let dout_pooled = dout_pooled.as_standard_layout();
+        let grads = dout_pooled.as_slice().expect("standard layout");
+        let filters = conv_shape.1;
+        self.gradients(
+            Gradient::Unpooled(grads, winners, filters),
+            Images::Unpooled { grads, winners },
+            through_relu,
+        )
+    }
+
+    /// `dW`, `db` (stored) and `dL/dx` (returned, through the ReLU before the layer if
+    /// `through_relu`) from the same gradient, given as `dW` and as `dx` read it.
+    fn gradients(&mut self, for_dw: Gradient, for_dx: Images, through_relu: bool) -> Array4<f32> {
         // dW and dx read the same gradient and are independent: side by side, so that
         // neither waits for the last of the other's parallel pieces.
         let mut partials = std::mem::take(&mut self.partials);
         let ((dw, db), dx) = rayon::join(
-            || self.weight_grads(&mut partials, Gradient::Given(dout_flat)),
+            || self.weight_grads(&mut partials, for_dw),
             || {
                 let x = self.x.as_slice().expect("kept in standard layout");
                 self.input_grad(
-                    dout_flat,
+                    for_dx,
                     if through_relu {
                         Then::ThroughRelu(x)
                     } else {
@@ -556,7 +601,7 @@ impl Convolution {
     /// parallel: `dx_n = col2im(Wᵀ · dout_n)`, or with stride 1 the convolution of `dout_n`
     /// (padded by `FH-1-pad`) with the filters flipped and their channel axes swapped, by
     /// the fast kernels (a group of images at a time for Winograd's).
-    fn input_grad(&self, dout: &[f32], then: Then) -> Array4<f32> {
+    fn input_grad(&self, dout: Images, then: Then) -> Array4<f32> {
         let [n, c, h, w] = self.x_shape;
         let (_, fnum, oh, ow) = self
             .output_shape((n, c, h, w))
@@ -587,22 +632,19 @@ impl Convolution {
         // the image by col2im.
         let w_t = self.w_matrix().reversed_axes();
         let settings = (fh, fw, self.stride, self.pad);
-        dx_flat
-            .par_chunks_mut(image_len)
-            .zip(dout.par_chunks(fnum * positions))
-            .enumerate()
-            .for_each_init(
-                || vec![0.0f32; k * positions],
-                |dcol, (i, (dx_n, dout_n))| {
-                    let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
-                        .expect("FN x OH*OW gradients per image");
-                    let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
-                        .expect("buffer of C*FH*FW x OH*OW");
-                    general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
-                    col2im_t_image(dcol, (c, h, w), settings, (oh, ow), dx_n);
-                    then.apply(dx_n, i * image_len);
-                },
-            );
+        dx_flat.par_chunks_mut(image_len).enumerate().for_each_init(
+            || (vec![0.0f32; k * positions], Vec::new()),
+            |(dcol, buffer), (i, dx_n)| {
+                let dout_n = dout.image(i, (fnum, oh, ow), buffer);
+                let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
+                    .expect("FN x OH*OW gradients per image");
+                let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
+                    .expect("buffer of C*FH*FW x OH*OW");
+                general_mat_mul(1.0, &w_t, &dout_m, 0.0, &mut dcol_n);
+                col2im_t_image(dcol, (c, h, w), settings, (oh, ow), dx_n);
+                then.apply(dx_n, i * image_len);
+            },
+        );
         dx
     }
 
@@ -829,17 +871,31 @@ impl WeightGradKernels {
                 // Room for a group's gradients, where `gradient` has to write them.
                 let douts = first_of(&mut buffers.dout, GROUP * fnum * positions);
                 for g in 0..groups {
-                    let mut group: [&[f32]; GROUP] = [&[]; GROUP];
-                    for (i, (buffer, dout_i)) in douts
-                        .chunks_exact_mut(fnum * positions)
-                        .zip(group.iter_mut())
-                        .enumerate()
-                    {
-                        *dout_i = image_grad(gradient, first + g * GROUP + i, buffer, db_part);
-                    }
                     let images = &x_run[g * GROUP * image_len..][..GROUP * image_len];
                     plan.pad_images(images, &mut padded[g * len..][..len]);
-                    plan.interleave_dout(group, &mut interleaved[g * dlen..][..dlen]);
+                    let interleaved = &mut interleaved[g * dlen..][..dlen];
+                    let first_image = first + g * GROUP;
+                    if let Gradient::Unpooled(grads, winners, _) = *gradient {
+                        // Through a 2x2 max pooling: the gradients rebuilt from the
+                        // winners straight into the kernel's layout.
+                        let per_image = fnum * positions / 4;
+                        let pooled = std::array::from_fn(|i| {
+                            let at = (first_image + i) * per_image;
+                            (&grads[at..][..per_image], &winners[at..][..per_image])
+                        });
+                        plan.interleave_dout_unpooled(pooled, interleaved);
+                    } else {
+                        let mut group: [&[f32]; GROUP] = [&[]; GROUP];
+                        for (i, (buffer, dout_i)) in douts
+                            .chunks_exact_mut(fnum * positions)
+                            .zip(group.iter_mut())
+                            .enumerate()
+                        {
+                            *dout_i = gradient.image(first_image + i, buffer);
+                        }
+                        plan.interleave_dout(group, interleaved);
+                    }
+                    add_group_sums(interleaved, (oh, ow), plan.dout_plane(), db_part);
                 }
                 plan.run(padded, interleaved, sums);
             }
@@ -918,6 +974,11 @@ enum Gradient<'d> {
     /// number of values per image: each image's `dL/dout` is rebuilt from the pooling's
     /// winners.
     Pooled(&'d Pooling, &'d [f32], usize),
+    /// The gradient a 2x2 max pooling with stride 2 (its windows do not overlap) passes
+    /// back, from the gradients of its pooled output and their winners, `(N, FN, OH/2,
+    /// OW/2)` both: the same numbers as `Given` would hold, rebuilt a group of images
+    /// at a time (see `Images::Unpooled`).
+    Unpooled(&'d [f32], &'d [u32], usize),
 }
 
 impl Gradient<'_> {
@@ -931,6 +992,15 @@ impl Gradient<'_> {
             }
             Gradient::Pooled(pool, grads, per_image) => {
                 pool.backward_image(&grads[n * per_image..][..per_image], n, buffer);
+                buffer
+            }
+            Gradient::Unpooled(grads, winners, filters) => {
+                let per_image = buffer.len() / 4;
+                let (grads, winners) = (
+                    &grads[n * per_image..][..per_image],
+                    &winners[n * per_image..][..per_image],
+                );
+                unpool_image(grads, winners, filters, buffer);
                 buffer
             }
         }
@@ -983,6 +1053,94 @@ fn image_grad<'b>(
         *sum += sum_in_lanes(row);
     }
     dout_n
+}
+
+/// Adds to `db` each filter's sum of one group's gradients as Winograd's `dW` reads them
+/// (`GROUP` images a pixel, each filter a plane of `(ht, wt)` pixels whose first `oh` rows
+/// hold the `(oh, ow)` outputs): image by image, the sum [`image_grad`] takes of the
+/// image's own gradients, bit for bit (`sum_in_lanes`: 8 partial sums, one for each of 8
+/// consecutive outputs, then `combine_lanes`), with the 8 images in the lanes of each
+/// addition. From there the gradients need not be whole anywhere else (see
+/// `Gradient::Unpooled`).
+fn add_group_sums(
+    interleaved: &[f32],
+    (oh, ow): (usize, usize),
+    (ht, wt): (usize, usize),
+    db: &mut [f32],
+) {
+    assert!(
+        oh <= ht && ow <= wt && interleaved.len() == db.len() * ht * wt * GROUP,
+        "add_group_sums: {} floats for {} planes of {oh}x{ow} in {ht}x{wt}",
+        interleaved.len(),
+        db.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if Simd::best() != Simd::Plain {
+        // SAFETY: `Simd::best` found AVX2.
+        unsafe { add_group_sums_avx2(interleaved, (oh, ow), (ht, wt), db) };
+        return;
+    }
+    add_group_sums_here(interleaved, (oh, ow), (ht, wt), db);
+}
+
+/// [`add_group_sums`] compiled with AVX2: a vector per addition (8 vector registers of
+/// partial sums).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_group_sums_avx2(
+    interleaved: &[f32],
+    oh_ow: (usize, usize),
+    ht_wt: (usize, usize),
+    db: &mut [f32],
+) {
+    add_group_sums_here(interleaved, oh_ow, ht_wt, db);
+}
+
+/// [`add_group_sums`], compiled for the caller's instructions.
+#[inline(always)]
+fn add_group_sums_here(
+    interleaved: &[f32],
+    (oh, ow): (usize, usize),
+    (ht, wt): (usize, usize),
+    db: &mut [f32],
+) {
+    let plane = oh * ow;
+    let whole = plane / 8 * 8;
+    let pixels = interleaved.as_chunks::<GROUP>().0;
+    for (sum, pixels) in db.iter_mut().zip(pixels.chunks_exact(ht * wt)) {
+        // partial[l][g]: image g's partial sum of the outputs at l, l + 8, ...; rest[j][g]:
+        // its output whole + j.
+        let mut partial = [[0.0f32; GROUP]; 8];
+        let mut rest = [[0.0f32; GROUP]; 8];
+        if wt == ow {
+            // The outputs one after the other, as in the image.
+            let (chunks, tail) = pixels[..plane].as_chunks::<8>();
+            for chunk in chunks {
+                for (partial, pixel) in partial.iter_mut().zip(chunk) {
+                    for (p, v) in partial.iter_mut().zip(pixel) {
+                        *p += v;
+                    }
+                }
+            }
+            rest[..tail.len()].copy_from_slice(tail);
+        } else {
+            for at in 0..plane {
+                let pixel = &pixels[at / ow * wt + at % ow];
+                if at < whole {
+                    for (p, v) in partial[at % 8].iter_mut().zip(pixel) {
+                        *p += v;
+                    }
+                } else {
+                    rest[at - whole] = *pixel;
+                }
+            }
+        }
+        for g in 0..GROUP {
+            let lanes: [f32; 8] = std::array::from_fn(|l| partial[l][g]);
+            let tail: [f32; 8] = std::array::from_fn(|j| rest[j][g]);
+            *sum += combine_lanes(&lanes, &tail[..plane - whole]);
+        }
+    }
 }
 
 /// A worker thread's buffers for [`Convolution::backward_images`], kept from one call
@@ -1059,6 +1217,58 @@ mod tests {
                 (got - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
                 "len {len}: {got} vs {exact}"
             );
+        }
+    }
+
+    /// The bias gradient's sums from a group's interleaved gradients are those
+    /// `sum_in_lanes` takes of each image's own, bit for bit, in image order: planes
+    /// stored as wide as the outputs and wider (Winograd's whole tiles), planes whose
+    /// outputs fill whole lanes and planes with a tail.
+    #[test]
+    fn sums_of_interleaved_gradients_are_those_of_each_image_bit_for_bit() {
+        for (fnum, (oh, ow), (ht, wt)) in [
+            (3, (28, 28), (28, 28)),
+            (2, (14, 14), (16, 16)),
+            (2, (6, 10), (8, 12)),
+            (1, (3, 3), (3, 3)),
+        ] {
+            // Magnitudes far apart, so that sums in another order round differently.
+            let value = |f: usize, y: usize, x: usize, g: usize| {
+                let i = (f * 131 + y * 31 + x * 7 + g * 3) * 7919;
+                ((i % 1013) as f32 / 17.0 - 29.0) * [1.0, 3.7e-3, 1.3e2, 0.71, 5.3e1][i % 5]
+            };
+            let mut interleaved = vec![f32::NAN; fnum * ht * wt * GROUP];
+            for f in 0..fnum {
+                for y in 0..ht {
+                    for x in 0..wt {
+                        for g in 0..GROUP {
+                            // Past the outputs: whole tiles' zeros.
+                            interleaved[((f * ht + y) * wt + x) * GROUP + g] = if y < oh && x < ow {
+                                value(f, y, x, g)
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+            let mut expected = vec![0.25f32; fnum];
+            for g in 0..GROUP {
+                for (f, sum) in expected.iter_mut().enumerate() {
+                    let plane: Vec<f32> =
+                        (0..oh * ow).map(|i| value(f, i / ow, i % ow, g)).collect();
+                    *sum += sum_in_lanes(&plane);
+                }
+            }
+            let mut got = vec![0.25f32; fnum];
+            add_group_sums(&interleaved, (oh, ow), (ht, wt), &mut got);
+            for (f, (g, e)) in got.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    e.to_bits(),
+                    "{fnum}x{oh}x{ow} in {ht}x{wt}, filter {f}: {g} vs {e}"
+                );
+            }
         }
     }
 

@@ -351,7 +351,10 @@ impl Network {
     /// (`Pooling::forward_relu`; tested against the layers one by one); where a
     /// Convolution comes before them (as in DeepConvNet), the three run as the first block
     /// does, each group of images' feature maps pooled while still in the cache, by
-    /// Winograd's kernel inside its own pass (the backward pass is the layers' own). And a
+    /// Winograd's kernel inside its own pass; backwards, the convolution takes the pooled
+    /// gradient itself and rebuilds the full-size one from the pooling's winners a group
+    /// of images at a time, straight into its kernels' layout
+    /// (`Convolution::backward_pooled`: no full-size gradient tensor). And a
     /// ReLU between two convolutions (DeepConvNet has three) runs inside them: the first
     /// applies it to its outputs as each group of images is written
     /// (`Convolution::forward_owned_relu`), and backwards the second zeroes its `dL/dx`
@@ -395,8 +398,7 @@ impl Network {
                     .forward_relu_pool_owned(x4, pool)
                     .expect("the network checked the shapes when it was built")
                     .into_dyn();
-                // Backwards the three run as before: the pooling, then the convolution
-                // (the ReLU skipped, as after `Pooling::forward_relu`).
+                // Backwards the three run as one pass too (`Convolution::backward_pooled`).
                 i += 3;
             } else if self.relu_pool[i] {
                 let pool = layer_as::<Pooling>(self.layers[i + 1].as_mut());
@@ -514,6 +516,25 @@ impl Network {
             if i == 0 {
                 self.layers[0].backward_params(std::mem::take(&mut dout));
                 break;
+            }
+            if i >= 2 && self.conv_relu_pool[i - 2] {
+                // A Convolution, ReLU and max Pooling run forward as one pass: back from
+                // the pooled gradient to the convolution's input in one pass too (the
+                // full-size gradient is not made), through the ReLU before the
+                // convolution as well if there is one, which is then skipped.
+                let conv_at = i - 2;
+                let through_relu = conv_at >= 2 && self.relu_between_convs[conv_at - 2];
+                let (head, tail) = self.layers.split_at_mut(i);
+                let conv = layer_as::<Convolution>(head[conv_at].as_mut());
+                let pool = layer_as::<Pooling>(tail[0].as_mut());
+                let dout4 = dout
+                    .into_dimensionality()
+                    .expect("a pooling's gradient is (N, C, OH, OW)");
+                dout = conv
+                    .backward_pooled(pool, dout4.view(), through_relu)
+                    .into_dyn();
+                i = if through_relu { conv_at - 1 } else { conv_at };
+                continue;
             }
             if i >= 2 && self.relu_between_convs[i - 2] {
                 // The second convolution of a Convolution, ReLU, Convolution: back through

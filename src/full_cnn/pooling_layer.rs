@@ -390,6 +390,17 @@ impl Pooling {
             .flatten()
     }
 
+    /// The winners of the last pass, if the windows are 2x2 with stride 2 over inputs of
+    /// even height and width (so that every input pixel is in exactly one window): the
+    /// gradient then goes back to the input by [`Images::Unpooled`](super::conv_kernel::Images).
+    pub(crate) fn winners_2x2(&self) -> Option<&[u32]> {
+        let [_, _, h, w] = self.x_shape;
+        let two_by_two = (self.pool_h, self.pool_w, self.stride) == (2, 2, 2);
+        (two_by_two && h.is_multiple_of(2) && w.is_multiple_of(2))
+            .then(|| self.winners())
+            .flatten()
+    }
+
     /// The output width if the gradient can go through the AVX-512 kernel
     /// (`pooling::avx512::max_pool_grad_plane_2x2`): 2x2 windows with stride 2 and no
     /// padding (each input pixel in at most one window), on a processor with AVX-512.

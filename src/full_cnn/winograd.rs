@@ -292,6 +292,20 @@ impl WinogradPlan {
         interleave::<AVX2>(images, sizes, self.pad, padded);
     }
 
+    /// [`WinogradPlan::pad_images`] of the gradients a 2x2 max pooling (stride 2) passes
+    /// back to its inputs, rebuilt from `pooled`: each image's pooled gradients and their
+    /// winners (see [`interleave_unpooled`]).
+    pub(crate) fn pad_unpooled(&self, pooled: [(&[f32], &[u32]); GROUP], padded: &mut [f32]) {
+        assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
+        let sizes = ((self.c, self.h, self.w), (self.hp, self.wp));
+        match self.product.simd() {
+            // SAFETY: the plan's instructions are ones the processor has.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 => unsafe { unpool_avx2(pooled, sizes, self.pad, padded) },
+            _ => interleave_unpooled::<false>(pooled, sizes, self.pad, padded),
+        }
+    }
+
     /// Length of the scratch buffer [`WinogradPlan::run`] needs: the transformed tiles
     /// `V` and the products `M` of one row of tiles, and the stage of the output
     /// transform.
@@ -913,6 +927,18 @@ unsafe fn deinterleave_rows_avx2(
     }
 }
 
+/// [`interleave_unpooled`] with AVX2 instructions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(super) fn unpool_avx2(
+    pooled: [(&[f32], &[u32]); GROUP],
+    sizes: ((usize, usize, usize), (usize, usize)),
+    pad: usize,
+    out: &mut [f32],
+) {
+    interleave_unpooled::<true>(pooled, sizes, pad, out);
+}
+
 /// `GROUP` images of `planes` planes `(h, w)` into `out`, interleaved and padded to `(hp,
 /// wp)`: pixel `(c, y, x)` of image `g` at `((c * hp + y + pad) * wp + x + pad) * GROUP +
 /// g`, zeros around the images (every entry is written). With AVX2 shuffles if `AVX2` (the
@@ -936,8 +962,31 @@ fn interleave<const AVX2: bool>(
         out.len(),
         (hp, wp, pad)
     );
-    // Zeros where no pixel goes: the padding rows above and below, then the padding
-    // columns left and right of each image row (the rows themselves follow).
+    zero_around((h, w), (hp, wp), pad, out);
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: the caller runs with AVX2 enabled; the bounds are asserted above.
+        return unsafe { interleave_rows_avx2(images, (planes, h, w), (hp, wp), pad, out) };
+    }
+    for ch in 0..planes {
+        for iy in 0..h {
+            // Row iy of plane ch of every image, into one interleaved run.
+            let rows: [&[f32]; GROUP] =
+                std::array::from_fn(|g| &images[g][(ch * h + iy) * w..][..w]);
+            let start = ((ch * hp + iy + pad) * wp + pad) * GROUP;
+            let pixels = out[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
+            for (pixel, ix) in pixels.iter_mut().zip(0..) {
+                *pixel = std::array::from_fn(|g| rows[g][ix]);
+            }
+        }
+    }
+}
+
+/// Zeros where no pixel of an `(h, w)` image goes in its interleaved planes of `(hp, wp)`
+/// pixels (see [`interleave`]): the padding rows above and below, then the padding columns
+/// left and right of each image row.
+#[inline(always)]
+fn zero_around((h, w): (usize, usize), (hp, wp): (usize, usize), pad: usize, out: &mut [f32]) {
     let row = wp * GROUP;
     for plane in out.chunks_exact_mut(hp * row) {
         let (above, rest) = plane.split_at_mut(pad * row);
@@ -953,20 +1002,123 @@ fn interleave<const AVX2: bool>(
             }
         }
     }
+}
+
+/// What a 2x2 max pooling with stride 2 passes back to its inputs, for `GROUP` images,
+/// laid out as [`interleave`] lays out images: `pooled[g]` is image `g`'s gradient of the
+/// pooled output, `(planes, h/2, w/2)`, with each window's winner (the flat index
+/// `y * w + x` of the winning pixel in its plane, as `Pooling` keeps it; `BLOCKED` or any
+/// other index outside the window passes nothing). Each pixel gets its window's gradient if it
+/// is the winner, else zero (the windows do not overlap): the full-size gradient is
+/// never written anywhere else.
+#[inline(always)]
+fn interleave_unpooled<const AVX2: bool>(
+    pooled: [(&[f32], &[u32]); GROUP],
+    ((planes, h, w), (hp, wp)): ((usize, usize, usize), (usize, usize)),
+    pad: usize,
+    out: &mut [f32],
+) {
+    let (ph, pw) = (h / 2, w / 2);
+    let pooled_len = planes * ph * pw;
+    assert!(
+        h.is_multiple_of(2)
+            && w.is_multiple_of(2)
+            && pooled
+                .iter()
+                .all(|(grads, winners)| grads.len() == pooled_len && winners.len() == pooled_len)
+            && out.len() == planes * hp * wp * GROUP
+            && pad + h <= hp
+            && pad + w <= wp,
+        "winograd: unpooling {:?} gradients of {GROUP} images {:?} into {} floats {:?}",
+        pooled.map(|(grads, winners)| (grads.len(), winners.len())),
+        (planes, h, w),
+        out.len(),
+        (hp, wp, pad)
+    );
+    zero_around((h, w), (hp, wp), pad, out);
     #[cfg(target_arch = "x86_64")]
     if AVX2 {
         // SAFETY: the caller runs with AVX2 enabled; the bounds are asserted above.
-        return unsafe { interleave_rows_avx2(images, (planes, h, w), (hp, wp), pad, out) };
+        return unsafe { unpool_rows_avx2(pooled, (planes, h, w), (hp, wp), pad, out) };
     }
     for ch in 0..planes {
-        for iy in 0..h {
-            // Row iy of plane ch of every image, into one interleaved run.
-            let rows: [&[f32]; GROUP] =
-                std::array::from_fn(|g| &images[g][(ch * h + iy) * w..][..w]);
-            let start = ((ch * hp + iy + pad) * wp + pad) * GROUP;
-            let pixels = out[start..start + w * GROUP].as_chunks_mut::<GROUP>().0;
-            for (pixel, ix) in pixels.iter_mut().zip(0..) {
-                *pixel = std::array::from_fn(|g| rows[g][ix]);
+        for py in 0..ph {
+            for px in 0..pw {
+                let at = (ch * ph + py) * pw + px;
+                for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let (y, x) = (2 * py + a, 2 * px + b);
+                    let index = (y * w + x) as u32;
+                    let pixel = ((ch * hp + y + pad) * wp + x + pad) * GROUP;
+                    for (g, (grads, winners)) in pooled.iter().enumerate() {
+                        out[pixel + g] = if winners[at] == index { grads[at] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The pixels of [`interleave_unpooled`] in AVX2 registers, through raw pointers: 8
+/// windows of 8 images at a time, their gradients and winners turned by an 8x8 transpose
+/// into "one window of 8 images", then each of the window's 4 pixels is the gradient
+/// where the winner is that pixel (a comparison's mask), else zero.
+///
+/// # Safety
+/// The processor must have AVX2, and the bounds be those [`interleave_unpooled`] asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn unpool_rows_avx2(
+    pooled: [(&[f32], &[u32]); GROUP],
+    (planes, h, w): (usize, usize, usize),
+    (hp, wp): (usize, usize),
+    pad: usize,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (ph, pw) = (h / 2, w / 2);
+    let grads = pooled.map(|(grads, _)| grads.as_ptr());
+    // The winners' bits, moved through float registers unchanged.
+    let winners = pooled.map(|(_, winners)| winners.as_ptr().cast::<f32>());
+    let out = out.as_mut_ptr();
+    for ch in 0..planes {
+        for py in 0..ph {
+            // SAFETY (all pointer arithmetic, loads and stores): window row py of plane
+            // ch is `pw` values of every image from `row`, read whole or up to its end;
+            // its two pixel rows are `w` pixels of GROUP floats from `dst[a]`, inside the
+            // `planes * hp * wp` pixels of `out` since `pad + h <= hp` and `pad + w <= wp`.
+            unsafe {
+                let row = (ch * ph + py) * pw;
+                let dst =
+                    [0, 1].map(|a| out.add(((ch * hp + 2 * py + a + pad) * wp + pad) * GROUP));
+                let mut px0 = 0;
+                while px0 < pw {
+                    let len = GROUP.min(pw - px0);
+                    let load = |src: *const f32| {
+                        if len == GROUP {
+                            _mm256_loadu_ps(src.add(row + px0))
+                        } else {
+                            load_first_register(src.add(row + px0), len)
+                        }
+                    };
+                    let values = transpose_registers(grads.map(load));
+                    let winner = transpose_registers(winners.map(load));
+                    for j in 0..GROUP {
+                        if j == len {
+                            break;
+                        }
+                        let x = 2 * (px0 + j);
+                        let winner = _mm256_castps_si256(winner[j]);
+                        for (a, dst) in dst.iter().enumerate() {
+                            for b in 0..2 {
+                                let index = ((2 * py + a) * w + x + b) as i32;
+                                let won = _mm256_cmpeq_epi32(winner, _mm256_set1_epi32(index));
+                                let value = _mm256_and_ps(_mm256_castsi256_ps(won), values[j]);
+                                _mm256_storeu_ps(dst.add((x + b) * GROUP), value);
+                            }
+                        }
+                    }
+                    px0 += GROUP;
+                }
             }
         }
     }
@@ -1261,6 +1413,77 @@ mod tests {
                             expected_arg[i]
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// A max pooling's gradients rebuilt from their winners straight into the interleaved
+    /// padded layout, against the formula, for each instruction level: the winner of
+    /// each window gets its gradient, every other pixel (a winner outside its window and a
+    /// blocked window included) and the padding zero, every float written (widths of
+    /// windows below, at and past a block of 8).
+    #[test]
+    fn unpooled_gradients_land_where_the_formula_says() {
+        // Image g's pooled gradient and winner of window i: a winner in the window, one
+        // outside it (from a neighbour's pixels: it must pass nothing), or BLOCKED.
+        let grad = |g: usize, i: usize| (100 * g + i) as f32 + 0.5;
+        for ((planes, h, w), (hp, wp), pad) in [
+            ((2, 8, 8), (10, 10), 1),
+            ((3, 14, 14), (18, 18), 2),
+            ((1, 4, 20), (6, 22), 1),
+            ((2, 6, 18), (6, 18), 0),
+        ] {
+            let (ph, pw) = (h / 2, w / 2);
+            let pooled_len = planes * ph * pw;
+            let winner = |g: usize, i: usize| {
+                let (py, px) = (i / pw % ph, i % pw);
+                match (i * 7 + g) % 6 {
+                    4 => crate::pooling::BLOCKED,
+                    5 => ((2 * py) * w + (2 * px + 2) % w) as u32,
+                    k => ((2 * py + k / 2) * w + 2 * px + k % 2) as u32,
+                }
+            };
+            let grads: Vec<Vec<f32>> = (0..GROUP)
+                .map(|g| (0..pooled_len).map(|i| grad(g, i)).collect())
+                .collect();
+            let winners: Vec<Vec<u32>> = (0..GROUP)
+                .map(|g| (0..pooled_len).map(|i| winner(g, i)).collect())
+                .collect();
+            let pooled: [(&[f32], &[u32]); GROUP] =
+                std::array::from_fn(|g| (&grads[g][..], &winners[g][..]));
+            for simd in Simd::available() {
+                let mut out = vec![f32::NAN; planes * hp * wp * GROUP];
+                let sizes = ((planes, h, w), (hp, wp));
+                match simd {
+                    Simd::Plain => interleave_unpooled::<false>(pooled, sizes, pad, &mut out),
+                    // SAFETY: `available` lists only what the processor has.
+                    #[cfg(target_arch = "x86_64")]
+                    _ => unsafe { unpool_avx2(pooled, sizes, pad, &mut out) },
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!(),
+                }
+                for (i, &value) in out.iter().enumerate() {
+                    let (pixel, g) = (i / GROUP, i % GROUP);
+                    let (ch, yy, xx) = (pixel / (hp * wp), pixel / wp % hp, pixel % wp);
+                    let inside = (pad..pad + h).contains(&yy) && (pad..pad + w).contains(&xx);
+                    let expected = if inside {
+                        let (y, x) = (yy - pad, xx - pad);
+                        let window = (ch * ph + y / 2) * pw + x / 2;
+                        if winner(g, window) == (y * w + x) as u32 {
+                            grad(g, window)
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(
+                        value.to_bits(),
+                        expected.to_bits(),
+                        "{simd:?} {:?}: float {i} is {value}, not {expected}",
+                        (planes, h, w, pad)
+                    );
                 }
             }
         }

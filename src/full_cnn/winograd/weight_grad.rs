@@ -129,6 +129,14 @@ impl WinogradGradPlan {
         self.plan.fnum * m * self.plan.th * m * self.plan.tw * GROUP
     }
 
+    /// The size `(rows, columns)` of each filter's plane of interleaved gradients
+    /// ([`WinogradGradPlan::interleave_dout`]): whole tiles, the outputs in its first rows
+    /// and columns.
+    pub(crate) fn dout_plane(&self) -> (usize, usize) {
+        let m = self.plan.tile.outputs();
+        (m * self.plan.th, m * self.plan.tw)
+    }
+
     /// `GROUP` images' `dL/dout` `(FN, OH, OW)` into `out`, interleaved like the images
     /// (every entry is written).
     pub(crate) fn interleave_dout(&self, douts: [&[f32]; GROUP], out: &mut [f32]) {
@@ -141,6 +149,26 @@ impl WinogradGradPlan {
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2 | Simd::Avx512 => unsafe { interleave_avx2(douts, sizes, out) },
             _ => interleave::<false>(douts, sizes, 0, out),
+        }
+    }
+
+    /// [`WinogradGradPlan::interleave_dout`] of the gradients a 2x2 max pooling (stride 2)
+    /// passes back to the layer's outputs, rebuilt from `pooled`: each image's pooled
+    /// gradients and their winners (see `interleave_unpooled`).
+    pub(crate) fn interleave_dout_unpooled(
+        &self,
+        pooled: [(&[f32], &[u32]); GROUP],
+        out: &mut [f32],
+    ) {
+        assert_eq!(out.len(), self.dout_len(), "winograd dW: gradients");
+        let p = &self.plan;
+        let m = p.tile.outputs();
+        let sizes = ((p.fnum, p.oh, p.ow), (m * p.th, m * p.tw));
+        match p.product.simd() {
+            // SAFETY: the plan's instructions are ones the processor has.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 => unsafe { super::unpool_avx2(pooled, sizes, 0, out) },
+            _ => super::interleave_unpooled::<false>(pooled, sizes, 0, out),
         }
     }
 
