@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::direct_conv::{ForwardPlan, first_of, input_grad_plan};
 use super::simd::Simd;
-use super::winograd::{GROUP, Tile, WinogradGradPlan, WinogradPlan};
+use super::winograd::{GROUP, Group, Tile, WinogradGradPlan, WinogradPlan};
 use crate::pooling::BLOCKED;
 
 /// Fewest input channels for Winograd. Its input transform costs per channel and its
@@ -163,12 +163,7 @@ impl Images<'_> {
             Images::Given(images) => &images[n * c * h * w..][..c * h * w],
             Images::Unpooled { grads, winners } => {
                 let image = first_of(buffer, c * h * w);
-                let pooled_len = c * (h / 2) * (w / 2);
-                let (grads, winners) = (
-                    &grads[n * pooled_len..][..pooled_len],
-                    &winners[n * pooled_len..][..pooled_len],
-                );
-                unpool_image(grads, winners, c, image);
+                unpool_image((grads, winners), n, c, image);
                 image
             }
         }
@@ -192,26 +187,35 @@ impl Images<'_> {
                     let at = (first + g) * pooled_len;
                     (&grads[at..][..pooled_len], &winners[at..][..pooled_len])
                 });
-                plan.pad_unpooled(pooled, padded);
+                plan.pad_group(Group::Unpooled(pooled), padded);
             }
         }
     }
 }
 
-/// One image's gradient of a max pooling's input, `image` (its planes one after the
-/// other), from the gradients of its pooled output and their winners (the flat index of
-/// the winning pixel in its plane, `BLOCKED` passing nothing; the windows do not overlap):
-/// each winner gets its window's gradient, every other pixel zero.
-pub(crate) fn unpool_image(grads: &[f32], winners: &[u32], planes: usize, image: &mut [f32]) {
+/// Image `n`'s gradient of a max pooling's input, `image` (its `planes` planes one after
+/// the other), from the gradients of the batch's pooled outputs and their winners (the
+/// flat index of the winning pixel in its plane, `BLOCKED` passing nothing; the windows
+/// do not overlap, a quarter as many as pixels): each winner gets its window's gradient,
+/// every other pixel zero.
+pub(crate) fn unpool_image(
+    (grads, winners): (&[f32], &[u32]),
+    n: usize,
+    planes: usize,
+    image: &mut [f32],
+) {
+    let pooled_len = image.len() / 4;
+    let (grads, winners) = (
+        &grads[n * pooled_len..][..pooled_len],
+        &winners[n * pooled_len..][..pooled_len],
+    );
     assert!(
-        grads.len() == winners.len() && planes > 0 && image.len() == 4 * grads.len(),
-        "unpooling {} gradients and {} winners of {planes} planes into {} pixels",
-        grads.len(),
-        winners.len(),
+        planes > 0 && image.len() == 4 * pooled_len,
+        "unpooling {pooled_len} gradients of {planes} planes into {} pixels",
         image.len()
     );
     image.fill(0.0);
-    let (plane_len, pooled_len) = (image.len() / planes, grads.len() / planes);
+    let (plane_len, pooled_len) = (image.len() / planes, pooled_len / planes);
     let pooled_planes = grads
         .chunks_exact(pooled_len)
         .zip(winners.chunks_exact(pooled_len));

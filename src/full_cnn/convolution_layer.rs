@@ -12,7 +12,7 @@ use super::conv_kernel::{ConvKernel, Images, PackedFilters, Then, unpool_image};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
 use super::simd::{Simd, all_finite, as_output, zeroed};
 use super::winner_grad::WinnerGradPlan;
-use super::winograd::{GROUP, WinogradGradPlan};
+use super::winograd::{GROUP, Group, WinogradGradPlan};
 use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
@@ -883,7 +883,7 @@ impl WeightGradKernels {
                             let at = (first_image + i) * per_image;
                             (&grads[at..][..per_image], &winners[at..][..per_image])
                         });
-                        plan.interleave_dout_unpooled(pooled, interleaved);
+                        plan.interleave_dout(Group::Unpooled(pooled), interleaved);
                     } else {
                         let mut group: [&[f32]; GROUP] = [&[]; GROUP];
                         for (i, (buffer, dout_i)) in douts
@@ -893,7 +893,7 @@ impl WeightGradKernels {
                         {
                             *dout_i = gradient.image(first_image + i, buffer);
                         }
-                        plan.interleave_dout(group, interleaved);
+                        plan.interleave_dout(Group::Whole(group), interleaved);
                     }
                     add_group_sums(interleaved, (oh, ow), plan.dout_plane(), db_part);
                 }
@@ -995,12 +995,7 @@ impl Gradient<'_> {
                 buffer
             }
             Gradient::Unpooled(grads, winners, filters) => {
-                let per_image = buffer.len() / 4;
-                let (grads, winners) = (
-                    &grads[n * per_image..][..per_image],
-                    &winners[n * per_image..][..per_image],
-                );
-                unpool_image(grads, winners, filters, buffer);
+                unpool_image((grads, winners), n, filters, buffer);
                 buffer
             }
         }

@@ -266,44 +266,18 @@ impl WinogradPlan {
     /// interleaved: pixel `(c, y, x)` of image `g`, with `pad` zeros before the image and
     /// zeros after it, at `((c * hp + y) * wp + x) * GROUP + g` (every entry is written).
     pub(crate) fn pad_images(&self, images: &[f32], padded: &mut [f32]) {
-        match self.product.simd() {
-            // SAFETY: the plan's instructions are ones the processor has.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 | Simd::Avx512 => unsafe { self.pad_images_avx2(images, padded) },
-            _ => self.pad_images_with::<false>(images, padded),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn pad_images_avx2(&self, images: &[f32], padded: &mut [f32]) {
-        self.pad_images_with::<true>(images, padded);
-    }
-
-    /// [`WinogradPlan::pad_images`], with AVX2 shuffles if `AVX2`.
-    #[inline(always)]
-    fn pad_images_with<const AVX2: bool>(&self, images: &[f32], padded: &mut [f32]) {
-        assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
-        let sizes = ((self.c, self.h, self.w), (self.hp, self.wp));
         let image_len = self.c * self.h * self.w;
         assert_eq!(images.len(), GROUP * image_len, "winograd: images");
-        let images: [&[f32]; GROUP] =
-            std::array::from_fn(|g| &images[g * image_len..][..image_len]);
-        interleave::<AVX2>(images, sizes, self.pad, padded);
+        let images = std::array::from_fn(|g| &images[g * image_len..][..image_len]);
+        self.pad_group(Group::Whole(images), padded);
     }
 
-    /// [`WinogradPlan::pad_images`] of the gradients a 2x2 max pooling (stride 2) passes
-    /// back to its inputs, rebuilt from `pooled`: each image's pooled gradients and their
-    /// winners (see [`interleave_unpooled`]).
-    pub(crate) fn pad_unpooled(&self, pooled: [(&[f32], &[u32]); GROUP], padded: &mut [f32]) {
+    /// [`WinogradPlan::pad_images`] of a group given whole or rebuilt from a pooling's
+    /// gradients ([`Group`]).
+    pub(crate) fn pad_group(&self, group: Group, padded: &mut [f32]) {
         assert_eq!(padded.len(), self.padded_len(), "winograd: padded images");
         let sizes = ((self.c, self.h, self.w), (self.hp, self.wp));
-        match self.product.simd() {
-            // SAFETY: the plan's instructions are ones the processor has.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 | Simd::Avx512 => unsafe { unpool_avx2(pooled, sizes, self.pad, padded) },
-            _ => interleave_unpooled::<false>(pooled, sizes, self.pad, padded),
-        }
+        interleave_group(self.product.simd(), group, sizes, self.pad, padded);
     }
 
     /// Length of the scratch buffer [`WinogradPlan::run`] needs: the transformed tiles
@@ -927,16 +901,56 @@ unsafe fn deinterleave_rows_avx2(
     }
 }
 
-/// [`interleave_unpooled`] with AVX2 instructions.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-pub(super) fn unpool_avx2(
-    pooled: [(&[f32], &[u32]); GROUP],
+/// What a group's interleaving reads: `GROUP` images (or gradients) whole, or the
+/// gradients a 2x2 max pooling with stride 2 passes back, rebuilt from each image's pooled
+/// gradients and their winners (see [`interleave_unpooled`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Group<'a> {
+    Whole([&'a [f32]; GROUP]),
+    Unpooled([(&'a [f32], &'a [u32]); GROUP]),
+}
+
+/// `group` interleaved and padded into `out` ([`interleave`], [`interleave_unpooled`]),
+/// with AVX2 where `simd` has it.
+fn interleave_group(
+    simd: Simd,
+    group: Group,
     sizes: ((usize, usize, usize), (usize, usize)),
     pad: usize,
     out: &mut [f32],
 ) {
-    interleave_unpooled::<true>(pooled, sizes, pad, out);
+    match simd {
+        // SAFETY: `simd` names instructions the processor has (a plan's).
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 | Simd::Avx512 => unsafe { interleave_group_avx2(group, sizes, pad, out) },
+        _ => interleave_group_with::<false>(group, sizes, pad, out),
+    }
+}
+
+/// [`interleave_group`] compiled with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn interleave_group_avx2(
+    group: Group,
+    sizes: ((usize, usize, usize), (usize, usize)),
+    pad: usize,
+    out: &mut [f32],
+) {
+    interleave_group_with::<true>(group, sizes, pad, out);
+}
+
+/// [`interleave_group`], with AVX2 shuffles if `AVX2` (the caller runs with AVX2 enabled).
+#[inline(always)]
+fn interleave_group_with<const AVX2: bool>(
+    group: Group,
+    sizes: ((usize, usize, usize), (usize, usize)),
+    pad: usize,
+    out: &mut [f32],
+) {
+    match group {
+        Group::Whole(images) => interleave::<AVX2>(images, sizes, pad, out),
+        Group::Unpooled(pooled) => interleave_unpooled::<AVX2>(pooled, sizes, pad, out),
+    }
 }
 
 /// `GROUP` images of `planes` planes `(h, w)` into `out`, interleaved and padded to `(hp,
@@ -1455,14 +1469,7 @@ mod tests {
             for simd in Simd::available() {
                 let mut out = vec![f32::NAN; planes * hp * wp * GROUP];
                 let sizes = ((planes, h, w), (hp, wp));
-                match simd {
-                    Simd::Plain => interleave_unpooled::<false>(pooled, sizes, pad, &mut out),
-                    // SAFETY: `available` lists only what the processor has.
-                    #[cfg(target_arch = "x86_64")]
-                    _ => unsafe { unpool_avx2(pooled, sizes, pad, &mut out) },
-                    #[cfg(not(target_arch = "x86_64"))]
-                    _ => unreachable!(),
-                }
+                interleave_group(simd, Group::Unpooled(pooled), sizes, pad, &mut out);
                 for (i, &value) in out.iter().enumerate() {
                     let (pixel, g) = (i / GROUP, i % GROUP);
                     let (ch, yy, xx) = (pixel / (hp * wp), pixel / wp % hp, pixel % wp);

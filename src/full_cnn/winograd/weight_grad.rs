@@ -60,7 +60,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::f4x4::{self, Arith, Avx2, Vector};
-use super::{BASIS, GROUP, Lanes, Tile, WinogradPlan, interleave};
+use super::{BASIS, GROUP, Group, Lanes, Tile, WinogradPlan, interleave_group};
 use crate::full_cnn::direct_conv::first_of;
 use crate::full_cnn::simd::Simd;
 
@@ -138,38 +138,13 @@ impl WinogradGradPlan {
     }
 
     /// `GROUP` images' `dL/dout` `(FN, OH, OW)` into `out`, interleaved like the images
-    /// (every entry is written).
-    pub(crate) fn interleave_dout(&self, douts: [&[f32]; GROUP], out: &mut [f32]) {
+    /// (every entry is written): given whole, or rebuilt from a pooling's gradients
+    /// ([`Group`]).
+    pub(crate) fn interleave_dout(&self, douts: Group, out: &mut [f32]) {
         assert_eq!(out.len(), self.dout_len(), "winograd dW: gradients");
         let p = &self.plan;
-        let m = p.tile.outputs();
-        let sizes = ((p.fnum, p.oh, p.ow), (m * p.th, m * p.tw));
-        match p.product.simd() {
-            // SAFETY: the plan's instructions are ones the processor has.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 | Simd::Avx512 => unsafe { interleave_avx2(douts, sizes, out) },
-            _ => interleave::<false>(douts, sizes, 0, out),
-        }
-    }
-
-    /// [`WinogradGradPlan::interleave_dout`] of the gradients a 2x2 max pooling (stride 2)
-    /// passes back to the layer's outputs, rebuilt from `pooled`: each image's pooled
-    /// gradients and their winners (see `interleave_unpooled`).
-    pub(crate) fn interleave_dout_unpooled(
-        &self,
-        pooled: [(&[f32], &[u32]); GROUP],
-        out: &mut [f32],
-    ) {
-        assert_eq!(out.len(), self.dout_len(), "winograd dW: gradients");
-        let p = &self.plan;
-        let m = p.tile.outputs();
-        let sizes = ((p.fnum, p.oh, p.ow), (m * p.th, m * p.tw));
-        match p.product.simd() {
-            // SAFETY: the plan's instructions are ones the processor has.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 | Simd::Avx512 => unsafe { super::unpool_avx2(pooled, sizes, 0, out) },
-            _ => super::interleave_unpooled::<false>(pooled, sizes, 0, out),
-        }
+        let sizes = ((p.fnum, p.oh, p.ow), self.dout_plane());
+        interleave_group(p.product.simd(), douts, sizes, 0, out);
     }
 
     /// Length of the sums `M` `(16 or 36, FN, C)` that [`WinogradGradPlan::run`] writes.
@@ -475,17 +450,6 @@ fn add_block(
 #[target_feature(enable = "avx2")]
 fn add_block_avx2(runs: &[&[f32]], at: (usize, usize), g: &[[f32; 3]], dw_block: &mut [f32]) {
     add_block(runs, at, g, dw_block);
-}
-
-/// [`interleave`] with AVX2 shuffles, for the gradients (no padding).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn interleave_avx2(
-    douts: [&[f32]; GROUP],
-    sizes: ((usize, usize, usize), (usize, usize)),
-    out: &mut [f32],
-) {
-    interleave::<true>(douts, sizes, 0, out);
 }
 
 /// [`products_avx512`] if `AVX512` (the caller runs with AVX-512 enabled), else
@@ -846,7 +810,9 @@ mod tests {
                 &mut padded[g * plan.padded_len()..][..plan.padded_len()],
             );
             plan.interleave_dout(
-                std::array::from_fn(|i| &dout[(g * GROUP + i) * dout_len..][..dout_len]),
+                Group::Whole(std::array::from_fn(|i| {
+                    &dout[(g * GROUP + i) * dout_len..][..dout_len]
+                })),
                 &mut dout_i[g * plan.dout_len()..][..plan.dout_len()],
             );
         }
