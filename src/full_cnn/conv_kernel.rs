@@ -151,43 +151,36 @@ pub(crate) enum Images<'a> {
     },
 }
 
-impl Images<'_> {
-    /// Image `n` of `(c, h, w)`: a slice of the given images, or rebuilt in `buffer`.
-    pub(crate) fn image<'b>(
-        &'b self,
-        n: usize,
-        (c, h, w): (usize, usize, usize),
-        buffer: &'b mut Vec<f32>,
-    ) -> &'b [f32] {
-        match *self {
-            Images::Given(images) => &images[n * c * h * w..][..c * h * w],
+impl<'a> Images<'a> {
+    /// Image `n`, of `planes` planes and as long as `buffer`: a slice of the given images,
+    /// or rebuilt in `buffer`.
+    pub(crate) fn image<'b>(self, n: usize, planes: usize, buffer: &'b mut [f32]) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        match self {
+            Images::Given(images) => &images[n * buffer.len()..][..buffer.len()],
             Images::Unpooled { grads, winners } => {
-                let image = first_of(buffer, c * h * w);
-                unpool_image((grads, winners), n, c, image);
-                image
+                unpool_image((grads, winners), n, planes, buffer);
+                buffer
             }
         }
     }
 
-    /// The `GROUP` images from image `first` on, padded and interleaved by `plan`.
-    fn pad_group(
-        &self,
-        plan: &WinogradPlan,
-        first: usize,
-        (c, h, w): (usize, usize, usize),
-        padded: &mut [f32],
-    ) {
+    /// The `GROUP` images of `(c, h, w)` from image `first` on, as Winograd's interleaving
+    /// reads them (nothing copied).
+    pub(crate) fn group(&self, first: usize, (c, h, w): (usize, usize, usize)) -> Group<'a> {
         match *self {
             Images::Given(images) => {
-                plan.pad_images(&images[first * c * h * w..][..GROUP * c * h * w], padded)
+                let len = c * h * w;
+                Group::Whole(std::array::from_fn(|g| &images[(first + g) * len..][..len]))
             }
             Images::Unpooled { grads, winners } => {
-                let pooled_len = c * (h / 2) * (w / 2);
-                let pooled = std::array::from_fn(|g| {
-                    let at = (first + g) * pooled_len;
-                    (&grads[at..][..pooled_len], &winners[at..][..pooled_len])
-                });
-                plan.pad_group(Group::Unpooled(pooled), padded);
+                let len = c * (h / 2) * (w / 2);
+                Group::Unpooled(std::array::from_fn(|g| {
+                    let at = (first + g) * len;
+                    (&grads[at..][..len], &winners[at..][..len])
+                }))
             }
         }
     }
@@ -444,7 +437,7 @@ impl ConvKernel {
             if let Some(plan) = &self.winograd {
                 let padded = first_of(&mut buffers.padded_group, plan.padded_len());
                 for out_g in out.chunks_exact_mut(GROUP * out_len) {
-                    images.pad_group(plan, first + done, (c, h, w), padded);
+                    plan.pad_group(images.group(first + done, (c, h, w)), padded);
                     plan.run(
                         padded,
                         &packed.winograd,
@@ -456,7 +449,8 @@ impl ConvKernel {
                 }
             }
             for (i, out_n) in (done..count).zip(out[done * out_len..].chunks_exact_mut(out_len)) {
-                let image = images.image(first + i, (c, h, w), &mut buffers.image);
+                let buffer = first_of(&mut buffers.image, c * h * w);
+                let image = images.image(first + i, c, buffer);
                 let padded = first_of(&mut buffers.padded, self.direct.kernel_input_len());
                 self.direct.kernel_input(image, padded);
                 self.direct

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::conv_kernel::{ConvKernel, Images, PackedFilters, Then, unpool_image};
+use super::conv_kernel::{ConvKernel, Images, PackedFilters, Then};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
 use super::simd::{Simd, all_finite, as_output, zeroed};
 use super::winner_grad::WinnerGradPlan;
@@ -533,11 +533,7 @@ impl Convolution {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
-        self.gradients(
-            Gradient::Given(dout_flat),
-            Images::Given(dout_flat),
-            through_relu,
-        )
+        self.gradients(Images::Given(dout_flat), through_relu)
     }
 
     /// The backward pass of a Convolution, ReLU and max Pooling run forward by
@@ -565,26 +561,21 @@ impl Convolution {
         };
         let dout_pooled = dout_pooled.as_standard_layout();
         let grads = dout_pooled.as_slice().expect("standard layout");
-        let filters = conv_shape.1;
-        self.gradients(
-            Gradient::Unpooled(grads, winners, filters),
-            Images::Unpooled { grads, winners },
-            through_relu,
-        )
+        self.gradients(Images::Unpooled { grads, winners }, through_relu)
     }
 
     /// `dW`, `db` (stored) and `dL/dx` (returned, through the ReLU before the layer if
-    /// `through_relu`) from the same gradient, given as `dW` and as `dx` read it.
-    fn gradients(&mut self, for_dw: Gradient, for_dx: Images, through_relu: bool) -> Array4<f32> {
+    /// `through_relu`) from the gradient `dout`, given or rebuilt from a pooling's.
+    fn gradients(&mut self, dout: Images, through_relu: bool) -> Array4<f32> {
         // dW and dx read the same gradient and are independent: side by side, so that
         // neither waits for the last of the other's parallel pieces.
         let mut partials = std::mem::take(&mut self.partials);
         let ((dw, db), dx) = rayon::join(
-            || self.weight_grads(&mut partials, for_dw),
+            || self.weight_grads(&mut partials, Gradient::Images(dout)),
             || {
                 let x = self.x.as_slice().expect("kept in standard layout");
                 self.input_grad(
-                    for_dx,
+                    dout,
                     if through_relu {
                         Then::ThroughRelu(x)
                     } else {
@@ -633,9 +624,9 @@ impl Convolution {
         let w_t = self.w_matrix().reversed_axes();
         let settings = (fh, fw, self.stride, self.pad);
         dx_flat.par_chunks_mut(image_len).enumerate().for_each_init(
-            || (vec![0.0f32; k * positions], Vec::new()),
+            || (vec![0.0f32; k * positions], vec![0.0f32; fnum * positions]),
             |(dcol, buffer), (i, dx_n)| {
-                let dout_n = dout.image(i, (fnum, oh, ow), buffer);
+                let dout_n = dout.image(i, fnum, buffer);
                 let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
                     .expect("FN x OH*OW gradients per image");
                 let mut dcol_n = ArrayViewMut2::from_shape((k, positions), &mut dcol[..])
@@ -654,7 +645,7 @@ impl Convolution {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
-        self.backward_images(Gradient::Given(dout_flat));
+        self.backward_images(Gradient::Images(Images::Given(dout_flat)));
     }
 
     /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
@@ -875,26 +866,24 @@ impl WeightGradKernels {
                     plan.pad_images(images, &mut padded[g * len..][..len]);
                     let interleaved = &mut interleaved[g * dlen..][..dlen];
                     let first_image = first + g * GROUP;
-                    if let Gradient::Unpooled(grads, winners, _) = *gradient {
-                        // Through a 2x2 max pooling: the gradients rebuilt from the
-                        // winners straight into the kernel's layout.
-                        let per_image = fnum * positions / 4;
-                        let pooled = std::array::from_fn(|i| {
-                            let at = (first_image + i) * per_image;
-                            (&grads[at..][..per_image], &winners[at..][..per_image])
-                        });
-                        plan.interleave_dout(Group::Unpooled(pooled), interleaved);
-                    } else {
-                        let mut group: [&[f32]; GROUP] = [&[]; GROUP];
-                        for (i, (buffer, dout_i)) in douts
-                            .chunks_exact_mut(fnum * positions)
-                            .zip(group.iter_mut())
-                            .enumerate()
-                        {
-                            *dout_i = gradient.image(first_image + i, buffer);
+                    // The group's gradients as given, or rebuilt from a pooling's winners
+                    // straight into the kernel's layout; through the first block's
+                    // pooling, each image rebuilt in `douts` first.
+                    let group = match *gradient {
+                        Gradient::Images(images) => images.group(first_image, (fnum, oh, ow)),
+                        Gradient::Pooled(..) => {
+                            let mut group: [&[f32]; GROUP] = [&[]; GROUP];
+                            for (i, (buffer, dout_i)) in douts
+                                .chunks_exact_mut(fnum * positions)
+                                .zip(group.iter_mut())
+                                .enumerate()
+                            {
+                                *dout_i = gradient.image(first_image + i, fnum, buffer);
+                            }
+                            Group::Whole(group)
                         }
-                        plan.interleave_dout(Group::Whole(group), interleaved);
-                    }
+                    };
+                    plan.interleave_dout(group, interleaved);
                     add_group_sums(interleaved, (oh, ow), plan.dout_plane(), db_part);
                 }
                 plan.run(padded, interleaved, sums);
@@ -968,34 +957,24 @@ impl WeightGradKernels {
 /// Where the weight gradients' `dL/dout` comes from.
 #[derive(Clone, Copy)]
 enum Gradient<'d> {
-    /// The layer's `dout` `(N, FN, OH, OW)`, flat.
-    Given(&'d [f32]),
+    /// Each image's `(FN, OH, OW)` as `Images` give it: the layer's `dout` `(N, FN, OH,
+    /// OW)`, flat, or rebuilt from a 2x2 max pooling's gradients and winners (the same
+    /// numbers, a group of images at a time).
+    Images(Images<'d>),
     /// A fused block's pooling layer and the gradient of its pooled output, flat, with its
     /// number of values per image: each image's `dL/dout` is rebuilt from the pooling's
     /// winners.
     Pooled(&'d Pooling, &'d [f32], usize),
-    /// The gradient a 2x2 max pooling with stride 2 (its windows do not overlap) passes
-    /// back, from the gradients of its pooled output and their winners, `(N, FN, OH/2,
-    /// OW/2)` both: the same numbers as `Given` would hold, rebuilt a group of images
-    /// at a time (see `Images::Unpooled`).
-    Unpooled(&'d [f32], &'d [u32], usize),
 }
 
 impl Gradient<'_> {
-    /// Image `n`'s `dL/dout` `(FN, OH*OW)`: a slice of the given one, or rebuilt in
-    /// `buffer` (`FN*OH*OW` floats).
-    fn image<'b>(&'b self, n: usize, buffer: &'b mut [f32]) -> &'b [f32] {
+    /// Image `n`'s `dL/dout` `(FN, OH*OW)` (`filters` = FN): a slice of the given one, or
+    /// rebuilt in `buffer` (`FN*OH*OW` floats).
+    fn image<'b>(&'b self, n: usize, filters: usize, buffer: &'b mut [f32]) -> &'b [f32] {
         match *self {
-            Gradient::Given(dout) => {
-                let per_image = buffer.len();
-                &dout[n * per_image..(n + 1) * per_image]
-            }
+            Gradient::Images(images) => images.image(n, filters, buffer),
             Gradient::Pooled(pool, grads, per_image) => {
                 pool.backward_image(&grads[n * per_image..][..per_image], n, buffer);
-                buffer
-            }
-            Gradient::Unpooled(grads, winners, filters) => {
-                unpool_image((grads, winners), n, filters, buffer);
                 buffer
             }
         }
@@ -1042,7 +1021,7 @@ fn image_grad<'b>(
     buffer: &'b mut [f32],
     db: &mut [f32],
 ) -> &'b [f32] {
-    let dout_n = gradient.image(n, buffer);
+    let dout_n = gradient.image(n, db.len(), buffer);
     let positions = dout_n.len() / db.len();
     for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
         *sum += sum_in_lanes(row);
@@ -1056,7 +1035,7 @@ fn image_grad<'b>(
 /// image's own gradients, bit for bit (`sum_in_lanes`: 8 partial sums, one for each of 8
 /// consecutive outputs, then `combine_lanes`), with the 8 images in the lanes of each
 /// addition. From there the gradients need not be whole anywhere else (see
-/// `Gradient::Unpooled`).
+/// `Images::Unpooled`).
 fn add_group_sums(
     interleaved: &[f32],
     (oh, ow): (usize, usize),
