@@ -392,7 +392,8 @@ impl Pooling {
 
     /// The winners of the last pass, if the windows are 2x2 with stride 2 over inputs of
     /// even height and width (so that every input pixel is in exactly one window): the
-    /// gradient then goes back to the input by [`Images::Unpooled`](super::conv_kernel::Images).
+    /// gradient then goes back to the input by
+    /// [`Images::Unpooled`](super::conv_kernel::Images).
     pub(crate) fn winners_2x2(&self) -> Option<&[u32]> {
         let [_, _, h, w] = self.x_shape;
         let two_by_two = (self.pool_h, self.pool_w, self.stride) == (2, 2, 2);

@@ -906,7 +906,9 @@ unsafe fn deinterleave_rows_avx2(
 /// gradients and their winners (see [`interleave_unpooled`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Group<'a> {
+    /// Each image, `(planes, h, w)`.
     Whole([&'a [f32]; GROUP]),
+    /// Each image's pooled gradients and their winners, `(planes, h/2, w/2)` both.
     Unpooled([(&'a [f32], &'a [u32]); GROUP]),
 }
 
@@ -1022,8 +1024,8 @@ fn zero_around((h, w): (usize, usize), (hp, wp): (usize, usize), pad: usize, out
 /// laid out as [`interleave`] lays out images: `pooled[g]` is image `g`'s gradient of the
 /// pooled output, `(planes, h/2, w/2)`, with each window's winner (the flat index
 /// `y * w + x` of the winning pixel in its plane, as `Pooling` keeps it; `BLOCKED` or any
-/// other index outside the window passes nothing). Each pixel gets its window's gradient if it
-/// is the winner, else zero (the windows do not overlap): the full-size gradient is
+/// other index outside the window passes nothing). Each pixel gets its window's gradient
+/// if it is the winner, else zero (the windows do not overlap): the full-size gradient is
 /// never written anywhere else.
 #[inline(always)]
 fn interleave_unpooled<const AVX2: bool>(
