@@ -430,6 +430,12 @@ impl ForwardPlan {
         }
     }
 
+    /// Filters per block of the packed filters (the register block's rows).
+    #[cfg(test)]
+    pub(crate) fn filters_per_block(&self) -> usize {
+        self.mr
+    }
+
     /// The instructions the kernels run with.
     pub(crate) fn simd(&self) -> Simd {
         self.simd
