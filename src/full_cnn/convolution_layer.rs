@@ -2,13 +2,14 @@
 //! [`im2col`](crate::batching::im2col) as one matrix product each way.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::Pooling;
-use super::conv_kernel::{ConvKernel, Images, PackedFilters, Then};
+use super::conv_kernel::{ConvKernel, Images, PackCache, PackedFilters, Then};
 use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
 use super::simd::{Simd, all_finite, as_output, zeroed};
 use super::winner_grad::WinnerGradPlan;
@@ -100,6 +101,9 @@ pub struct Convolution {
     /// The backward pass's partial sums, one part per run of images (kept from step to
     /// step: fresh buffers each step cost page faults).
     partials: Vec<f32>,
+    /// The filters the last forward pass packed for the fast kernels, reused while the
+    /// weights stay the same (see [`PackCache`]).
+    packed: PackCache,
 }
 
 impl Convolution {
@@ -136,6 +140,7 @@ impl Convolution {
             direct: true,
             winograd: true,
             partials: Vec::new(),
+            packed: PackCache::default(),
         }
     }
 
@@ -284,10 +289,16 @@ impl Convolution {
 
     /// The fast kernels for a batch of `n` kept images, with the filters packed for them,
     /// if the layer's shape has them (stride 1: see [`Convolution::direct_plan`]).
-    fn fast_kernel(&self, n: usize) -> Option<(ConvKernel, PackedFilters)> {
+    fn fast_kernel(&self, n: usize) -> Option<(ConvKernel, Arc<PackedFilters>)> {
         let kernel = ConvKernel::forward(self.direct_plan()?, self.winograd, n);
-        let packed = kernel.pack_filters(self.w.as_slice().expect("kept in standard layout"));
-        Some((kernel, packed))
+        Some((kernel, self.packed_filters(&kernel)))
+    }
+
+    /// The filters packed for `kernel`, kept from the last forward pass if the weights
+    /// have not changed since.
+    fn packed_filters(&self, kernel: &ConvKernel) -> Arc<PackedFilters> {
+        let w = self.w.as_slice().expect("kept in standard layout");
+        self.packed.packed(kernel, w)
     }
 
     /// Convolution, ReLU and max pooling of a batch in one pass over the images: each
@@ -353,7 +364,7 @@ impl Convolution {
             // added there (not copied out with the bias first, then pooled). An empty
             // output (no window fits) takes the other path: it has no chunks to cut.
             (Some(kernel), _) if !pooled_flat.is_empty() => {
-                let packed = kernel.pack_filters(self.w.as_slice().expect("standard layout"));
+                let packed = self.packed_filters(&kernel);
                 let bias = self.b.as_slice().expect("a 1-d array of its own");
                 let x_flat = self.x.as_slice().expect("kept in standard layout");
                 let per_image = pooled_flat.len() / n;
@@ -378,7 +389,7 @@ impl Convolution {
             // outputs are still interleaved; the images left over (fewer than a group, by
             // the direct kernel) are pooled from a per-worker buffer, one by one.
             (_, Some(kernel)) => {
-                let packed = kernel.pack_filters(self.w.as_slice().expect("standard layout"));
+                let packed = self.packed_filters(&kernel);
                 let bias = self.b.as_slice().expect("a 1-d array of its own");
                 let x_flat = self.x.as_slice().expect("kept in standard layout");
                 let (per_image, image_len) = (pooled_flat.len() / n, x_flat.len() / n);
@@ -1264,6 +1275,61 @@ mod tests {
             .collect();
         let views: Vec<_> = maps.iter().map(|m| m.view()).collect();
         ndarray::stack(ndarray::Axis(0), &views).expect("maps of one shape")
+    }
+
+    /// The packed filters kept from one forward pass to the next never outlive the
+    /// weights they were packed from: after each change (by hand, through the public
+    /// `w`), and for a batch that runs another kernel with the same weights (one image:
+    /// the direct kernel; 9: Winograd's for 8 of them), the outputs are bit for bit those
+    /// of a fresh layer with the same weights, and the change shows in them.
+    #[test]
+    fn kept_packed_filters_follow_the_weights() {
+        let (fnum, c) = (16, 16);
+        let w = Array4::from_shape_fn((fnum, c, 3, 3), |(f, ch, i, j)| {
+            ((f * 5 + ch * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
+        });
+        let b = Array1::from_shape_fn(fnum, |f| f as f32 * 0.1);
+        let images = |n: usize| {
+            Array4::from_shape_fn((n, c, 10, 10), |(n, ch, i, j)| {
+                ((n * 31 + ch * 17 + i * 7 + j * 3) % 11) as f32 - 5.0
+            })
+        };
+        let fresh = |w: &Array4<f32>, n: usize| {
+            Convolution::new(w.clone(), b.clone(), 1, 1)
+                .forward(images(n).view())
+                .unwrap()
+        };
+        let bits = |y: &Array4<f32>| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut conv = Convolution::new(w.clone(), b.clone(), 1, 1);
+        let before = conv.forward(images(9).view()).unwrap();
+        assert_eq!(bits(&before), bits(&fresh(&w, 9)));
+        conv.w[[3, 5, 1, 2]] += 0.5;
+        let changed = conv.w.clone();
+        let one = conv.forward(images(1).view()).unwrap();
+        assert_eq!(
+            bits(&one),
+            bits(&fresh(&changed, 1)),
+            "one image, direct kernel"
+        );
+        let after = conv.forward(images(9).view()).unwrap();
+        assert_eq!(
+            bits(&after),
+            bits(&fresh(&changed, 9)),
+            "the same weights, Winograd's"
+        );
+        assert_ne!(
+            bits(&after),
+            bits(&before),
+            "the change shows in the outputs"
+        );
+        conv.w[[0, 0, 0, 0]] = -conv.w[[0, 0, 0, 0]];
+        let flipped = conv.w.clone();
+        let again = conv.forward(images(9).view()).unwrap();
+        assert_eq!(
+            bits(&again),
+            bits(&fresh(&flipped, 9)),
+            "a sign changed by hand"
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn register_blocks(simd: Simd) -> (&'static [(usize, usize)], usize) {
 
 /// How to run the forward kernel for one layer shape: the register block and the padded
 /// buffer sizes. Computed once per pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ForwardPlan {
     /// Input channels, filter size, padding (stride is 1).
     c: usize,
@@ -272,8 +272,9 @@ impl ForwardPlan {
     /// standard layout: each filter's `C*FH*FW` weights read in order and written down
     /// its column of the block. The same floats as asking for every weight through a
     /// function (tested), without the index arithmetic per weight: at batch 1 the forward
-    /// pass packs its filters for every call, and DeepConvNet's packing was a fifth to a
-    /// quarter of its inference time.
+    /// pass packed its filters for every call (before they were kept from call to call,
+    /// `conv_kernel::PackCache`), and DeepConvNet's packing was a fifth to a quarter of its
+    /// inference time.
     pub(crate) fn pack_filters(&self, w: &[f32]) -> Vec<f32> {
         let k_len = self.c * self.fh * self.fw;
         assert_eq!(

@@ -124,7 +124,7 @@ pub(crate) const GROUP: usize = 8;
 type Lanes = [f32; GROUP];
 
 /// How to run the Winograd convolution for one layer shape.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct WinogradPlan {
     /// F(2x2, 3x3) or F(4x4, 3x3).
     tile: Tile,
