@@ -238,9 +238,9 @@ pub(crate) struct PackedFilters {
 /// `set_params`, or by hand through the layer's public `w`) are packed afresh. The
 /// comparison is one pass over the weights; the packing computes and writes 4 times as
 /// many floats for Winograd's F(4x4, 3x3) (36 for each filter's 9 weights), plus the
-/// direct kernel's. DeepConvNet's inference at batch 1 (direct kernels only) became 1.12-1.14
-/// times as fast, at batch 100 1.034 (bench binaries alternating, and in one process);
-/// training, which changes the weights every step, level (0.997).
+/// direct kernel's. DeepConvNet's inference at batch 1 (direct kernels only) became
+/// 1.12-1.14 times as fast, at batch 100 1.034 (bench binaries alternating, and in one
+/// process); training, which changes the weights every step, level (0.997).
 #[derive(Default)]
 pub(crate) struct PackCache(Mutex<Option<Kept>>);
 
