@@ -1281,7 +1281,8 @@ mod tests {
     /// weights they were packed from: after each change (by hand, through the public
     /// `w`), and for a batch that runs another kernel with the same weights (one image:
     /// the direct kernel; 9: Winograd's for 8 of them), the outputs are bit for bit those
-    /// of a fresh layer with the same weights, and the change shows in them.
+    /// of a fresh layer with the same weights (which packs anew), agree with the plain
+    /// loops, and show the change.
     #[test]
     fn kept_packed_filters_follow_the_weights() {
         let (fnum, c) = (16, 16);
@@ -1294,42 +1295,39 @@ mod tests {
                 ((n * 31 + ch * 17 + i * 7 + j * 3) % 11) as f32 - 5.0
             })
         };
-        let fresh = |w: &Array4<f32>, n: usize| {
-            Convolution::new(w.clone(), b.clone(), 1, 1)
-                .forward(images(n).view())
-                .unwrap()
-        };
         let bits = |y: &Array4<f32>| y.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let mut conv = Convolution::new(w.clone(), b.clone(), 1, 1);
-        let before = conv.forward(images(9).view()).unwrap();
-        assert_eq!(bits(&before), bits(&fresh(&w, 9)));
+        // A forward pass of `n` images, checked against a fresh layer with the same
+        // weights and against the plain loops.
+        let forward = |conv: &mut Convolution, n: usize, what: &str| {
+            let y = conv.forward(images(n).view()).unwrap();
+            let mut fresh = Convolution::new(conv.w.clone(), b.clone(), 1, 1);
+            let expected = fresh.forward(images(n).view()).unwrap();
+            assert_eq!(bits(&y), bits(&expected), "{what}: against a fresh layer");
+            let plain = naive(&images(n), &conv.w, &b, 1, 1);
+            assert!(
+                y.iter()
+                    .zip(&plain)
+                    .all(|(a, e)| (a - e).abs() <= 1e-3 * (1.0 + e.abs())),
+                "{what}: against the plain loops"
+            );
+            y
+        };
+        let mut conv = Convolution::new(w, b.clone(), 1, 1);
+        let before = forward(&mut conv, 9, "the first pass");
         conv.w[[3, 5, 1, 2]] += 0.5;
-        let changed = conv.w.clone();
-        let one = conv.forward(images(1).view()).unwrap();
-        assert_eq!(
-            bits(&one),
-            bits(&fresh(&changed, 1)),
-            "one image, direct kernel"
+        forward(
+            &mut conv,
+            1,
+            "weights changed by hand, one image (direct kernel)",
         );
-        let after = conv.forward(images(9).view()).unwrap();
-        assert_eq!(
-            bits(&after),
-            bits(&fresh(&changed, 9)),
-            "the same weights, Winograd's"
-        );
+        let after = forward(&mut conv, 9, "the same weights, Winograd's kernel");
         assert_ne!(
             bits(&after),
             bits(&before),
             "the change shows in the outputs"
         );
         conv.w[[0, 0, 0, 0]] = -conv.w[[0, 0, 0, 0]];
-        let flipped = conv.w.clone();
-        let again = conv.forward(images(9).view()).unwrap();
-        assert_eq!(
-            bits(&again),
-            bits(&fresh(&flipped, 9)),
-            "a sign changed by hand"
-        );
+        forward(&mut conv, 9, "a sign changed by hand");
     }
 
     #[test]

@@ -250,13 +250,12 @@ impl WinogradPlan {
                             *value = g_row[0] * g0 + g_row[1] * g1 + g_row[2] * g2;
                         }
                     }
+                    let gg = |r: usize, fx: usize| &gg[(r * 3 + fx) * fnum..][..fnum];
                     // Position p = (r, j) at u_ch[p * FN..][..FN].
                     for (p, u_p) in u_ch.chunks_exact_mut(fnum).enumerate() {
-                        let (row, g_j) = (&gg[p / n * 3 * fnum..], g_matrix[p % n]);
-                        let (row0, rest) = row.split_at(fnum);
-                        let (row1, row2) = rest.split_at(fnum);
+                        let (r, g_j) = (p / n, g_matrix[p % n]);
                         for (((value, &r0), &r1), &r2) in
-                            u_p.iter_mut().zip(row0).zip(row1).zip(&row2[..fnum])
+                            u_p.iter_mut().zip(gg(r, 0)).zip(gg(r, 1)).zip(gg(r, 2))
                         {
                             value.write(r0 * g_j[0] + r1 * g_j[1] + r2 * g_j[2]);
                         }
