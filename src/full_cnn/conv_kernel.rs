@@ -296,6 +296,13 @@ impl fmt::Debug for PackCache {
     }
 }
 
+/// The first 9 floats of `w`: a 3x3 filter stored row by row.
+fn first_nine(w: &[f32]) -> [f32; 9] {
+    let mut filter = [0.0; 9];
+    filter.copy_from_slice(&w[..9]);
+    filter
+}
+
 /// Whether `a` and `b` hold the same floats bit for bit (`-0.0` is not `0.0`, and a NaN
 /// is itself), in blocks without an early exit, so that the comparison runs on vectors.
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -377,38 +384,31 @@ impl ConvKernel {
     /// The filters `w` `(FN, C, FH, FW)`, stored flat in standard layout, packed for the
     /// kernels (the direct kernel's by [`ForwardPlan::pack_filters`]).
     pub(crate) fn pack_filters(&self, w: &[f32]) -> PackedFilters {
-        let ((_, c, fh, fw), _, _) = self.direct.shape();
+        let ((_, c, _, _), _, _) = self.direct.shape();
         PackedFilters {
+            // Winograd's filters are 3x3: filter f's over channel ch are w[(f*C + ch)*9..].
             winograd: self.winograd.map_or_else(Vec::new, |plan| {
-                plan.pack_weights(|f, ch, fy, fx| w[((f * c + ch) * fh + fy) * fw + fx])
+                plan.pack_weights(|f, ch| first_nine(&w[(f * c + ch) * 9..]))
             }),
             direct: self.direct.pack_filters(w),
         }
     }
 
-    /// The filters `weight(f, c, fy, fx)` packed for the kernels.
-    pub(crate) fn pack_weights(
-        &self,
-        weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
-    ) -> PackedFilters {
-        PackedFilters {
-            winograd: self
-                .winograd
-                .map_or_else(Vec::new, |plan| plan.pack_weights(&weight)),
-            direct: self.direct.pack_weights(weight),
-        }
-    }
-
     /// The layer's filters `w` `(FN, C, FH, FW)` (standard layout) flipped and with their
-    /// two channel axes swapped, packed for an [`ConvKernel::input_grad`] kernel.
-    pub(crate) fn pack_flipped(
-        &self,
-        w: &[f32],
-        (_, c, fh, fw): (usize, usize, usize, usize),
-    ) -> PackedFilters {
-        self.pack_weights(|ch, f, fy, fx| {
-            w[((f * c + ch) * fh + (fh - 1 - fy)) * fw + (fw - 1 - fx)]
-        })
+    /// two channel axes swapped, packed for an [`ConvKernel::input_grad`] kernel (whose
+    /// filter `f` is the layer's channel `f`, and its channel `ch` the layer's filter `ch`).
+    pub(crate) fn pack_flipped(&self, w: &[f32]) -> PackedFilters {
+        // This kernel's filters are the layer's channels.
+        let ((layer_c, _, _, _), _, _) = self.direct.shape();
+        PackedFilters {
+            winograd: self.winograd.map_or_else(Vec::new, |plan| {
+                plan.pack_weights(|f, ch| {
+                    let filter = first_nine(&w[(ch * layer_c + f) * 9..]);
+                    std::array::from_fn(|k| filter[8 - k])
+                })
+            }),
+            direct: self.direct.pack_flipped(w),
+        }
     }
 
     /// [`ConvKernel::run`] over a whole batch: `images` and `out` cut into the kernel's

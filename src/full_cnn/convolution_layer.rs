@@ -622,7 +622,7 @@ impl Convolution {
             let mut dx = Array4::<f32>::uninit(self.x.raw_dim());
             let dx_flat = dx.as_slice_mut().expect("a fresh array is contiguous");
             let w_flat = self.w.as_slice().expect("kept in standard layout");
-            let packed = kernel.pack_flipped(w_flat, self.w.dim());
+            let packed = kernel.pack_flipped(w_flat);
             kernel.run_batch(dout, &packed, None, dx_flat, then);
             // SAFETY: the kernel's output is the whole image (input_grad_plan), so the
             // chunks, together all of `dx`, were written in full.

@@ -36,8 +36,6 @@ const AVX512_LANES: usize = 16;
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 pub(crate) use super::simd::Simd;
 use super::simd::transpose8;
 
@@ -258,13 +256,33 @@ impl ForwardPlan {
 
     /// Packs filters given by `weight(f, c, fy, fx)` block by block: for each block of `mr`
     /// filters, `(C*FH*FW, mr)`, so the `mr` weights one step of the kernel needs are side
-    /// by side and a block's are contiguous. Padding filters are 0.
+    /// by side and a block's are contiguous. Padding filters are 0. The layout's
+    /// definition, weight by weight, against which the tests check the packings the
+    /// layers use ([`ForwardPlan::pack_filters`], [`ForwardPlan::pack_flipped`],
+    /// [`ForwardPlan::pack_channels_into`]).
+    #[cfg(test)]
     pub(crate) fn pack_weights(
         &self,
-        weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
+        weight: impl Fn(usize, usize, usize, usize) -> f32,
     ) -> Vec<f32> {
         let mut packed = vec![0.0f32; self.packed_len()];
-        self.pack_weights_into(weight, &mut packed);
+        let k_len = self.c * self.fh * self.fw;
+        for (block, weights) in packed.chunks_exact_mut(k_len * self.mr).enumerate() {
+            let mut rows = weights.chunks_exact_mut(self.mr);
+            for ch in 0..self.c {
+                for fy in 0..self.fh {
+                    for fx in 0..self.fw {
+                        let row = rows.next().expect("C*FH*FW rows per block");
+                        for (i, value) in row.iter_mut().enumerate() {
+                            let f = block * self.mr + i;
+                            if f < self.fnum {
+                                *value = weight(f, ch, fy, fx);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         packed
     }
 
@@ -299,63 +317,45 @@ impl ForwardPlan {
         packed
     }
 
-    /// [`ForwardPlan::pack_weights`] into `packed` ([`ForwardPlan::packed_len`] floats,
-    /// every one written). Large filter banks are packed in parallel, a block of filters
-    /// per task: on one thread, between the layers' parallel loops, the packing kept the
-    /// other core waiting (0.4% of a two-thread profile's samples of a DeepConvNet step,
-    /// all on the calling thread; it runs twice per layer, for forward and `dx`). Small
-    /// ones on the calling thread: waking the other made SimpleConvNet's inference at
-    /// batch 1 about 10% slower.
-    pub(crate) fn pack_weights_into(
-        &self,
-        weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
-        packed: &mut [f32],
-    ) {
-        /// Fewest floats packed in parallel (DeepConvNet's layers pack 2,304 to 36,864).
-        const PARALLEL_FROM: usize = 8192;
+    /// The weights of a layer packed for its `dx` kernel (this plan, from
+    /// [`input_grad_plan`]): the layer's filters `w` `(C, FN, FH, FW)` in standard layout
+    /// (this plan's channels are the layer's filters, its filters the layer's channels),
+    /// each flipped. As [`ForwardPlan::pack_filters`], each filter's weights read in one
+    /// run (backwards). (Packed one weight at a time through a function of `(f, c, fy,
+    /// fx)`, as [`ForwardPlan::pack_weights`] does, this was a seventh of the time
+    /// DeepConvNet's layers took to pack their filters, forward and flipped, for a few
+    /// images left over from Winograd's groups.)
+    pub(crate) fn pack_flipped(&self, w: &[f32]) -> Vec<f32> {
+        let taps = self.fh * self.fw;
         assert_eq!(
-            packed.len(),
-            self.packed_len(),
-            "direct_conv: packed filters"
+            w.len(),
+            self.c * self.fnum * taps,
+            "direct_conv: {} filters of {} channels of {taps} weights",
+            self.c,
+            self.fnum
         );
-        let k_len = self.c * self.fh * self.fw;
-        let pack_block = |(block, weights): (usize, &mut [f32])| {
-            // Filter elements k = (ch, fy, fx) in order, counted rather than divided out
-            // of k (three divisions per weight took 3% of a DeepConvNet training step,
-            // for Winograd's 36 blocks of filters per layer), by plain nested loops (an
-            // iterator of nested `flat_map`s was most of the packing time).
-            let mut rows = weights.chunks_exact_mut(self.mr);
-            for ch in 0..self.c {
-                for fy in 0..self.fh {
-                    for fx in 0..self.fw {
-                        let row = rows.next().expect("C*FH*FW rows per block");
-                        for (i, value) in row.iter_mut().enumerate() {
-                            let f = block * self.mr + i;
-                            *value = if f < self.fnum {
-                                weight(f, ch, fy, fx)
-                            } else {
-                                0.0
-                            };
-                        }
+        let mut packed = vec![0.0f32; self.packed_len()];
+        for (block, weights) in packed.chunks_exact_mut(self.c * taps * self.mr).enumerate() {
+            for i in 0..self.mr {
+                let f = block * self.mr + i;
+                if f >= self.fnum {
+                    break; // padding filters stay 0
+                }
+                // Row (ch, t) of the block, t = fy * FW + fx, is the layer's weight
+                // (ch, f) at position taps - 1 - t.
+                for ch in 0..self.c {
+                    let filter = &w[(ch * self.fnum + f) * taps..][..taps];
+                    let rows = weights[ch * taps * self.mr..].chunks_exact_mut(self.mr);
+                    for (row, &value) in rows.zip(filter.iter().rev()) {
+                        row[i] = value;
                     }
                 }
             }
-        };
-        let block_len = k_len * self.mr;
-        if packed.len() >= PARALLEL_FROM {
-            packed
-                .par_chunks_exact_mut(block_len)
-                .enumerate()
-                .for_each(pack_block);
-        } else {
-            packed
-                .chunks_exact_mut(block_len)
-                .enumerate()
-                .for_each(pack_block);
         }
+        packed
     }
 
-    /// [`ForwardPlan::pack_weights_into`] for 1x1 filters given channel by channel:
+    /// [`ForwardPlan::pack_weights`]'s layout for 1x1 filters given channel by channel:
     /// `channel(c)` is the `FN` weights of input channel `c`, filter by filter; every
     /// float of `packed` is written (it need not be initialised). Copies runs
     /// of `mr` weights instead of calling a function per weight (for Winograd's 36 blocks
@@ -1596,10 +1596,9 @@ mod tests {
 
     /// The level chosen is one the processor has, and a run's result depends only on its
     /// inputs, not on what its output and scratch buffers held before.
-    /// 1x1 filters packed channel by channel equal the weight-by-weight packing, padding
-    /// filters (counts that are not multiples of any block) included, at every level.
-    /// Flat filters packed in one pass equal the weight-by-weight packing, padding filters
-    /// (counts that are not multiples of any block) included, at every level.
+    /// Flat filters packed in one pass, as they are and flipped, equal the weight-by-weight
+    /// packing, padding filters (counts that are not multiples of any block) included, at
+    /// every level.
     #[test]
     fn flat_packing_equals_the_weight_by_weight_packing() {
         for (fnum, c, f) in [(1, 1, 3), (5, 3, 3), (16, 16, 3), (33, 7, 5), (64, 64, 3)] {
@@ -1620,6 +1619,21 @@ mod tests {
                     plan.pack_weights(weight),
                     "{simd:?}, {fnum} filters, {c} channels, {f}x{f}"
                 );
+                // The same floats as the weights of a layer of `c` filters over `fnum`
+                // channels, each flipped, as its `dx` kernel (this plan) takes them.
+                let flipped = plan.pack_weights(|n, ch, y, x| weight(ch, n, f - 1 - y, f - 1 - x));
+                let layer: Vec<f32> = (0..c)
+                    .flat_map(|ch| {
+                        (0..fnum).flat_map(move |n| {
+                            (0..f).flat_map(move |y| (0..f).map(move |x| weight(ch, n, y, x)))
+                        })
+                    })
+                    .collect();
+                assert_eq!(
+                    plan.pack_flipped(&layer),
+                    flipped,
+                    "{simd:?}, flipped, {fnum} filters, {c} channels, {f}x{f}"
+                );
             }
         }
     }
@@ -1637,6 +1651,8 @@ mod tests {
         small.run_kernel_with(&large.block_layout(), &padded, &packed, &mut scratch);
     }
 
+    /// 1x1 filters packed channel by channel equal the weight-by-weight packing, padding
+    /// filters (counts that are not multiples of any block) included, at every level.
     #[test]
     fn channel_packing_equals_the_weight_by_weight_packing() {
         for (fnum, c) in [(1, 1), (5, 3), (16, 16), (33, 7), (64, 64)] {

@@ -203,11 +203,12 @@ impl WinogradPlan {
         self.c * self.hp * self.wp * GROUP
     }
 
-    /// The transformed filters `U[p] = G g Gᵀ`, for filters given by `weight(f, c, fy, fx)`:
-    /// 16 or 36 blocks, each packed for its 1x1 convolution.
+    /// The transformed filters `U[p] = G g Gᵀ`, for the 3x3 filters given by `filter(f, c)`
+    /// (filter `f`'s weights over channel `c`, row by row): 16 or 36 blocks, each packed
+    /// for its 1x1 convolution.
     pub(crate) fn pack_weights(
         &self,
-        weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
+        filter: impl Fn(usize, usize) -> [f32; 9] + Sync,
     ) -> Vec<f32> {
         const G2: [[f32; 3]; 4] = [
             [1.0, 0.0, 0.0],
@@ -220,46 +221,23 @@ impl WinogradPlan {
             Tile::F4x4 => &f4x4::G,
         };
         let (n, c, fnum) = (g_matrix.len(), self.c, self.fnum);
-        // u[(ch * n*n + p) * FN + f] = U[p][f, ch] = (G g Gᵀ)[p] of filter f and channel
-        // ch: per channel, (G g) then (G g) Gᵀ (3n + n*n products of 3 terms per filter;
-        // computed position by position inside the packing, it was 9 per position), in
-        // parallel over the channels. The filters are the innermost loop, so that each
-        // sum runs over a vector of filters and each position's FN values are written
-        // in one run (filter by filter, each write FN floats from the last, DeepConvNet's
-        // step took 1% longer). Every value is the same sum of the same products, in
-        // the same order, as filter by filter.
+        let avx2 = self.product.simd() != Simd::Plain;
+        // u[(ch * n*n + p) * FN + f] = U[p][f, ch], channel by channel in parallel.
         // Not zeroed first (see `filled_by`): every entry is written below.
         let u = filled_by(c * n * n * fnum, |u| {
             u.par_chunks_mut(n * n * fnum)
                 .enumerate()
                 .for_each(|(ch, u_ch)| {
-                    // g[fy * 3 + fx][f], then gg[r * 3 + fx][f] = (G g)[r][fx].
-                    let mut g = vec![0.0f32; 9 * fnum];
-                    for (k, g_k) in g.chunks_exact_mut(fnum).enumerate() {
-                        for (f, value) in g_k.iter_mut().enumerate() {
-                            *value = weight(f, ch, k / 3, k % 3);
-                        }
+                    let filter = |f| filter(f, ch);
+                    #[cfg(target_arch = "x86_64")]
+                    if avx2 {
+                        // SAFETY: the plan's instructions are ones the processor has, AVX2
+                        // among them.
+                        unsafe { transform_filters_avx2(g_matrix, filter, u_ch) };
+                        return;
                     }
-                    let g = |fy: usize, fx: usize| &g[(fy * 3 + fx) * fnum..][..fnum];
-                    let mut gg = vec![0.0f32; 3 * n * fnum];
-                    for (r_fx, gg_r) in gg.chunks_exact_mut(fnum).enumerate() {
-                        let (g_row, fx) = (g_matrix[r_fx / 3], r_fx % 3);
-                        for (((value, &g0), &g1), &g2) in
-                            gg_r.iter_mut().zip(g(0, fx)).zip(g(1, fx)).zip(g(2, fx))
-                        {
-                            *value = g_row[0] * g0 + g_row[1] * g1 + g_row[2] * g2;
-                        }
-                    }
-                    let gg = |r: usize, fx: usize| &gg[(r * 3 + fx) * fnum..][..fnum];
-                    // Position p = (r, j) at u_ch[p * FN..][..FN].
-                    for (p, u_p) in u_ch.chunks_exact_mut(fnum).enumerate() {
-                        let (r, g_j) = (p / n, g_matrix[p % n]);
-                        for (((value, &r0), &r1), &r2) in
-                            u_p.iter_mut().zip(gg(r, 0)).zip(gg(r, 1)).zip(gg(r, 2))
-                        {
-                            value.write(r0 * g_j[0] + r1 * g_j[1] + r2 * g_j[2]);
-                        }
-                    }
+                    let _ = avx2;
+                    transform_filters(g_matrix, filter, u_ch);
                 });
         });
         // Each position's U packed for its product, in parallel (every float written).
@@ -825,6 +803,63 @@ fn relu_pool_row_avx2(
     }
 }
 
+/// One channel's transformed filters, `u[p * FN + f] = (G g Gᵀ)[p]` for the 3x3 filter `g
+/// = filter(f)` of each of the `FN` filters (`u` holds `n² FN` floats, `n` the rows of
+/// `G`): `G g`, then `(G g) Gᵀ` (3n + n² sums of 3 products per filter; computed
+/// position by position inside the packing, it was 9 per position). The filters are
+/// the innermost loop, so that each sum runs over a vector of filters and each
+/// position's `FN` values are written in one run (filter by filter, each write `FN`
+/// floats from the last, DeepConvNet's step took 1% longer). Each filter's 9 weights are
+/// read together, as one array (read one weight at a time through a function of `(f, c,
+/// fy, fx)`, the index arithmetic and its checks took half of this function's time). Every
+/// value is the same sum of the same products in the same order whatever the
+/// instructions (Rust never fuses a multiplication and an addition on its own).
+#[inline(always)]
+fn transform_filters(
+    g_matrix: &[[f32; 3]],
+    filter: impl Fn(usize) -> [f32; 9],
+    u: &mut [MaybeUninit<f32>],
+) {
+    let n = g_matrix.len();
+    let fnum = u.len() / (n * n);
+    // g[fy * 3 + fx][f], then gg[r * 3 + fx][f] = (G g)[r][fx].
+    let mut g = vec![0.0f32; 9 * fnum];
+    for f in 0..fnum {
+        for (k, value) in filter(f).into_iter().enumerate() {
+            g[k * fnum + f] = value;
+        }
+    }
+    let g = |fy: usize, fx: usize| &g[(fy * 3 + fx) * fnum..][..fnum];
+    let mut gg = vec![0.0f32; 3 * n * fnum];
+    for (r_fx, gg_r) in gg.chunks_exact_mut(fnum).enumerate() {
+        let (g_row, fx) = (g_matrix[r_fx / 3], r_fx % 3);
+        for (((value, &g0), &g1), &g2) in gg_r.iter_mut().zip(g(0, fx)).zip(g(1, fx)).zip(g(2, fx))
+        {
+            *value = g_row[0] * g0 + g_row[1] * g1 + g_row[2] * g2;
+        }
+    }
+    let gg = |r: usize, fx: usize| &gg[(r * 3 + fx) * fnum..][..fnum];
+    // Position p = (r, j) at u[p * FN..][..FN].
+    for (p, u_p) in u.chunks_exact_mut(fnum).enumerate() {
+        let (r, g_j) = (p / n, g_matrix[p % n]);
+        for (((value, &r0), &r1), &r2) in u_p.iter_mut().zip(gg(r, 0)).zip(gg(r, 1)).zip(gg(r, 2)) {
+            value.write(r0 * g_j[0] + r1 * g_j[1] + r2 * g_j[2]);
+        }
+    }
+}
+
+/// [`transform_filters`] compiled with AVX2: its sums over 8 filters per instruction, not
+/// 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn transform_filters_avx2(
+    g_matrix: &[[f32; 3]],
+    filter: impl Fn(usize) -> [f32; 9],
+    u: &mut [MaybeUninit<f32>],
+) {
+    transform_filters(g_matrix, filter, u);
+}
+
 /// The inverse of [`interleave`] for `rows` rows of outputs, each the same rows of every
 /// image: pixel `ox < ow` of row `a` (`GROUP` lanes, one per image, at `stage[a *
 /// stage_row + ox]`) to `out[g * out_len + start + a * ow + ox]` for image `g`. In blocks
@@ -1272,6 +1307,14 @@ mod tests {
     use super::*;
     use crate::full_cnn::simd::as_output;
 
+    /// The 3x3 filters of `weight(f, c, fy, fx)`, as [`WinogradPlan::pack_weights`] reads
+    /// them.
+    fn filters_of(
+        weight: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
+    ) -> impl Fn(usize, usize) -> [f32; 9] + Sync {
+        move |f, c| std::array::from_fn(|k| weight(f, c, k / 3, k % 3))
+    }
+
     /// Winograd's convolution against the definition, summed in f64 from the unpadded
     /// image, for every instruction level this processor has: even and odd output sizes
     /// (half tiles at the edges), no padding and padding up to 2, one channel and many,
@@ -1312,7 +1355,7 @@ mod tests {
         let weight = |a: usize, b: usize, i: usize, j: usize| {
             ((a * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.4
         };
-        let packed = plan.pack_weights(weight);
+        let packed = plan.pack_weights(filters_of(weight));
         let bias: Vec<f32> = (0..fnum).map(|i| i as f32 * 0.25).collect();
         // Old contents must not leak: padded buffer and output start as NaN.
         let mut padded = vec![f32::NAN; plan.padded_len()];
@@ -1385,7 +1428,7 @@ mod tests {
                             ((f * 5 + b * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.45
                         }
                     };
-                    let packed = plan.pack_weights(weight);
+                    let packed = plan.pack_weights(filters_of(weight));
                     let bias: Vec<f32> = (0..fnum)
                         .map(|f| if f == 0 { -1e4 } else { f as f32 * 0.25 })
                         .collect();
@@ -1589,7 +1632,7 @@ mod tests {
                     let weight = |f: usize, ch: usize, fy: usize, fx: usize| {
                         ((f * 13 + ch * 7 + fy * 3 + fx) % 17) as f32 / 3.0 - 2.5
                     };
-                    let packed = plan.pack_weights(weight);
+                    let packed = plan.pack_weights(filters_of(weight));
                     let g_matrix: &[[f32; 3]] = match tile {
                         Tile::F2x2 => &[
                             [1.0, 0.0, 0.0],
