@@ -286,9 +286,9 @@ impl ForwardPlan {
         packed
     }
 
-    /// [`ForwardPlan::pack_weights`] of filters stored flat, `w` `(FN, C, FH, FW)` in
-    /// standard layout: each filter's `C*FH*FW` weights read in order and written down
-    /// its column of the block. The same floats as asking for every weight through a
+    /// The packing of `pack_weights` (the layout's definition, in test builds) for filters
+    /// stored flat, `w` `(FN, C, FH, FW)` in standard layout: each filter's `C*FH*FW`
+    /// weights read in order and written down its column of the block. The same floats as asking for every weight through a
     /// function (tested), without the index arithmetic per weight: at batch 1 the forward
     /// pass packed its filters for every call (before they were kept from call to call,
     /// `conv_kernel::PackCache`), and DeepConvNet's packing was a fifth to a quarter of its
@@ -318,11 +318,11 @@ impl ForwardPlan {
     }
 
     /// The weights of a layer packed for its `dx` kernel (this plan, from
-    /// [`input_grad_plan`]): the layer's filters `w` `(C, FN, FH, FW)` in standard layout
-    /// (this plan's channels are the layer's filters, its filters the layer's channels),
-    /// each flipped. As [`ForwardPlan::pack_filters`], each filter's weights read in one
+    /// [`input_grad_plan`]), each filter flipped: `w` is the layer's `(FN, C, FH, FW)` in
+    /// standard layout, which is `(C, FN, FH, FW)` in this plan's terms (its channels are
+    /// the layer's filters, its filters the layer's channels). As [`ForwardPlan::pack_filters`], each filter's weights read in one
     /// run (backwards). (Packed one weight at a time through a function of `(f, c, fy,
-    /// fx)`, as [`ForwardPlan::pack_weights`] does, this was a seventh of the time
+    /// fx)`, as `pack_weights` does, this was a seventh of the time
     /// DeepConvNet's layers took to pack their filters, forward and flipped, for a few
     /// images left over from Winograd's groups.)
     pub(crate) fn pack_flipped(&self, w: &[f32]) -> Vec<f32> {
@@ -355,11 +355,12 @@ impl ForwardPlan {
         packed
     }
 
-    /// [`ForwardPlan::pack_weights`]'s layout for 1x1 filters given channel by channel:
-    /// `channel(c)` is the `FN` weights of input channel `c`, filter by filter; every
-    /// float of `packed` is written (it need not be initialised). Copies runs
-    /// of `mr` weights instead of calling a function per weight (for Winograd's 36 blocks
-    /// of filters per layer, per-weight calls were most of its packing time).
+    /// The packing of `pack_weights` (the layout's definition, in test builds) for 1x1
+    /// filters given channel by channel: `channel(c)` is the `FN` weights of input channel
+    /// `c`, filter by filter; every float of `packed` is written (it need not be
+    /// initialised). Copies runs of `mr` weights instead of calling a function per weight
+    /// (for Winograd's 36 blocks of filters per layer, per-weight calls were most of its
+    /// packing time).
     pub(crate) fn pack_channels_into<'w>(
         &self,
         channel: impl Fn(usize) -> &'w [f32],
