@@ -546,14 +546,15 @@ impl ConvKernel {
 
     /// The convolution of `GROUP` images, plus `bias`, then ReLU and 2x2 max pooling
     /// (stride 2), all in Winograd's pass ([`WinogradPlan::run_relu_pool`]): `pooled`,
-    /// `(values, arg)`, gets each image's pooled maxima and their winners, as
-    /// `Pooling::relu_pool_image` writes them. Panics unless [`ConvKernel::relu_pools`].
+    /// `(values, arg)`, gets each image's pooled maxima and their winners (unless `arg` is
+    /// `None`), as `Pooling::relu_pool_image` writes them. Panics unless
+    /// [`ConvKernel::relu_pools`].
     pub(crate) fn run_relu_pool(
         &self,
         images: &[f32],
         packed: &PackedFilters,
         bias: Option<&[f32]>,
-        pooled: (&mut [MaybeUninit<f32>], &mut [u32]),
+        pooled: (&mut [MaybeUninit<f32>], Option<&mut [u32]>),
     ) {
         let plan = self
             .winograd

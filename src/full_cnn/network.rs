@@ -340,7 +340,9 @@ impl Network {
     }
 
     /// The forward pass through every layer: class scores `(N, classes)` before softmax.
-    /// `train` switches Dropout on.
+    /// `train` switches Dropout on; without it (inference: [`Network::predict`],
+    /// [`Network::accuracy`]) the fused poolings below keep no winners, which only a
+    /// backward pass would read.
     ///
     /// When the network starts with Convolution, ReLU and max Pooling (SimpleConvNet
     /// does), those three run as one fused pass, image by image, so the full-size
@@ -379,7 +381,7 @@ impl Network {
                 .into_dimensionality()
                 .expect("a batch of images, checked");
             let pooled = conv
-                .forward_relu_pool(x4, pool)
+                .forward_relu_pool(x4, pool, train)
                 .expect("the network checked the shapes when it was built");
             (pooled.into_dyn(), 3)
         } else {
@@ -395,7 +397,7 @@ impl Network {
                     .into_dimensionality()
                     .expect("a convolution takes (N, C, H, W), checked in new");
                 h = conv
-                    .forward_relu_pool_owned(x4, pool)
+                    .forward_relu_pool_owned(x4, pool, train)
                     .expect("the network checked the shapes when it was built")
                     .into_dyn();
                 // Backwards the three run as one pass too (`Convolution::backward_pooled`).

@@ -164,7 +164,7 @@ impl Pooling {
         };
         // Every plane of the batch: relu_pool_image pools whatever planes it is given.
         self.relu_pool_image(src, (shape.1, shape.2, shape.3), zeroed(values), arg);
-        self.finish_relu_pool(arg_max, shape);
+        self.finish_relu_pool(arg_max, shape, true);
         // SAFETY: zeroed above, in full.
         Ok(unsafe { pooled.assume_init() })
     }
@@ -225,8 +225,9 @@ impl Pooling {
     /// scratch rows, before its bias: plane `f`'s row `y` starts at `f * scratch_row + y *
     /// row_stride`, and each pixel is `scratch + bias[f]`. Saves copying the maps out of
     /// the scratch rows (with the bias) only to read them again. Every entry of `values`
-    /// and `arg` is written (`values` need not be initialised). Where
-    /// [`Pooling::pools_scratch`] says so.
+    /// and of `arg` is written (`values` need not be initialised); without `arg` (a pass in
+    /// inference mode) the winners are not stored. Where [`Pooling::pools_scratch`] says
+    /// so.
     pub(crate) fn relu_pool_scratch(
         &self,
         scratch: &[f32],
@@ -234,22 +235,26 @@ impl Pooling {
         bias: &[f32],
         (_, h, w): (usize, usize, usize),
         values: &mut [MaybeUninit<f32>],
-        arg: &mut [u32],
+        arg: Option<&mut [u32]>,
     ) {
         assert!(
-            self.pools_scratch(),
-            "Pooling: no scratch pooling for {self:?}"
+            self.pools_scratch() && arg.as_ref().is_none_or(|arg| arg.len() == values.len()),
+            "Pooling: no scratch pooling for {self:?} into {} values",
+            values.len()
         );
         let (oh, ow) = (h / 2, w / 2);
         if oh * ow == 0 {
             return;
         }
-        for (((plane, &b), out), idx) in scratch
+        let mut arg_planes = arg.map(|arg| arg.chunks_exact_mut(oh * ow));
+        for ((plane, &b), out) in scratch
             .chunks(scratch_row)
             .zip(bias)
             .zip(values.chunks_exact_mut(oh * ow))
-            .zip(arg.chunks_exact_mut(oh * ow))
         {
+            let idx = arg_planes
+                .as_mut()
+                .map(|planes| planes.next().expect("as many winners as values"));
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the processor has AVX-512 (`pools_scratch`).
             unsafe {
@@ -258,13 +263,16 @@ impl Pooling {
         }
     }
 
-    /// Finish a fused pass: remember the winners and the convolution output's shape.
+    /// Finish a fused pass: remember the convolution output's shape, and the winners if
+    /// `winners_kept` (a pass in training mode wrote them all). A pass in inference mode
+    /// leaves them out: a backward pass after it panics, as one before any forward pass.
     pub(crate) fn finish_relu_pool(
         &mut self,
         arg_max: Array4<u32>,
         (n, c, h, w): (usize, usize, usize, usize),
+        winners_kept: bool,
     ) {
-        self.arg_max = Some(arg_max);
+        self.arg_max = winners_kept.then_some(arg_max);
         self.x_shape = [n, c, h, w];
     }
 
@@ -287,7 +295,8 @@ impl Pooling {
         );
         assert!(
             self.arg_max.is_some(),
-            "Pooling::backward called before Pooling::forward"
+            "Pooling::backward called before a forward pass in training mode (a network's \
+             passes in inference mode, `train = false`, keep no winners)"
         );
         expected.1 * expected.2 * expected.3
     }
@@ -436,10 +445,10 @@ impl Pooling {
         );
         match self.kind {
             PoolKind::Max => {
-                let arg_max = self
-                    .arg_max
-                    .as_ref()
-                    .expect("Pooling::backward called before Pooling::forward");
+                let arg_max = self.arg_max.as_ref().expect(
+                    "Pooling::backward called before a forward pass in training mode (a \
+                         network's passes in inference mode, `train = false`, keep no winners)",
+                );
                 let plane_out = expected.2 * expected.3;
                 if plane_out == 0 || h * w == 0 {
                     return Array4::zeros((n, c, h, w));

@@ -327,9 +327,10 @@ impl WinogradPlan {
     /// [`WinogradPlan::run`], then a ReLU and 2x2 max pooling with stride 2, done on each
     /// row of tiles' outputs while they are still interleaved, 8 images a vector, before
     /// anything is copied out: `values` gets each image's `(FN, OH/2, OW/2)` maxima,
-    /// `arg` their winners, as `pooling::max_pool_planes` with its ReLU writes them (the
-    /// flat index `y * OW + x` of the winner in its feature map, the first of equal
-    /// maxima; `BLOCKED` where the maximum after ReLU is 0). Neither the full-size outputs
+    /// `arg` (if given: a pass in inference mode needs none) their winners, as
+    /// `pooling::max_pool_planes` with its ReLU writes them (the flat index `y * OW + x` of
+    /// the winner in its feature map, the first of equal maxima; `BLOCKED` where the
+    /// maximum after ReLU is 0). Neither the full-size outputs
     /// nor a ReLU's pass over them is stored: a quarter of the copying out. Panics unless
     /// [`WinogradPlan::relu_pools`].
     pub(crate) fn run_relu_pool(
@@ -338,7 +339,7 @@ impl WinogradPlan {
         packed: &[f32],
         bias: Option<&[f32]>,
         scratch: &mut Vec<f32>,
-        (values, arg): (&mut [MaybeUninit<f32>], &mut [u32]),
+        (values, arg): (&mut [MaybeUninit<f32>], Option<&mut [u32]>),
     ) {
         assert!(
             self.relu_pools(),
@@ -348,10 +349,10 @@ impl WinogradPlan {
         );
         let pooled_len = GROUP * self.fnum * (self.oh / 2) * (self.ow / 2);
         assert!(
-            values.len() == pooled_len && arg.len() == pooled_len,
-            "winograd: {} pooled values and {} winners for {pooled_len}",
+            values.len() == pooled_len && arg.as_ref().is_none_or(|arg| arg.len() == pooled_len),
+            "winograd: {} pooled values and {:?} winners for {pooled_len}",
             values.len(),
-            arg.len()
+            arg.as_ref().map(|arg| arg.len())
         );
         self.run_into(
             padded,
@@ -678,6 +679,9 @@ impl WinogradPlan {
                     let (pooled_len, start) = (self.fnum * ph * pw, (f * ph + M * ty / 2) * pw);
                     let sizes = (pooled_row, rows / 2, pw);
                     deinterleave_rows::<AVX2>(maxima, sizes, values, (pooled_len, start));
+                    let Some(arg) = arg.as_deref_mut() else {
+                        continue; // no winners wanted
+                    };
                     // SAFETY: a `u32` has the size and alignment of an `f32`, and the
                     // winners go through as bits: copied, never computed with.
                     let arg_bits = unsafe {
@@ -697,9 +701,9 @@ impl WinogradPlan {
 enum Sink<'a> {
     /// All of them: `GROUP` outputs `(FN, OH, OW)`, one after the other.
     Maps(&'a mut [MaybeUninit<f32>]),
-    /// Their ReLU's 2x2 maxima (stride 2) and those maxima's winners, `GROUP` of each
-    /// `(FN, OH/2, OW/2)`, one after the other ([`WinogradPlan::run_relu_pool`]).
-    ReluPooled(&'a mut [MaybeUninit<f32>], &'a mut [u32]),
+    /// Their ReLU's 2x2 maxima (stride 2) and, if wanted, those maxima's winners, `GROUP`
+    /// of each `(FN, OH/2, OW/2)`, one after the other ([`WinogradPlan::run_relu_pool`]).
+    ReluPooled(&'a mut [MaybeUninit<f32>], Option<&'a mut [u32]>),
 }
 
 /// ReLU then 2x2 max pooling (stride 2) of `rows` rows of interleaved outputs (`GROUP`
@@ -1462,7 +1466,7 @@ mod tests {
                         &packed,
                         Some(&bias),
                         &mut scratch,
-                        (values_out, &mut arg),
+                        (values_out, Some(&mut arg)),
                     );
                     let blocked = expected_arg
                         .iter()
