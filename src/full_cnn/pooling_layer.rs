@@ -72,6 +72,9 @@ pub struct Pooling {
     /// For max pooling: for each output, the flat index `y*W + x` of the winning pixel in
     /// its `(n, c)` input plane (the book's `arg_max`).
     arg_max: Option<Array4<u32>>,
+    /// The arg-max array of a fused pass in inference mode, whose winners were not all
+    /// written: not winners, only memory for the next pass to reuse.
+    spare_arg_max: Option<Array4<u32>>,
 }
 
 impl Pooling {
@@ -102,6 +105,7 @@ impl Pooling {
             kind,
             x_shape: [0; 4],
             arg_max: None,
+            spare_arg_max: None,
         }
     }
 
@@ -272,7 +276,11 @@ impl Pooling {
         (n, c, h, w): (usize, usize, usize, usize),
         winners_kept: bool,
     ) {
-        self.arg_max = winners_kept.then_some(arg_max);
+        (self.arg_max, self.spare_arg_max) = if winners_kept {
+            (Some(arg_max), None)
+        } else {
+            (None, Some(arg_max))
+        };
         self.x_shape = [n, c, h, w];
     }
 
@@ -421,9 +429,10 @@ impl Pooling {
     }
 
     /// The arg-max array of the last pass if it has the right shape (it is overwritten
-    /// entirely), else a new one: no allocation per training step.
+    /// entirely), else a new one: no allocation per pass. (The winners of the last pass
+    /// are gone either way: the caller writes the new ones.)
     fn reuse_arg_max(&mut self, shape: (usize, usize, usize, usize)) -> Array4<u32> {
-        match self.arg_max.take() {
+        match self.arg_max.take().or(self.spare_arg_max.take()) {
             Some(a) if a.dim() == shape && a.is_standard_layout() => a,
             _ => Array4::zeros(shape),
         }
