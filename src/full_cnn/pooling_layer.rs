@@ -398,8 +398,8 @@ impl Pooling {
 
     /// The winners of the last forward pass, `(N, C, windows)` flat: for each window the
     /// flat index `y*W + x` of its winner in the input plane, or [`BLOCKED`] where a fused
-    /// ReLU clipped the window's maximum to 0. For max pooling without padding; `None`
-    /// otherwise.
+    /// ReLU clipped the window's maximum to 0. For max pooling without padding, after a
+    /// pass in training mode; `None` otherwise.
     pub(crate) fn winners(&self) -> Option<&[u32]> {
         let arg_max = self.arg_max.as_ref()?;
         (self.kind == PoolKind::Max && self.pad == 0 && arg_max.dim().0 == self.x_shape[0])
