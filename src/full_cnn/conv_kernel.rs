@@ -298,9 +298,7 @@ impl fmt::Debug for PackCache {
 
 /// The first 9 floats of `w`: a 3x3 filter stored row by row.
 fn first_nine(w: &[f32]) -> [f32; 9] {
-    let mut filter = [0.0; 9];
-    filter.copy_from_slice(&w[..9]);
-    filter
+    w[..9].try_into().expect("nine floats")
 }
 
 /// Whether `a` and `b` hold the same floats bit for bit (`-0.0` is not `0.0`, and a NaN

@@ -288,11 +288,11 @@ impl ForwardPlan {
 
     /// The packing of `pack_weights` (the layout's definition, in test builds) for filters
     /// stored flat, `w` `(FN, C, FH, FW)` in standard layout: each filter's `C*FH*FW`
-    /// weights read in order and written down its column of the block. The same floats as asking for every weight through a
-    /// function (tested), without the index arithmetic per weight: at batch 1 the forward
-    /// pass packed its filters for every call (before they were kept from call to call,
-    /// `conv_kernel::PackCache`), and DeepConvNet's packing was a fifth to a quarter of its
-    /// inference time.
+    /// weights read in order and written down its column of the block. The same floats as
+    /// asking for every weight through a function (tested), without the index arithmetic
+    /// per weight: at batch 1 the forward pass packed its filters for every call (before
+    /// they were kept from call to call, `conv_kernel::PackCache`), and DeepConvNet's
+    /// packing was a fifth to a quarter of its inference time.
     pub(crate) fn pack_filters(&self, w: &[f32]) -> Vec<f32> {
         let k_len = self.c * self.fh * self.fw;
         assert_eq!(
@@ -320,11 +320,12 @@ impl ForwardPlan {
     /// The weights of a layer packed for its `dx` kernel (this plan, from
     /// [`input_grad_plan`]), each filter flipped: `w` is the layer's `(FN, C, FH, FW)` in
     /// standard layout, which is `(C, FN, FH, FW)` in this plan's terms (its channels are
-    /// the layer's filters, its filters the layer's channels). As [`ForwardPlan::pack_filters`], each filter's weights read in one
-    /// run (backwards). (Packed one weight at a time through a function of `(f, c, fy,
-    /// fx)`, as `pack_weights` does, this was a seventh of the time
-    /// DeepConvNet's layers took to pack their filters, forward and flipped, for a few
-    /// images left over from Winograd's groups.)
+    /// the layer's filters, its filters the layer's channels). As in
+    /// [`ForwardPlan::pack_filters`], each filter's weights are read in one run (here
+    /// backwards). (Packed one weight at a time through a function of `(f, c, fy, fx)`, as
+    /// `pack_weights` does, this was a seventh of the time DeepConvNet's layers took to
+    /// pack their filters, forward and flipped, for a few images left over from Winograd's
+    /// groups.)
     pub(crate) fn pack_flipped(&self, w: &[f32]) -> Vec<f32> {
         let taps = self.fh * self.fw;
         assert_eq!(

@@ -77,6 +77,10 @@ pub struct Pooling {
     spare_arg_max: Option<Array4<u32>>,
 }
 
+/// Why a max pooling's backward pass has no winners to send its gradient to.
+const NO_WINNERS: &str = "Pooling::backward called before a forward pass in training mode (a \
+                          network's passes in inference mode, `train = false`, keep no winners)";
+
 impl Pooling {
     /// Max pooling with a `pool_h x pool_w` window (the book's `Pooling(pool_h, pool_w,
     /// stride, pad)`).
@@ -301,11 +305,7 @@ impl Pooling {
             dout, expected,
             "Pooling::backward: dout has shape {dout:?} but the forward output had shape {expected:?}"
         );
-        assert!(
-            self.arg_max.is_some(),
-            "Pooling::backward called before a forward pass in training mode (a network's \
-             passes in inference mode, `train = false`, keep no winners)"
-        );
+        assert!(self.arg_max.is_some(), "{NO_WINNERS}");
         expected.1 * expected.2 * expected.3
     }
 
@@ -454,10 +454,7 @@ impl Pooling {
         );
         match self.kind {
             PoolKind::Max => {
-                let arg_max = self.arg_max.as_ref().expect(
-                    "Pooling::backward called before a forward pass in training mode (a \
-                         network's passes in inference mode, `train = false`, keep no winners)",
-                );
+                let arg_max = self.arg_max.as_ref().expect(NO_WINNERS);
                 let plane_out = expected.2 * expected.3;
                 if plane_out == 0 || h * w == 0 {
                     return Array4::zeros((n, c, h, w));
