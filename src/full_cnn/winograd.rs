@@ -330,9 +330,8 @@ impl WinogradPlan {
     /// `arg` (if given: a pass in inference mode needs none) their winners, as
     /// `pooling::max_pool_planes` with its ReLU writes them (the flat index `y * OW + x` of
     /// the winner in its feature map, the first of equal maxima; `BLOCKED` where the
-    /// maximum after ReLU is 0). Neither the full-size outputs
-    /// nor a ReLU's pass over them is stored: a quarter of the copying out. Panics unless
-    /// [`WinogradPlan::relu_pools`].
+    /// maximum after ReLU is 0). Neither the full-size outputs nor a ReLU's pass over them
+    /// is stored: a quarter of the copying out. Panics unless [`WinogradPlan::relu_pools`].
     pub(crate) fn run_relu_pool(
         &self,
         padded: &[f32],
