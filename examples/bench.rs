@@ -39,7 +39,7 @@
 //! summed over the threads: the work a step takes, which other processes on the machine
 //! change much less than the wall time. Left out when the timed runs took under 0.5 s.
 //! Both count the time a worker spends looking for work between two parallel loops of a
-//! pass, which it does instead of sleeping (`full_cnn::threads`): `cores_busy` near 2.0
+//! pass, which it does instead of sleeping (`full_cnn::kernels::threads`): `cores_busy` near 2.0
 //! says that no core sleeps during a step, not that both compute all the time.
 
 use std::process::ExitCode;

@@ -60,7 +60,7 @@ use rayon::prelude::*;
 
 use crate::batching::{conv_forward_im2col, output_hw, valid_range};
 use crate::error::SettingError;
-use crate::full_cnn::simd::Simd;
+use crate::full_cnn::kernels::simd::Simd;
 
 pub(crate) mod avx512;
 

@@ -2,7 +2,7 @@
 
 use ndarray::{Array, Array1, Array2, ArrayD, ArrayView2, Axis, Dimension, IxDyn};
 
-use super::matmul::mat_mul;
+use super::kernels::matmul::mat_mul;
 
 /// A fully connected layer, `y = x·W + b` with `W` of shape `(in, out)` as in the book.
 ///

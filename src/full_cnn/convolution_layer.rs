@@ -1,22 +1,30 @@
 //! The Convolution layer (畳み込み層) with its backward pass, computed with
 //! [`im2col`](crate::batching::im2col) as one matrix product each way.
+//!
+//! This file is the layer as the book writes it: `forward`, `backward`, and the im2col
+//! path both take when no faster kernel applies. Two files beside it hold what a
+//! network adds, and can wait for a second reading: `fused.rs`, the passes that take a
+//! ReLU or a max pooling inside the convolution's own pass, and `weight_grads.rs`, `dW`
+//! and `db` by the fast kernels (which live in [`kernels`](super::kernels)).
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
+use ndarray::{Array1, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
 use rayon::prelude::*;
 
-use super::Pooling;
-use super::conv_kernel::{ConvKernel, Images, PackCache, PackedFilters, Then};
-use super::direct_conv::{ForwardPlan, WeightGradPlan, first_of};
-use super::simd::{Simd, all_finite, as_output, zeroed};
-use super::winner_grad::WinnerGradPlan;
-use super::winograd::{GROUP, Group, WinogradGradPlan};
-use crate::batching::{col2im_t_image, im2col_image, im2col_t_image};
+use super::kernels::conv_kernel::{ConvKernel, Images, PackCache, PackedFilters, Then};
+use super::kernels::direct_conv::{ForwardPlan, first_of};
+use super::kernels::simd::as_output;
+use crate::batching::{col2im_t_image, im2col_t_image};
 use crate::error::SettingError;
 use crate::padding_stride::conv_output_size;
+
+mod fused;
+mod weight_grads;
+
+use weight_grads::Gradient;
 
 /// A convolution layer: `FN` filters of shape `(C, FH, FW)` slid over a batch
 /// `(N, C, H, W)` with a stride and zero padding, plus one bias per filter, giving
@@ -36,15 +44,16 @@ use crate::padding_stride::conv_output_size;
 /// larger im2col matrix: the backward pass builds each image's matrix again, which costs
 /// less than storing the whole batch's and reading it back from memory.)
 ///
-/// With stride 1 (most CNNs) the layer skips im2col and its faster kernels compute the
-/// same sums: the direct kernel reads each filter position's pixels straight from the
-/// padded image (module `direct_conv`), and for 3x3 filters over 8 or more channels,
-/// 8 images at a time, Winograd's F(4x4, 3x3) needs 4 times fewer multiplications and
-/// F(2x2, 3x3) 2.25 times (module `winograd`: F(4x4, 3x3) forward and for `dx` where the
-/// output's size suits it, F(2x2, 3x3) for the other sizes, and the same tile for `dW`
-/// with 16 or more channels and filters (32 with F(2x2, 3x3)); the environment variable
-/// `CNN_FROM_SCRATCH_WINOGRAD=0` turns it off, `=2` keeps to F(2x2, 3x3)). The results agree with im2col's to rounding; the tests
-/// compare each kernel with the im2col path, forward and backward.
+/// With stride 1 (most CNNs) the layer skips im2col and its faster kernels compute the same
+/// sums: the direct kernel reads each filter position's pixels straight from the padded
+/// image (module `kernels::direct_conv`), and for 3x3 filters over 8 or more channels, 8
+/// images at a time, Winograd's F(4x4, 3x3) needs 4 times fewer multiplications and F(2x2,
+/// 3x3) 2.25 times (module `kernels::winograd`: F(4x4, 3x3) forward and for `dx` where the
+/// output's size suits it, F(2x2, 3x3) for the other sizes, and the same tile for `dW` with
+/// 16 or more channels and filters (32 with F(2x2, 3x3)); the environment variable
+/// `CNN_FROM_SCRATCH_WINOGRAD=0` turns it off, `=2` keeps to F(2x2, 3x3)). The results
+/// agree with im2col's to rounding; the tests compare each kernel with the im2col path,
+/// forward and backward.
 ///
 /// ## Backward
 ///
@@ -194,46 +203,6 @@ impl Convolution {
         Ok(self.forward_kept(Then::Keep))
     }
 
-    /// [`Convolution::forward`] of a batch the layer may keep as it is (no copy), as a
-    /// network's layers hand their outputs on.
-    pub(crate) fn forward_owned(&mut self, x: Array4<f32>) -> Result<Array4<f32>, SettingError> {
-        self.forward_owned_then(x, Then::Keep)
-    }
-
-    /// [`Convolution::forward_owned`] followed by a ReLU, `max(0, y)`, applied to each
-    /// group of images' outputs as soon as they are written (still in the cache), not in
-    /// a pass of its own over the whole tensor. A network runs a Convolution, ReLU,
-    /// Convolution this way; the second convolution's
-    /// [`Convolution::backward_through_relu`] takes the gradient back through the ReLU.
-    pub(crate) fn forward_owned_relu(
-        &mut self,
-        x: Array4<f32>,
-    ) -> Result<Array4<f32>, SettingError> {
-        self.forward_owned_then(x, Then::Relu)
-    }
-
-    /// [`Convolution::forward_owned`], with `then` applied to the outputs.
-    fn forward_owned_then(
-        &mut self,
-        x: Array4<f32>,
-        then: Then,
-    ) -> Result<Array4<f32>, SettingError> {
-        self.output_shape(x.dim())?;
-        self.keep_input(x);
-        Ok(self.forward_kept(then))
-    }
-
-    /// Keeps `x` as the input, as it is if it is in standard layout (no copy).
-    fn keep_input(&mut self, x: Array4<f32>) {
-        self.x = if x.is_standard_layout() {
-            x
-        } else {
-            x.as_standard_layout().into_owned()
-        };
-        self.x_shape = self.x.dim().into();
-        self.x_ready = true;
-    }
-
     /// Copies `x` into the kept input, reusing its memory when the shape is the same.
     fn keep_input_copy(&mut self, x: ArrayView4<f32>) {
         if self.x.dim() == x.dim() {
@@ -299,154 +268,6 @@ impl Convolution {
     fn packed_filters(&self, kernel: &ConvKernel) -> Arc<PackedFilters> {
         let w = self.w.as_slice().expect("kept in standard layout");
         self.packed.packed(kernel, w)
-    }
-
-    /// Convolution, ReLU and max pooling of a batch in one pass over the images: each
-    /// image's `(FN, OH, OW)` feature maps live only in a small per-worker buffer (in cache)
-    /// and go straight into `pool`, instead of a full-size tensor written, read by ReLU,
-    /// written again and read by the pooling. With the direct kernel and 2x2 pooling on
-    /// AVX-512 that buffer is the kernel's own scratch rows, pooled with the bias added on
-    /// the way (`Pooling::relu_pool_scratch`): the maps are not even copied out of them
-    /// (on an Intel Xeon the copy was 5% of a SimpleConvNet training step's profile; the
-    /// step +9%, inference at batch 100 +13%, 8 interleaved rounds on 2 threads). With
-    /// Winograd's kernel (DeepConvNet's three such blocks) each group of 8 images is pooled
-    /// inside the kernel's pass, while its outputs are still interleaved, 8 images a vector
-    /// (`WinogradPlan::run_relu_pool`): a quarter of the outputs copied out, and no pass of
-    /// the pooling over them (on a Zen 4, DeepConvNet's inference at batch 100 1.04 times
-    /// as fast).
-    ///
-    /// Same result as `forward`, ReLU, then [`Pooling::forward`];
-    /// [`Convolution::backward_pooled`] (or `pool.backward` and
-    /// [`Convolution::backward_params_pooled`], for a first layer) take the gradient back
-    /// through all three. Unless `train`, the pooling keeps no winners (no backward pass
-    /// follows one in inference mode; not storing them made DeepConvNet's inference at
-    /// batch 100 1.04 times as fast and SimpleConvNet's 1.03, on a Zen 4).
-    pub(crate) fn forward_relu_pool(
-        &mut self,
-        x: ArrayView4<f32>,
-        pool: &mut Pooling,
-        train: bool,
-    ) -> Result<Array4<f32>, SettingError> {
-        self.relu_pool_with(x.dim(), |conv| conv.keep_input_copy(x), pool, train)
-    }
-
-    /// [`Convolution::forward_relu_pool`] of a batch the layer may keep as it is (no
-    /// copy), as a network's layers hand their outputs on.
-    pub(crate) fn forward_relu_pool_owned(
-        &mut self,
-        x: Array4<f32>,
-        pool: &mut Pooling,
-        train: bool,
-    ) -> Result<Array4<f32>, SettingError> {
-        self.relu_pool_with(x.dim(), |conv| conv.keep_input(x), pool, train)
-    }
-
-    /// [`Convolution::forward_relu_pool`] of an input of shape `x_shape`, which `keep`
-    /// keeps (once the settings are checked).
-    fn relu_pool_with(
-        &mut self,
-        x_shape: (usize, usize, usize, usize),
-        keep: impl FnOnce(&mut Self),
-        pool: &mut Pooling,
-        train: bool,
-    ) -> Result<Array4<f32>, SettingError> {
-        let conv_shape = self.output_shape(x_shape)?;
-        let (mut pooled, mut arg_max) = pool.begin_relu_pool(conv_shape)?;
-        keep(self);
-        let (_, fnum, oh, ow) = conv_shape;
-        // Not initialised yet: each path below sets every entry (see `begin_relu_pool`).
-        let pooled_flat = pooled.as_slice_mut().expect("a fresh array is contiguous");
-        let arg_flat = arg_max.as_slice_mut().expect("a fresh array is contiguous");
-        let pool_ref = &*pool;
-        let n = conv_shape.0;
-        let kernel = self
-            .direct_plan()
-            .map(|plan| ConvKernel::forward(plan, self.winograd, n));
-        let direct = kernel.filter(|kernel| kernel.is_direct() && pool.pools_scratch());
-        let winograd = kernel.filter(|kernel| kernel.relu_pools() && pool.windows_2x2());
-        match (direct, winograd) {
-            // The direct kernel's outputs pooled straight out of its scratch rows, the bias
-            // added there (not copied out with the bias first, then pooled). An empty
-            // output (no window fits) takes the other path: it has no chunks to cut.
-            (Some(kernel), _) if !pooled_flat.is_empty() => {
-                let packed = self.packed_filters(&kernel);
-                let bias = self.b.as_slice().expect("a 1-d array of its own");
-                let x_flat = self.x.as_slice().expect("kept in standard layout");
-                let per_image = pooled_flat.len() / n;
-                pooled_flat
-                    .par_chunks_mut(per_image)
-                    .zip(arg_flat.par_chunks_mut(per_image))
-                    .zip(x_flat.par_chunks(x_flat.len() / n))
-                    .for_each(|((pooled_n, arg_n), image)| {
-                        // Not zeroed first: the pooling writes every entry.
-                        kernel.run_direct_then(image, &packed, |scratch, layout| {
-                            let shape = (fnum, oh, ow);
-                            let arg_n = train.then_some(arg_n);
-                            pool_ref
-                                .relu_pool_scratch(scratch, layout, bias, shape, pooled_n, arg_n)
-                        })
-                    });
-            }
-            // No filter elements: nothing to compute, and the outputs are zeros.
-            _ if self.w.is_empty() => {
-                zeroed(pooled_flat);
-            }
-            // Winograd's kernel pools each group of images inside its pass, while its
-            // outputs are still interleaved; the images left over (fewer than a group, by
-            // the direct kernel) are pooled from a per-worker buffer, one by one.
-            (_, Some(kernel)) => {
-                let packed = self.packed_filters(&kernel);
-                let bias = self.b.as_slice().expect("a 1-d array of its own");
-                let x_flat = self.x.as_slice().expect("kept in standard layout");
-                let (per_image, image_len) = (pooled_flat.len() / n, x_flat.len() / n);
-                let in_groups = n / GROUP * GROUP;
-                let (pooled_groups, pooled_left) = pooled_flat.split_at_mut(in_groups * per_image);
-                let (arg_groups, arg_left) = arg_flat.split_at_mut(in_groups * per_image);
-                let (x_groups, x_left) = x_flat.split_at(in_groups * image_len);
-                let group_len = GROUP * per_image;
-                pooled_groups
-                    .par_chunks_mut(group_len)
-                    .zip(arg_groups.par_chunks_mut(group_len))
-                    .zip(x_groups.par_chunks(GROUP * image_len))
-                    .chain(
-                        pooled_left
-                            .par_chunks_mut(per_image)
-                            .zip(arg_left.par_chunks_mut(per_image))
-                            .zip(x_left.par_chunks(image_len)),
-                    )
-                    .for_each(|((pooled_run, arg_run), images)| {
-                        if images.len() == GROUP * image_len {
-                            kernel.run_relu_pool(
-                                images,
-                                &packed,
-                                Some(bias),
-                                (pooled_run, train.then_some(arg_run)),
-                            );
-                            return;
-                        }
-                        FORWARD_BUFFERS.with_borrow_mut(|(_, maps)| {
-                            let maps = first_of(maps, fnum * oh * ow);
-                            // SAFETY: the kernel writes floats.
-                            kernel.run(images, &packed, Some(bias), unsafe { as_output(maps) });
-                            let pooled_n = zeroed(pooled_run);
-                            pool_ref.relu_pool_image(maps, (fnum, oh, ow), pooled_n, arg_run);
-                        });
-                    });
-            }
-            // Each image's pooled outputs zeroed by its worker just before the pooling sets
-            // them (not all at once on this thread first, while the other core waited).
-            _ => self.forward_images(pooled_flat, arg_flat, |conv_n, pooled_n, arg_n| {
-                let pooled_n = zeroed(pooled_n);
-                pool_ref.relu_pool_image(conv_n, (fnum, oh, ow), pooled_n, arg_n)
-            }),
-        }
-        // In inference the paths without a fast pooling (the images left over from
-        // Winograd's groups, or no fast kernel) still wrote winners: not all of them, so
-        // the pooling sets the array aside instead of keeping it as winners.
-        pool.finish_relu_pool(arg_max, conv_shape, train);
-        // SAFETY: the first path's pooling wrote every image's chunk (the chunks cover the
-        // array), the last path zeroed each before pooling it, the other zeroed all of it.
-        Ok(unsafe { pooled.assume_init() })
     }
 
     /// The forward pass of the kept input, image by image and in parallel: builds the
@@ -523,7 +344,8 @@ impl Convolution {
     }
 
     /// The direct (im2col-free) computation's plan, if it applies to the kept input's
-    /// shape: stride 1 (see the module `direct_conv`), unless switched off for a test.
+    /// shape: stride 1 (see the module `kernels::direct_conv`), unless switched off for a
+    /// test.
     fn direct_plan(&self) -> Option<ForwardPlan> {
         let [_, _, h, w] = self.x_shape;
         if self.stride != 1 || !self.direct {
@@ -538,50 +360,12 @@ impl Convolution {
         self.backward_then(dout, false)
     }
 
-    /// [`Convolution::backward`] of a convolution whose input came out of a ReLU (a
-    /// network's Convolution, ReLU, Convolution, run forward by
-    /// [`Convolution::forward_owned_relu`]): `dL/dx` is taken back through that ReLU too,
-    /// zeroed where the kept input (the ReLU's output) is not positive, group of images by
-    /// group while each is in the cache (the ReLU's own backward pass, which the network
-    /// then skips, went over the whole tensor again).
-    pub(crate) fn backward_through_relu(&mut self, dout: ArrayView4<f32>) -> Array4<f32> {
-        self.backward_then(dout, true)
-    }
-
     /// [`Convolution::backward`], and through the ReLU before the layer if `through_relu`.
     fn backward_then(&mut self, dout: ArrayView4<f32>, through_relu: bool) -> Array4<f32> {
         self.check_dout(dout.dim());
         let dout = dout.as_standard_layout();
         let dout_flat = dout.as_slice().expect("standard layout");
         self.gradients(Images::Given(dout_flat), through_relu)
-    }
-
-    /// The backward pass of a Convolution, ReLU and max Pooling run forward by
-    /// [`Convolution::forward_relu_pool_owned`], from the gradient of the *pooled* output
-    /// (`dL/dx` through the ReLU before the layer too if `through_relu`, as
-    /// [`Convolution::backward_through_relu`]). With 2x2 windows and stride 2 the
-    /// full-size gradient of the convolution's output is never made: `dW` and `dx` each
-    /// rebuild it from the pooling's winners a group of images at a time, straight into
-    /// their kernels' layout (the pooling's own backward wrote a tensor as large as the
-    /// feature maps, which both then read). Otherwise the pooling's backward runs first.
-    pub(crate) fn backward_pooled(
-        &mut self,
-        pool: &mut Pooling,
-        dout_pooled: ArrayView4<f32>,
-        through_relu: bool,
-    ) -> Array4<f32> {
-        let [n, c, h, w] = self.x_shape;
-        let conv_shape = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
-        pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
-        let Some(winners) = pool.winners_2x2() else {
-            let dout = pool.backward(dout_pooled);
-            return self.backward_then(dout.view(), through_relu);
-        };
-        let dout_pooled = dout_pooled.as_standard_layout();
-        let grads = dout_pooled.as_slice().expect("standard layout");
-        self.gradients(Images::Unpooled { grads, winners }, through_relu)
     }
 
     /// `dW`, `db` (stored) and `dL/dx` (returned, through the ReLU before the layer if
@@ -668,26 +452,6 @@ impl Convolution {
         self.backward_images(Gradient::Images(Images::Given(dout_flat)));
     }
 
-    /// [`Convolution::backward_params`] after [`Convolution::forward_relu_pool`], from the
-    /// gradient of the *pooled* output: each image's `dL/dout` is rebuilt from `pool`'s
-    /// winners in a small buffer, so the full-size gradient tensor is never made. Where
-    /// the `dW` kernel reads it a row of filters per position (AVX-512, 2x2 pooling), it
-    /// is rebuilt straight in that layout, not rebuilt and then transposed.
-    pub(crate) fn backward_params_pooled(&mut self, pool: &Pooling, dout_pooled: ArrayView4<f32>) {
-        assert!(
-            self.x_ready,
-            "Convolution::backward called before Convolution::forward"
-        );
-        let [n, c, h, w] = self.x_shape;
-        let conv_shape = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
-        let dout_pooled = dout_pooled.as_standard_layout();
-        let grads = dout_pooled.as_slice().expect("standard layout");
-        let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
-        self.backward_images(Gradient::Pooled(pool, grads, per_image));
-    }
-
     /// Panics unless `dout` has the shape of the last forward output.
     fn check_dout(&self, dout: (usize, usize, usize, usize)) {
         assert!(
@@ -703,453 +467,6 @@ impl Convolution {
             "Convolution::backward: dout has shape {dout:?}, which does not match the forward output {expected:?}"
         );
     }
-
-    /// The weight gradients, image by image, with `gradient(n, buffer)` giving image n's
-    /// `dL/dout` `(FN, OH*OW)`: `Some` slice of the layer's `dout` (not copied), or `None`
-    /// after writing it into `buffer` (rebuilt from a pooled gradient):
-    ///
-    /// ```text
-    /// dW = Σ_n dout_n (FN, OH*OW) · col_n (OH*OW, C*FH*FW)     db = Σ_n Σ_positions dout_n
-    /// ```
-    ///
-    /// `col_n` is image n's im2col matrix in the book's layout, built again from the kept
-    /// input (one per-worker buffer; that layout makes the `dW` product the faster one).
-    /// With stride 1 the direct `dW` kernel reads the padded images instead, and where the
-    /// forward pass uses Winograd's kernel and the layer has enough channels and filters
-    /// (16 for F(4x4, 3x3), 32 for F(2x2, 3x3)), so does `dW`, with the same tile, a
-    /// group of 8 images at a time (module `winograd::weight_grad`). Fixed runs of images
-    /// are summed in parallel, each in image order, then the runs in order: the same
-    /// result on every run, whatever the thread count.
-    fn backward_images(&mut self, gradient: Gradient) {
-        let mut partials = std::mem::take(&mut self.partials);
-        let (dw, db) = self.weight_grads(&mut partials, gradient);
-        (self.partials, self.dw, self.db) = (partials, dw, db);
-    }
-
-    /// [`Convolution::backward_images`]'s `dW` and `db`, with `partials` as the runs'
-    /// buffer (the layer's own, taken out so that `dx` can be computed at the same time).
-    fn weight_grads(
-        &self,
-        partials: &mut Vec<f32>,
-        gradient: Gradient,
-    ) -> (Array4<f32>, Array1<f32>) {
-        let [n, c, h, w] = self.x_shape;
-        let (_, fnum, oh, ow) = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
-        let (_, _, fh, fw) = self.w.dim();
-        let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
-        let mut dw = Array2::<f32>::zeros((fnum, k));
-        let mut db = Array1::<f32>::zeros(fnum);
-        if n * positions * k * fnum > 0 {
-            let direct = self.direct_plan();
-            let kernels = WeightGradKernels {
-                image: (c, h, w),
-                settings: (fh, fw, self.stride, self.pad),
-                output: (fnum, oh, ow),
-                direct: direct.map(|plan| (plan, WeightGradPlan::new(plan))),
-                winograd: direct
-                    .and_then(|plan| ConvKernel::forward(plan, self.winograd, n).weight_grad()),
-                winners: direct
-                    .filter(|_| matches!(gradient, Gradient::Pooled(..)))
-                    .and_then(|_| {
-                        let padded = (h + 2 * self.pad, w + 2 * self.pad);
-                        WinnerGradPlan::new((fnum, c, fh, fw), padded)
-                    }),
-            };
-            let runs = kernels.runs(n);
-            let sums_len = kernels.winograd.map_or(0, |plan| plan.sums_len());
-            // Each run's part: its dW, db and Winograd sums, in one buffer the layer keeps
-            // (fresh buffers each step cost page faults).
-            let part_len = fnum * k + fnum + sums_len;
-            let parts = first_of(partials, runs.len() * part_len);
-            let x_flat = self.x.as_slice().expect("kept in standard layout");
-            parts
-                .par_chunks_mut(part_len)
-                .zip(runs.par_iter())
-                .for_each(|(part, &(first, len))| {
-                    let x_run = &x_flat[first * image_len..][..len * image_len];
-                    kernels.run(first, x_run, &gradient, part);
-                });
-            // The runs' parts added in order (only the sums a run wrote); Winograd's sums
-            // by add_weight_grad, which adds them in order too.
-            let dw_flat = dw.as_slice_mut().expect("a fresh matrix");
-            let mut winograd_sums = Vec::new();
-            for (part, &(_, len)) in parts.chunks_exact(part_len).zip(&runs) {
-                let (dw_part, db_and_sums) = part.split_at(fnum * k);
-                let (db_part, sums_part) = db_and_sums.split_at(fnum);
-                let (groups, left) = kernels.split_run(len);
-                db.iter_mut().zip(db_part).for_each(|(d, p)| *d += p);
-                if groups > 0 {
-                    winograd_sums.push(sums_part);
-                }
-                if left > 0 {
-                    dw_flat.iter_mut().zip(dw_part).for_each(|(d, p)| *d += p);
-                }
-            }
-            if let Some(plan) = &kernels.winograd {
-                plan.add_weight_grad(&winograd_sums, dw_flat);
-            }
-        }
-        let dw = dw
-            .into_shape_with_order(self.w.raw_dim())
-            .expect("a fresh matrix reshapes without copying");
-        (dw, db)
-    }
-}
-
-/// Groups of images per run of Winograd's `dW` (see [`WeightGradKernels::runs`]). Each run
-/// writes sums of its own, added in order at the end, and its bands of tiles are as long
-/// as its rows of tiles allow (up to 32 tiles): longer runs mean fewer sums to write and
-/// add, and for 8x8 images (4 tiles of F(4x4, 3x3) a group) longer bands. On a Zen 4 (2
-/// threads, steps alternating in one process, medians of 30 rounds), runs of 4 groups
-/// made DeepConvNet's training step 1.021 times as fast as runs of 2 (1.007 on one
-/// thread); 6 were no faster than 4 (0.996), and at batch 100 leave fewer runs to share.
-const WINOGRAD_RUN_GROUPS: usize = 4;
-
-/// What [`Convolution::backward_images`] computes `dW` and `db` with, for one layer shape.
-struct WeightGradKernels {
-    /// An image `(C, H, W)`, the filter and its settings `(FH, FW, stride, pad)`, the
-    /// output `(FN, OH, OW)`.
-    image: (usize, usize, usize),
-    settings: (usize, usize, usize, usize),
-    output: (usize, usize, usize),
-    /// With stride 1: the direct kernel's plans (its forward plan pads the images).
-    direct: Option<(ForwardPlan, WeightGradPlan)>,
-    /// Winograd's `dW`, for whole groups of images, where it applies.
-    winograd: Option<WinogradGradPlan>,
-    /// With stride 1, through a max pooling: `dW` from the pooling's winners, where it
-    /// applies (`winner_grad`).
-    winners: Option<WinnerGradPlan>,
-}
-
-impl WeightGradKernels {
-    /// The batch of `n` images cut into the runs summed in parallel, `(first image,
-    /// images)`: with Winograd's kernel, [`WINOGRAD_RUN_GROUPS`] groups a run, then the
-    /// groups left one a run, then the images left over one by one (at batch 100: 3 runs
-    /// of 32 images, then 4 of one); otherwise 10 images a run. The runs depend on `n`
-    /// only, not on the thread count. (As runs of their own, both cores share the images
-    /// left over: as one run of 4 they all went to one core, by the direct kernel, which
-    /// is slower per image.)
-    fn runs(&self, n: usize) -> Vec<(usize, usize)> {
-        let lengths = if self.winograd.is_some() {
-            let run = WINOGRAD_RUN_GROUPS * GROUP;
-            let mut lengths = vec![run; n / run];
-            lengths.extend(std::iter::repeat_n(GROUP, n % run / GROUP));
-            lengths.extend(std::iter::repeat_n(1, n % GROUP));
-            lengths
-        } else {
-            (0..n).step_by(10).map(|first| 10.min(n - first)).collect()
-        };
-        lengths
-            .into_iter()
-            .scan(0, |first, len| {
-                *first += len;
-                Some((*first - len, len))
-            })
-            .collect()
-    }
-
-    /// How many of a run's `images` go to Winograd's kernel (whole groups), and how many
-    /// are left for the others.
-    fn split_run(&self, images: usize) -> (usize, usize) {
-        match self.winograd {
-            Some(_) => (images / GROUP, images % GROUP),
-            None => (0, images),
-        }
-    }
-
-    /// One run of images, `x_run`, the first being image `first` of the batch: its `db`,
-    /// and its `dW` or Winograd sums, into `part` (`dW`, then `db`, then the sums). `db`
-    /// and `dW` are zeroed first and added to; Winograd's kernel writes its sums whole.
-    fn run(&self, first: usize, x_run: &[f32], gradient: &Gradient, part: &mut [f32]) {
-        let (c, h, w) = self.image;
-        let (fnum, oh, ow) = self.output;
-        let (positions, k, image_len) = (oh * ow, c * self.settings.0 * self.settings.1, c * h * w);
-        let (dw_part, db_and_sums) = part.split_at_mut(fnum * k);
-        let (db_part, sums) = db_and_sums.split_at_mut(fnum);
-        let (groups, left) = self.split_run(x_run.len() / image_len);
-        db_part.fill(0.0);
-        GRAD_BUFFERS.with_borrow_mut(|buffers| {
-            // Whole groups by Winograd's kernel, into its sums (turned into dW once for the
-            // batch): all the groups' images and gradients interleaved, then one run.
-            if let Some(plan) = &self.winograd
-                && groups > 0
-            {
-                let (len, dlen) = (plan.padded_len(), plan.dout_len());
-                let padded = first_of(&mut buffers.images, groups * len);
-                let interleaved = first_of(&mut buffers.gradients, groups * dlen);
-                // Room for a group's gradients, where `gradient` has to write them.
-                let douts = first_of(&mut buffers.dout, GROUP * fnum * positions);
-                for g in 0..groups {
-                    let images = &x_run[g * GROUP * image_len..][..GROUP * image_len];
-                    plan.pad_images(images, &mut padded[g * len..][..len]);
-                    let interleaved = &mut interleaved[g * dlen..][..dlen];
-                    let first_image = first + g * GROUP;
-                    // The group's gradients as given, or rebuilt from a pooling's winners
-                    // straight into the kernel's layout; through the first block's
-                    // pooling, each image rebuilt in `douts` first.
-                    let group = match *gradient {
-                        Gradient::Images(images) => images.group(first_image, (fnum, oh, ow)),
-                        Gradient::Pooled(..) => {
-                            let mut group: [&[f32]; GROUP] = [&[]; GROUP];
-                            for (i, (buffer, dout_i)) in douts
-                                .chunks_exact_mut(fnum * positions)
-                                .zip(group.iter_mut())
-                                .enumerate()
-                            {
-                                *dout_i = gradient.image(first_image + i, fnum, buffer);
-                            }
-                            Group::Whole(group)
-                        }
-                    };
-                    plan.interleave_dout(group, interleaved);
-                    add_group_sums(interleaved, (oh, ow), plan.dout_plane(), db_part);
-                }
-                plan.run(padded, interleaved, sums);
-            }
-            if left == 0 {
-                return;
-            }
-            // The images left, into dW: by the direct kernel (all the images and gradients
-            // padded first, then one run), or by im2col and a product per image.
-            dw_part.fill(0.0);
-            let done = groups * GROUP;
-            let images = x_run[done * image_len..].chunks_exact(image_len);
-            // Through a max pooling, dW from the windows' winners only (`winner_grad`);
-            // not for images with NaN or infinity: the sum over every output multiplies
-            // them by its zero gradients (NaN), the winners' sum leaves them out.
-            if let (Some(plan), Some(winner_plan), Gradient::Pooled(pool, grads, per_image)) = (
-                self.direct.as_ref().map(|(plan, _)| plan),
-                &self.winners,
-                *gradient,
-            ) && let Some(winners) = pool.winners()
-                && all_finite(&x_run[done * image_len..])
-            {
-                let padded = first_of(&mut buffers.images, plan.padded_len());
-                let patches = first_of(&mut buffers.patches, winner_plan.patches_len());
-                for (i, image) in images.enumerate() {
-                    let img = first + done + i;
-                    plan.pad_image(image, padded);
-                    winner_plan.patches(padded, patches);
-                    let (winners, grads) = (
-                        &winners[img * per_image..][..per_image],
-                        &grads[img * per_image..][..per_image],
-                    );
-                    winner_plan.run(patches, winners, grads, dw_part, db_part);
-                }
-                return;
-            }
-            let buffer = first_of(&mut buffers.dout, fnum * positions);
-            if let Some((plan, dw_plan)) = &self.direct {
-                let (len, dlen) = (plan.padded_len(), dw_plan.padded_dout_len());
-                let padded = first_of(&mut buffers.images, left * len);
-                let dout_padded = first_of(&mut buffers.gradients, left * dlen);
-                for (i, image) in images.enumerate() {
-                    plan.pad_image(image, &mut padded[i * len..][..len]);
-                    let dout_padded = &mut dout_padded[i * dlen..][..dlen];
-                    let img = first + done + i;
-                    if !gradient.by_position(img, dw_plan, dout_padded, db_part) {
-                        let dout_n = image_grad(gradient, img, buffer, db_part);
-                        dw_plan.pad_dout(dout_n, dout_padded);
-                    }
-                }
-                dw_plan.run(padded, dout_padded, dw_part);
-            } else {
-                // im2col_image skips the padding's entries: they must be zeros.
-                let col = first_of(&mut buffers.images, positions * k);
-                col.fill(0.0);
-                let mut dw_m = ArrayViewMut2::from_shape((fnum, k), dw_part).expect("FN x C*FH*FW");
-                for (i, image) in images.enumerate() {
-                    let dout_n = image_grad(gradient, first + done + i, buffer, db_part);
-                    im2col_image(image, self.image, self.settings, (oh, ow), col);
-                    let col_n = ArrayView2::from_shape((positions, k), &col[..])
-                        .expect("buffer of OH*OW x C*FH*FW");
-                    let dout_m = ArrayView2::from_shape((fnum, positions), dout_n)
-                        .expect("buffer of FN x OH*OW");
-                    general_mat_mul(1.0, &dout_m, &col_n, 1.0, &mut dw_m);
-                }
-            }
-        });
-    }
-}
-
-/// Where the weight gradients' `dL/dout` comes from.
-#[derive(Clone, Copy)]
-enum Gradient<'d> {
-    /// Each image's `(FN, OH, OW)` as `Images` give it: the layer's `dout` `(N, FN, OH,
-    /// OW)`, flat, or rebuilt from a 2x2 max pooling's gradients and winners (the same
-    /// numbers, a group of images at a time).
-    Images(Images<'d>),
-    /// A fused block's pooling layer and the gradient of its pooled output, flat, with its
-    /// number of values per image: each image's `dL/dout` is rebuilt from the pooling's
-    /// winners.
-    Pooled(&'d Pooling, &'d [f32], usize),
-}
-
-impl Gradient<'_> {
-    /// Image `n`'s `dL/dout` `(FN, OH*OW)` (`filters` = FN): a slice of the given one, or
-    /// rebuilt in `buffer` (`FN*OH*OW` floats).
-    fn image<'b>(&'b self, n: usize, filters: usize, buffer: &'b mut [f32]) -> &'b [f32] {
-        match *self {
-            Gradient::Images(images) => images.image(n, filters, buffer),
-            Gradient::Pooled(pool, grads, per_image) => {
-                pool.backward_image(&grads[n * per_image..][..per_image], n, buffer);
-                buffer
-            }
-        }
-    }
-
-    /// Image `n`'s `dL/dout` written straight into the layout `dw_plan` reads (see
-    /// [`WeightGradPlan::filter_row_len`]), each filter's sum added into `db`, where the
-    /// gradient comes from a fused pooling that can write it that way: one pass instead of
-    /// the pooling's backward into `(FN, OH*OW)` and a transposed copy of it. Returns
-    /// `false`, having done nothing, elsewhere.
-    fn by_position(
-        &self,
-        n: usize,
-        dw_plan: &WeightGradPlan,
-        padded_dout: &mut [f32],
-        db: &mut [f32],
-    ) -> bool {
-        let (Gradient::Pooled(pool, grads, per_image), Some(row_len)) =
-            (*self, dw_plan.filter_row_len())
-        else {
-            return false;
-        };
-        // Room for the widest row: two vectors of 16 filters (the dW kernel's widest block).
-        let mut lane_sums = [[0.0f32; 8]; 32];
-        let Some(lane_sums) = lane_sums.get_mut(..row_len) else {
-            return false;
-        };
-        let grads_n = &grads[n * per_image..][..per_image];
-        if !pool.backward_image_by_position(grads_n, n, padded_dout, lane_sums) {
-            return false;
-        }
-        for (sum, lanes) in db.iter_mut().zip(lane_sums.iter()) {
-            *sum += combine_lanes(lanes, &[]);
-        }
-        true
-    }
-}
-
-/// Image `n`'s `dL/dout` `(FN, OH*OW)`, from `gradient` (in `buffer` if it is rebuilt
-/// there), after adding each filter's sum into `db`.
-fn image_grad<'b>(
-    gradient: &'b Gradient,
-    n: usize,
-    buffer: &'b mut [f32],
-    db: &mut [f32],
-) -> &'b [f32] {
-    let dout_n = gradient.image(n, db.len(), buffer);
-    let positions = dout_n.len() / db.len();
-    for (sum, row) in db.iter_mut().zip(dout_n.chunks_exact(positions)) {
-        *sum += sum_in_lanes(row);
-    }
-    dout_n
-}
-
-/// Adds to `db` each filter's sum of one group's gradients as Winograd's `dW` reads them
-/// (`GROUP` images a pixel, each filter a plane of `(ht, wt)` pixels whose first `oh` rows
-/// hold the `(oh, ow)` outputs): image by image, the sum [`image_grad`] takes of the
-/// image's own gradients, bit for bit (`sum_in_lanes`: 8 partial sums, one for each of 8
-/// consecutive outputs, then `combine_lanes`), with the 8 images in the lanes of each
-/// addition. From there the gradients need not be whole anywhere else (see
-/// `Images::Unpooled`).
-fn add_group_sums(
-    interleaved: &[f32],
-    (oh, ow): (usize, usize),
-    (ht, wt): (usize, usize),
-    db: &mut [f32],
-) {
-    assert!(
-        oh <= ht && ow <= wt && interleaved.len() == db.len() * ht * wt * GROUP,
-        "add_group_sums: {} floats for {} planes of {oh}x{ow} in {ht}x{wt}",
-        interleaved.len(),
-        db.len()
-    );
-    #[cfg(target_arch = "x86_64")]
-    if Simd::best() != Simd::Plain {
-        // SAFETY: `Simd::best` found AVX2.
-        unsafe { add_group_sums_avx2(interleaved, (oh, ow), (ht, wt), db) };
-        return;
-    }
-    add_group_sums_here(interleaved, (oh, ow), (ht, wt), db);
-}
-
-/// [`add_group_sums`] compiled with AVX2: a vector per addition (8 vector registers of
-/// partial sums).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn add_group_sums_avx2(
-    interleaved: &[f32],
-    oh_ow: (usize, usize),
-    ht_wt: (usize, usize),
-    db: &mut [f32],
-) {
-    add_group_sums_here(interleaved, oh_ow, ht_wt, db);
-}
-
-/// [`add_group_sums`], compiled for the caller's instructions.
-#[inline(always)]
-fn add_group_sums_here(
-    interleaved: &[f32],
-    (oh, ow): (usize, usize),
-    (ht, wt): (usize, usize),
-    db: &mut [f32],
-) {
-    let plane = oh * ow;
-    let whole = plane / 8 * 8;
-    let pixels = interleaved.as_chunks::<GROUP>().0;
-    for (sum, pixels) in db.iter_mut().zip(pixels.chunks_exact(ht * wt)) {
-        // partial[l][g]: image g's partial sum of the outputs at l, l + 8, ...; rest[j][g]:
-        // its output whole + j.
-        let mut partial = [[0.0f32; GROUP]; 8];
-        let mut rest = [[0.0f32; GROUP]; 8];
-        if wt == ow {
-            // The outputs one after the other, as in the image.
-            let (chunks, tail) = pixels[..plane].as_chunks::<8>();
-            for chunk in chunks {
-                for (partial, pixel) in partial.iter_mut().zip(chunk) {
-                    for (p, v) in partial.iter_mut().zip(pixel) {
-                        *p += v;
-                    }
-                }
-            }
-            rest[..tail.len()].copy_from_slice(tail);
-        } else {
-            for at in 0..plane {
-                let pixel = &pixels[at / ow * wt + at % ow];
-                if at < whole {
-                    for (p, v) in partial[at % 8].iter_mut().zip(pixel) {
-                        *p += v;
-                    }
-                } else {
-                    rest[at - whole] = *pixel;
-                }
-            }
-        }
-        for g in 0..GROUP {
-            let lanes: [f32; 8] = std::array::from_fn(|l| partial[l][g]);
-            let tail: [f32; 8] = std::array::from_fn(|j| rest[j][g]);
-            *sum += combine_lanes(&lanes, &tail[..plane - whole]);
-        }
-    }
-}
-
-/// A worker thread's buffers for [`Convolution::backward_images`], kept from one call
-/// (and layer) to the next: every entry read was written in the same call first.
-#[derive(Default)]
-struct GradBuffers {
-    /// The padded images (or one image's im2col matrix).
-    images: Vec<f32>,
-    /// The gradients, padded or interleaved for the kernels.
-    gradients: Vec<f32>,
-    /// The gradients of the images at hand, `(FN, OH*OW)` each.
-    dout: Vec<f32>,
-    /// One image's patches under every output, for `dW` from the pooling's winners
-    /// (`WinnerGradPlan::patches`).
-    patches: Vec<f32>,
 }
 
 thread_local! {
@@ -1158,168 +475,12 @@ thread_local! {
     /// (each split of the parallel loop allocated and zeroed its own: 0.6% of a
     /// DeepConvNet step). Every entry read was written in the same call first.
     static FORWARD_BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = RefCell::default();
-    static GRAD_BUFFERS: RefCell<GradBuffers> = RefCell::default();
-}
-
-/// The sum of `values`, added in 8 interleaved partial sums, then those in a fixed order.
-///
-/// `iter().sum()` adds one number at a time into one total: each addition waits for the
-/// one before (about 3 cycles), and the bias gradient of a convolution adds every output
-/// gradient of the batch (1.7 million numbers per SimpleConvNet step, 1.6 ms). Eight
-/// independent totals become one vector register and the additions overlap. The order is
-/// fixed, so the result is the same on every run.
-fn sum_in_lanes(values: &[f32]) -> f32 {
-    let (chunks, rest) = values.as_chunks::<8>();
-    let mut partial = [0.0f32; 8];
-    for chunk in chunks {
-        for (p, &v) in partial.iter_mut().zip(chunk) {
-            *p += v;
-        }
-    }
-    combine_lanes(&partial, rest)
-}
-
-/// The last steps of [`sum_in_lanes`]: its 8 partial sums (lane `l` holds the values at
-/// `l`, `l + 8`, ...) added in a fixed order, then the values left after the last whole
-/// chunk of 8.
-fn combine_lanes(partial: &[f32; 8], rest: &[f32]) -> f32 {
-    let pairs = [
-        partial[0] + partial[4],
-        partial[1] + partial[5],
-        partial[2] + partial[6],
-        partial[3] + partial[7],
-    ];
-    (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + rest.iter().sum::<f32>()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::full_cnn::winograd::Tile;
-
-    /// Convolution, ReLU and 2x2 max pooling in inference mode: the same pooled outputs as
-    /// the three layers one after the other, by the direct kernel (one image) and by
-    /// Winograd's (a group of 8 images and 3 left over); no winners kept; and a pass in
-    /// training mode after it keeps the same winners as one after a training pass.
-    #[test]
-    fn inference_pooling_gives_the_same_outputs_and_keeps_no_winners() {
-        use crate::full_cnn::Relu;
-        for (n, c) in [(1, 3), (11, 8)] {
-            let x = Array4::from_shape_fn((n, c, 8, 8), |(i, ch, y, x)| {
-                ((i * 7 + ch * 5 + y * 3 + x) % 11) as f32 / 5.0 - 1.0
-            });
-            let w = Array4::from_shape_fn((8, c, 3, 3), |(f, ch, i, j)| {
-                ((f * 5 + ch * 3 + i * 2 + j) % 7) as f32 / 7.0 - 0.45
-            });
-            let b = Array1::from_shape_fn(8, |f| f as f32 * 0.1 - 0.3);
-            let layers = || {
-                (
-                    Convolution::new(w.clone(), b.clone(), 1, 1),
-                    Pooling::new(2, 2, 2, 0),
-                )
-            };
-            let ((mut train, mut train_pool), (mut infer, mut infer_pool)) = (layers(), layers());
-            let trained = train
-                .forward_relu_pool(x.view(), &mut train_pool, true)
-                .unwrap();
-            let inferred = infer
-                .forward_relu_pool(x.view(), &mut infer_pool, false)
-                .unwrap();
-            let (mut conv, mut relu, mut pool) = (layers().0, Relu::new(), layers().1);
-            let expected = pool
-                .forward(relu.forward(conv.forward(x.view()).unwrap()).view())
-                .unwrap();
-            assert_eq!(inferred, expected, "inference, {n} images of {c} channels");
-            assert_eq!(trained, expected, "training, {n} images of {c} channels");
-            assert!(train_pool.winners().is_some() && infer_pool.winners().is_none());
-            infer
-                .forward_relu_pool(x.view(), &mut infer_pool, true)
-                .unwrap();
-            assert_eq!(infer_pool.winners(), train_pool.winners(), "{n} images");
-        }
-    }
-
-    /// A backward pass through a pooling whose last pass was in inference mode panics (it
-    /// has no winners to send the gradient to), as one before any forward pass.
-    #[test]
-    #[should_panic(expected = "before a forward pass in training mode")]
-    fn backward_after_an_inference_pass_panics() {
-        let x = Array4::from_elem((2, 1, 4, 4), 1.0);
-        let mut conv =
-            Convolution::new(Array4::from_elem((2, 1, 3, 3), 0.5), Array1::zeros(2), 1, 1);
-        let mut pool = Pooling::new(2, 2, 2, 0);
-        let y = conv.forward_relu_pool(x.view(), &mut pool, false).unwrap();
-        conv.backward_pooled(&mut pool, Array4::ones(y.raw_dim()).view(), false);
-    }
-
-    /// Against an f64 sum of the same numbers, for lengths around the 8 lanes (an empty
-    /// slice, a tail only, whole chunks, chunks and a tail).
-    #[test]
-    fn sum_in_lanes_agrees_with_a_sum_in_f64() {
-        for len in [0usize, 1, 7, 8, 9, 16, 23, 576, 1001] {
-            let values: Vec<f32> = (0..len)
-                .map(|i| ((i * 7919) % 97) as f32 / 13.0 - 3.0)
-                .collect();
-            let exact: f64 = values.iter().map(|&v| f64::from(v)).sum();
-            let got = f64::from(sum_in_lanes(&values));
-            assert!(
-                (got - exact).abs() <= 1e-5 * (1.0 + exact.abs()),
-                "len {len}: {got} vs {exact}"
-            );
-        }
-    }
-
-    /// The bias gradient's sums from a group's interleaved gradients are those
-    /// `sum_in_lanes` takes of each image's own, bit for bit, in image order: planes
-    /// stored as wide as the outputs and wider (Winograd's whole tiles), planes whose
-    /// outputs fill whole lanes and planes with a tail.
-    #[test]
-    fn sums_of_interleaved_gradients_are_those_of_each_image_bit_for_bit() {
-        for (fnum, (oh, ow), (ht, wt)) in [
-            (3, (28, 28), (28, 28)),
-            (2, (14, 14), (16, 16)),
-            (2, (6, 10), (8, 12)),
-            (1, (3, 3), (3, 3)),
-        ] {
-            // Magnitudes far apart, so that sums in another order round differently.
-            let value = |f: usize, y: usize, x: usize, g: usize| {
-                let i = (f * 131 + y * 31 + x * 7 + g * 3) * 7919;
-                ((i % 1013) as f32 / 17.0 - 29.0) * [1.0, 3.7e-3, 1.3e2, 0.71, 5.3e1][i % 5]
-            };
-            let mut interleaved = vec![f32::NAN; fnum * ht * wt * GROUP];
-            for f in 0..fnum {
-                for y in 0..ht {
-                    for x in 0..wt {
-                        for g in 0..GROUP {
-                            // Past the outputs: whole tiles' zeros.
-                            interleaved[((f * ht + y) * wt + x) * GROUP + g] = if y < oh && x < ow {
-                                value(f, y, x, g)
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-            }
-            let mut expected = vec![0.25f32; fnum];
-            for g in 0..GROUP {
-                for (f, sum) in expected.iter_mut().enumerate() {
-                    let plane: Vec<f32> =
-                        (0..oh * ow).map(|i| value(f, i / ow, i % ow, g)).collect();
-                    *sum += sum_in_lanes(&plane);
-                }
-            }
-            let mut got = vec![0.25f32; fnum];
-            add_group_sums(&interleaved, (oh, ow), (ht, wt), &mut got);
-            for (f, (g, e)) in got.iter().zip(&expected).enumerate() {
-                assert_eq!(
-                    g.to_bits(),
-                    e.to_bits(),
-                    "{fnum}x{oh}x{ow} in {ht}x{wt}, filter {f}: {g} vs {e}"
-                );
-            }
-        }
-    }
+    use crate::full_cnn::kernels::winograd::Tile;
 
     /// The convolution as the plain loops of `crate::multichannel`, one image at a time:
     /// independent of im2col and of this layer's GEMMs.
@@ -1465,63 +626,6 @@ mod tests {
                 close(dx.as_slice().unwrap(), dx_ref.as_slice().unwrap()),
                 "dx {stride} {pad}"
             );
-        }
-    }
-
-    /// The fused Convolution + ReLU + max pooling (SimpleConvNet's first block) must give
-    /// what the three layers give one after the other, forward and backward (dW, db),
-    /// including ties, windows with no positive value, and NaN.
-    #[test]
-    fn fused_conv_relu_pool_equals_the_three_layers() {
-        use crate::full_cnn::Relu;
-        // Integer-valued data and filters: sums are exact, so ties survive the convolution.
-        let mut x = Array4::from_shape_fn((3, 2, 9, 9), |(n, c, i, j)| {
-            ((n * 13 + c * 7 + i * 5 + j * 3) % 5) as f32 - 2.0
-        });
-        x[[1, 1, 4, 4]] = f32::NAN;
-        let w = Array4::from_shape_fn((4, 2, 2, 2), |(f, c, i, j)| {
-            ((f * 5 + c * 3 + i * 2 + j) % 3) as f32 - 1.0
-        });
-        let b = Array1::from(vec![0.0, -1.0, 1.0, -20.0]); // filter 3: all windows negative
-        for (stride, pad, pool_size, pool_stride) in [(1, 0, 2, 2), (1, 1, 3, 1), (1, 2, 2, 1)] {
-            let mut conv = Convolution::new(w.clone(), b.clone(), stride, pad);
-            let mut relu = Relu::new();
-            let mut pool = Pooling::new(pool_size, pool_size, pool_stride, 0);
-            let h = relu.forward(conv.forward(x.view()).unwrap());
-            let expected = pool.forward(h.view()).unwrap();
-            let dout = Array4::from_shape_fn(expected.dim(), |(n, c, i, j)| {
-                1.0 + (n * 11 + c * 5 + i * 3 + j) as f32
-            });
-            conv.backward_params(relu.backward(pool.backward(dout.view())).view());
-
-            let mut fused = Convolution::new(w.clone(), b.clone(), stride, pad);
-            let mut fused_pool = Pooling::new(pool_size, pool_size, pool_stride, 0);
-            for _ in 0..2 {
-                // twice: the second pass reuses the buffers
-                let y = fused
-                    .forward_relu_pool(x.view(), &mut fused_pool, true)
-                    .unwrap();
-                let same = |a: &[f32], b: &[f32]| {
-                    a.len() == b.len()
-                        && a.iter()
-                            .zip(b)
-                            .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
-                };
-                let case = format!("stride {stride} pad {pad} pool {pool_size}/{pool_stride}");
-                assert!(
-                    same(y.as_slice().unwrap(), expected.as_slice().unwrap()),
-                    "forward, {case}"
-                );
-                fused.backward_params_pooled(&fused_pool, dout.view());
-                assert!(
-                    same(fused.dw.as_slice().unwrap(), conv.dw.as_slice().unwrap()),
-                    "dW, {case}"
-                );
-                assert!(
-                    same(fused.db.as_slice().unwrap(), conv.db.as_slice().unwrap()),
-                    "db, {case}"
-                );
-            }
         }
     }
 

@@ -49,6 +49,14 @@
 //!   gradient descent recovers the Sobel filter that made its targets.
 //! - Training on MNIST ([`trainer`]) and saving the trained parameters ([`params_io`]).
 //!
+//! Each layer's file is the book's layer: its forward pass, its backward pass and the
+//! plain code (im2col and a matrix product for the Convolution) that the tests take as the
+//! definition. Where the processor and the shapes allow, the layers hand their loops to
+//! the fast kernels in the folder `src/full_cnn/kernels/` (Winograd's convolution, the
+//! direct one, an AVX-512 matrix product, ...), each tested against the plain code: a
+//! first reading can skip that folder, and `convolution_layer/`, where a network's fused
+//! Convolution + ReLU + pooling passes and the Convolution's `dW` by those kernels live.
+//!
 //! Every layer in a few lines, forward and backward:
 //!
 //! ```
@@ -78,23 +86,15 @@
 //! ```
 
 mod affine;
-mod conv_kernel;
 mod convolution_layer;
-mod direct_conv;
 mod dropout;
-#[cfg(target_arch = "x86_64")]
-mod gemm_avx512;
+pub(crate) mod kernels;
 mod layer;
-mod matmul;
 mod network;
 mod params;
 mod pooling_layer;
 mod relu;
-pub(crate) mod simd;
 mod softmax_with_loss;
-mod threads;
-mod winner_grad;
-mod winograd;
 
 pub mod gradient_check;
 pub mod learn_filter;

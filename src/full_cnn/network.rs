@@ -15,8 +15,8 @@ use std::fmt;
 use ndarray::{Array2, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn, s};
 use thiserror::Error;
 
+use super::kernels::threads::on_worker;
 use super::params::{Params, ParamsMut};
-use super::threads::on_worker;
 use super::{Convolution, Layer, PoolKind, Pooling, Relu, SoftmaxWithLoss};
 use crate::error::SettingError;
 

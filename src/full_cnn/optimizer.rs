@@ -11,8 +11,8 @@
 use ndarray::{ArrayViewD, ArrayViewMutD, Zip};
 use rayon::prelude::*;
 
+use super::kernels::threads::on_worker;
 use super::params::{Params, ParamsMut};
-use super::threads::on_worker;
 
 /// Numbers per parallel task in the element-wise updates below: enough to amortise a task.
 const CHUNK: usize = 1 << 14;
@@ -96,7 +96,7 @@ fn two_state_chunk(
     f: &(impl Fn(&mut f32, f32, &mut f32, &mut f32) + Sync),
 ) {
     #[cfg(target_arch = "x86_64")]
-    if super::simd::Simd::best() >= super::simd::Simd::Avx2 {
+    if super::kernels::simd::Simd::best() >= super::kernels::simd::Simd::Avx2 {
         // SAFETY: `Simd::best` found AVX2 on this processor.
         unsafe { two_state_chunk_avx2(p, g, s1, s2, f) };
         return;

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::batching::col2im;
 use crate::error::SettingError;
-use crate::full_cnn::simd::{Simd, as_output, zeroed};
+use crate::full_cnn::kernels::simd::{Simd, as_output, zeroed};
 use crate::padding_stride::conv_output_size;
 #[cfg(target_arch = "x86_64")]
 use crate::pooling::avx512::{
@@ -410,7 +410,7 @@ impl Pooling {
     /// The winners of the last pass, if the windows are 2x2 with stride 2 over inputs of
     /// even height and width (so that every input pixel is in exactly one window): the
     /// gradient then goes back to the input by
-    /// [`Images::Unpooled`](super::conv_kernel::Images).
+    /// [`Images::Unpooled`](super::kernels::conv_kernel::Images).
     pub(crate) fn winners_2x2(&self) -> Option<&[u32]> {
         let [_, _, h, w] = self.x_shape;
         let two_by_two = (self.pool_h, self.pool_w, self.stride) == (2, 2, 2);

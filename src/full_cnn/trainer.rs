@@ -34,9 +34,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use thiserror::Error;
 
+use super::kernels::simd;
+use super::kernels::threads::on_worker;
 use super::optimizer::{Adam, Optimizer};
-use super::simd;
-use super::threads::on_worker;
 use super::{Network, SoftmaxWithLoss, argmax_rows};
 use crate::data::{Dataset, mini_batches, random_shifts};
 

@@ -43,7 +43,7 @@ use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
 use super::BLOCKED;
-use crate::full_cnn::simd::as_output;
+use crate::full_cnn::kernels::simd::as_output;
 
 /// Windows per vector.
 const LANES: usize = 16;
@@ -258,7 +258,7 @@ pub(crate) unsafe fn max_pool_grad_plane_2x2(
 
 /// The same gradient as [`max_pool_grad_plane_2x2`], for all planes of an image at once
 /// and written position by position, in the layout the convolution's `dW` kernel by
-/// filters reads (`FilterGradPlan::pad_dout` in `full_cnn::direct_conv`): `out[p *
+/// filters reads (`FilterGradPlan::pad_dout` in `full_cnn::kernels::direct_conv`): `out[p *
 /// row_len + f]` is plane `f`'s gradient at pixel `p` (0 for `f` past the `planes`;
 /// `row_len = lane_sums.len()`, 16 or 32). Each plane's gradients are summed on the way,
 /// for the bias gradient: `lane_sums[f][l]` is the sum of plane `f`'s gradients at the
@@ -550,7 +550,7 @@ mod tests {
             let mut lane_sums = vec![[f32::NAN; 8]; row_len];
             // SAFETY: the processor has AVX-512F (checked above); the kernel writes floats.
             unsafe {
-                let out = crate::full_cnn::simd::as_output(&mut fast);
+                let out = crate::full_cnn::kernels::simd::as_output(&mut fast);
                 max_pool_grad_by_position_2x2(
                     &winners,
                     &grads,
@@ -613,7 +613,7 @@ mod tests {
             let mut fast = vec![f32::NAN; h * w];
             // SAFETY: the processor has AVX-512F (checked above); the kernel writes floats.
             unsafe {
-                let fast = crate::full_cnn::simd::as_output(&mut fast);
+                let fast = crate::full_cnn::kernels::simd::as_output(&mut fast);
                 max_pool_grad_plane_2x2(&winners, &grads, (h, w), ow, fast);
             }
             assert_eq!(bits(&fast), bits(&plain), "gradient, plane {h}x{w}");

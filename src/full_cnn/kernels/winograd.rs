@@ -1308,7 +1308,7 @@ fn output_tile<'m>(m: impl Fn(usize) -> &'m Lanes) -> [[Lanes; 2]; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::full_cnn::simd::as_output;
+    use crate::full_cnn::kernels::simd::as_output;
 
     /// The 3x3 filters of `weight(f, c, fy, fx)`, as [`WinogradPlan::pack_weights`] reads
     /// them.

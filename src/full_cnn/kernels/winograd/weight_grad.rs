@@ -61,8 +61,8 @@ use rayon::prelude::*;
 
 use super::f4x4::{self, Arith, Avx2, Vector};
 use super::{BASIS, GROUP, Group, Lanes, Tile, WinogradPlan, interleave_group};
-use crate::full_cnn::direct_conv::first_of;
-use crate::full_cnn::simd::Simd;
+use crate::full_cnn::kernels::direct_conv::first_of;
+use crate::full_cnn::kernels::simd::Simd;
 
 /// Register block of the products: 4 filters x 3 channels, 12 accumulators, with the 3
 /// channels' vectors and one filter's: 16 vector registers (all AVX2 has).

@@ -385,7 +385,7 @@ unsafe fn kernel_narrow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::full_cnn::simd::Simd;
+    use crate::full_cnn::kernels::simd::Simd;
     use ndarray::Array2;
 
     /// The product as three plain loops, summed in f64.
