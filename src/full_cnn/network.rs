@@ -12,7 +12,7 @@
 use std::any::Any;
 use std::fmt;
 
-use ndarray::{Array2, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn, s};
+use ndarray::{Array2, ArrayD, ArrayView, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn, s};
 use thiserror::Error;
 
 use super::kernels::threads::on_worker;
@@ -132,18 +132,10 @@ pub struct Network {
     /// Each layer's output shape, one example.
     shapes: Vec<Vec<usize>>,
     last_layer: SoftmaxWithLoss,
-    /// The first three layers are Convolution, ReLU and max Pooling: run them as one
-    /// fused pass (see [`Network::forward`]).
-    fused_first_block: bool,
-    /// `relu_pool[i]`: layer `i` is a ReLU and layer `i + 1` max Pooling (after the
-    /// fused first block), run as one pass ([`Network::forward`]).
-    relu_pool: Vec<bool>,
-    /// `relu_between_convs[i]`: layers `i`, `i + 1` and `i + 2` are Convolution, ReLU and
-    /// Convolution; the ReLU runs inside the convolutions' passes ([`Network::forward`]).
-    relu_between_convs: Vec<bool>,
-    /// `conv_relu_pool[i]`: layer `i` is a Convolution and `relu_pool[i + 1]` (after the
-    /// fused first block): the three run forward as one pass ([`Network::forward`]).
-    conv_relu_pool: Vec<bool>,
+    /// The layers in the order the forward pass runs them: one at a time, as the book's
+    /// loop does, or a few neighbours as one fused pass ([`Pass`]). The backward pass
+    /// runs the same passes in reverse.
+    passes: Vec<Pass>,
     /// The architecture as one line of JSON, saved with the parameters.
     config: String,
 }
@@ -171,6 +163,150 @@ fn is_max_pooling(layer: &dyn Layer) -> bool {
     (layer as &dyn Any)
         .downcast_ref::<Pooling>()
         .is_some_and(|p| p.kind == PoolKind::Max)
+}
+
+/// One step of the forward pass, named by its first layer: that layer alone, as the
+/// book's loop runs it, or a few neighbouring layers run as one fused pass. A fused pass
+/// gives the same numbers as its layers one by one, bit for bit (tested), without a pass
+/// over the full-size tensor between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// One layer's `forward`, and backwards its `backward`.
+    Layer(usize),
+    /// Convolution, ReLU and max Pooling: each group of images' feature maps pooled while
+    /// still in the cache, never stored whole (`Convolution::forward_relu_pool`);
+    /// backwards, the convolution takes the pooled gradient and rebuilds the full-size one
+    /// from the pooling's winners a group of images at a time
+    /// (`Convolution::backward_pooled`).
+    ConvReluPool(usize),
+    /// ReLU and max Pooling: `max(relu(x))` over each window (`Pooling::forward_relu`);
+    /// backwards the pooling's gradient alone, which goes to no pixel the ReLU blocked.
+    ReluPool(usize),
+    /// A Convolution and the ReLU after it, with another Convolution next: the ReLU
+    /// applied to each group of images' outputs as they are written
+    /// (`Convolution::forward_owned_relu`); backwards, the next convolution takes its
+    /// `dL/dx` through the ReLU (`Convolution::backward_through_relu`).
+    ConvRelu(usize),
+}
+
+impl Pass {
+    /// How many layers the pass runs.
+    fn layers(self) -> usize {
+        match self {
+            Pass::Layer(_) => 1,
+            Pass::ReluPool(_) | Pass::ConvRelu(_) => 2,
+            Pass::ConvReluPool(_) => 3,
+        }
+    }
+}
+
+/// The passes that run `layers`: from the first layer on, each layer starts the first
+/// fused pass that fits the layers from it, else runs alone.
+fn plan_passes(layers: &[Box<dyn Layer>]) -> Vec<Pass> {
+    let conv = |i: usize| layers.get(i).is_some_and(|l| is::<Convolution>(&**l));
+    let relu = |i: usize| layers.get(i).is_some_and(|l| is::<Relu>(&**l));
+    let max_pool = |i: usize| layers.get(i).is_some_and(|l| is_max_pooling(&**l));
+    let mut passes = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let pass = if conv(i) && relu(i + 1) && max_pool(i + 2) {
+            Pass::ConvReluPool(i)
+        } else if relu(i) && max_pool(i + 1) {
+            Pass::ReluPool(i)
+        } else if conv(i) && relu(i + 1) && conv(i + 2) {
+            Pass::ConvRelu(i)
+        } else {
+            Pass::Layer(i)
+        };
+        passes.push(pass);
+        i += pass.layers();
+    }
+    passes
+}
+
+/// The Convolution at `i` and the Pooling at `i + 2` of a [`Pass::ConvReluPool`].
+fn conv_and_pool(layers: &mut [Box<dyn Layer>], i: usize) -> (&mut Convolution, &mut Pooling) {
+    let (head, tail) = layers.split_at_mut(i + 1);
+    let conv = layer_as::<Convolution>(head[i].as_mut());
+    let pool = layer_as::<Pooling>(tail[1].as_mut());
+    (conv, pool)
+}
+
+/// The message of the checks that [`Network::new`] made already.
+const SHAPES_CHECKED: &str = "the network checked the shapes when it was built";
+
+/// One pass of [`Network::forward`]: `h` through the pass's layers.
+fn forward_pass(
+    layers: &mut [Box<dyn Layer>],
+    pass: Pass,
+    h: ArrayD<f32>,
+    train: bool,
+) -> ArrayD<f32> {
+    let batch4 = "a convolution or pooling takes (N, C, H, W), checked in Network::new";
+    match pass {
+        Pass::Layer(i) => layers[i].forward(h, train),
+        Pass::ConvReluPool(i) => {
+            let (conv, pool) = conv_and_pool(layers, i);
+            let h4 = h.into_dimensionality().expect(batch4);
+            let pooled = conv.forward_relu_pool_owned(h4, pool, train);
+            pooled.expect(SHAPES_CHECKED).into_dyn()
+        }
+        Pass::ReluPool(i) => {
+            let pool = layer_as::<Pooling>(layers[i + 1].as_mut());
+            let h4 = h.view().into_dimensionality().expect(batch4);
+            pool.forward_relu(h4).expect(SHAPES_CHECKED).into_dyn()
+        }
+        Pass::ConvRelu(i) => {
+            let conv = layer_as::<Convolution>(layers[i].as_mut());
+            let h4 = h.into_dimensionality().expect(batch4);
+            conv.forward_owned_relu(h4)
+                .expect(SHAPES_CHECKED)
+                .into_dyn()
+        }
+    }
+}
+
+/// One pass of the backward pass: `dout`, the gradient of the pass's output, back to the
+/// gradient of its input, each layer storing its weights' gradients on the way; and
+/// through the ReLU before the pass too if `through_relu` (the pass before is a
+/// [`Pass::ConvRelu`], whose ReLU is taken here). `None` for the network's first pass,
+/// which stores its weights' gradients only: nothing needs the gradient of the images.
+fn backward_pass(
+    layers: &mut [Box<dyn Layer>],
+    pass: Pass,
+    dout: ArrayD<f32>,
+    through_relu: bool,
+) -> Option<ArrayD<f32>> {
+    let batch4 = "a convolution's or pooling's gradient is (N, C, H, W)";
+    match pass {
+        Pass::ConvReluPool(0) => {
+            let (conv, pool) = conv_and_pool(layers, 0);
+            let dout4 = dout.into_dimensionality().expect(batch4);
+            conv.backward_params_pooled(pool, dout4.view());
+            None
+        }
+        Pass::Layer(0) | Pass::ConvRelu(0) => {
+            layers[0].backward_params(dout);
+            None
+        }
+        Pass::ConvReluPool(i) => {
+            let (conv, pool) = conv_and_pool(layers, i);
+            let dout4 = dout.into_dimensionality().expect(batch4);
+            Some(
+                conv.backward_pooled(pool, dout4.view(), through_relu)
+                    .into_dyn(),
+            )
+        }
+        Pass::Layer(i) | Pass::ConvRelu(i) if through_relu => {
+            let conv = layer_as::<Convolution>(layers[i].as_mut());
+            let dout4 = dout.into_dimensionality().expect(batch4);
+            Some(conv.backward_through_relu(dout4.view()).into_dyn())
+        }
+        // The ReLU of a ConvRelu pass is taken by the next pass, the next convolution.
+        Pass::Layer(i) | Pass::ConvRelu(i) => Some(layers[i].backward(dout)),
+        // The pooling's backward alone: it passes no gradient where the ReLU blocked it.
+        Pass::ReluPool(i) => Some(layers[i + 1].backward(dout)),
+    }
 }
 
 impl Network {
@@ -212,36 +348,7 @@ impl Network {
                 shape: last.clone(),
             });
         }
-        let fused_first_block = layers.len() >= 3
-            && is::<Convolution>(&*layers[0])
-            && is::<Relu>(&*layers[1])
-            && is_max_pooling(&*layers[2]);
-        let first = if fused_first_block { 3 } else { 0 };
-        let relu_pool: Vec<bool> = (0..layers.len())
-            .map(|i| {
-                i >= first
-                    && i + 1 < layers.len()
-                    && is::<Relu>(&*layers[i])
-                    && is_max_pooling(&*layers[i + 1])
-            })
-            .collect();
-        let relu_between_convs = (0..layers.len())
-            .map(|i| {
-                i >= first
-                    && i + 2 < layers.len()
-                    && is::<Convolution>(&*layers[i])
-                    && is::<Relu>(&*layers[i + 1])
-                    && is::<Convolution>(&*layers[i + 2])
-            })
-            .collect();
-        let conv_relu_pool = (0..layers.len())
-            .map(|i| {
-                i >= first
-                    && i + 2 < layers.len()
-                    && is::<Convolution>(&*layers[i])
-                    && relu_pool[i + 1]
-            })
-            .collect();
+        let passes = plan_passes(&layers);
         let descriptions: Vec<String> = layers
             .iter()
             .map(|l| format!("{:?}", l.describe()))
@@ -260,10 +367,7 @@ impl Network {
             layers,
             shapes,
             last_layer: SoftmaxWithLoss::new(),
-            fused_first_block,
-            relu_pool,
-            relu_between_convs,
-            conv_relu_pool,
+            passes,
             config,
         })
     }
@@ -344,25 +448,22 @@ impl Network {
     /// [`Network::accuracy`]) the fused poolings below keep no winners, which only a
     /// backward pass would read.
     ///
-    /// When the network starts with Convolution, ReLU and max Pooling (SimpleConvNet
-    /// does), those three run as one fused pass, image by image, so the full-size
-    /// `(N, FN, OH, OW)` feature maps are never stored (`Convolution::forward_relu_pool`);
-    /// the result is the same as the three layers one after the other (tested). Further
-    /// on, a ReLU followed by max pooling (DeepConvNet has three) runs as one pass too,
-    /// `max(relu(x))` over each window, without the ReLU's pass over the full-size tensor
-    /// (`Pooling::forward_relu`; tested against the layers one by one); where a
-    /// Convolution comes before them (as in DeepConvNet), the three run as the first block
-    /// does, each group of images' feature maps pooled while still in the cache, by
-    /// Winograd's kernel inside its own pass; backwards, the convolution takes the pooled
-    /// gradient itself and rebuilds the full-size one from the pooling's winners a group
-    /// of images at a time, straight into its kernels' layout
-    /// (`Convolution::backward_pooled`: no full-size gradient tensor). And a
-    /// ReLU between two convolutions (DeepConvNet has three) runs inside them: the first
-    /// applies it to its outputs as each group of images is written
-    /// (`Convolution::forward_owned_relu`), and backwards the second zeroes its `dL/dx`
-    /// where its input, the ReLU's output, is not positive
-    /// (`Convolution::backward_through_relu`): no pass of the ReLU's own over the
-    /// full-size tensor and no mask (the same numbers, bit for bit; tested).
+    /// Some neighbouring layers run as one pass, which gives the same numbers as the
+    /// layers one by one, bit for bit (tested), without a pass over the full-size tensor
+    /// between them:
+    ///
+    /// - Convolution, ReLU and max Pooling (SimpleConvNet's first block, DeepConvNet's
+    ///   three): each image's feature maps (each group of 8 images', by Winograd's
+    ///   kernel) pooled while they are still in the cache, never stored whole
+    ///   (`Convolution::forward_relu_pool`); backwards, the convolution rebuilds the
+    ///   full-size gradient from the pooling's winners a group of images at a time,
+    ///   straight into its kernels' layout (`Convolution::backward_pooled`).
+    /// - ReLU and max Pooling elsewhere: `max(relu(x))` over each window
+    ///   (`Pooling::forward_relu`).
+    /// - A ReLU between two convolutions (DeepConvNet has three): the first applies it to
+    ///   its outputs as each group of images is written (`Convolution::forward_owned_relu`),
+    ///   and backwards the second zeroes its `dL/dx` where its input, the ReLU's output,
+    ///   is not positive (`Convolution::backward_through_relu`; no mask).
     pub fn forward<D: Dimension>(&mut self, x: ArrayView<'_, f32, D>, train: bool) -> Array2<f32> {
         on_worker(|| self.forward_layers(x, train))
     }
@@ -374,71 +475,25 @@ impl Network {
         train: bool,
     ) -> Array2<f32> {
         let x = self.as_input(x);
-        let (mut h, rest) = if self.fused_first_block {
-            let (conv, pool) = self.first_block();
-            let x4 = x
-                .view()
-                .into_dimensionality()
-                .expect("a batch of images, checked");
-            let pooled = conv
-                .forward_relu_pool(x4, pool, train)
-                .expect("the network checked the shapes when it was built");
-            (pooled.into_dyn(), 3)
-        } else {
-            (x.into_owned(), 0)
-        };
-        let mut i = rest;
-        while i < self.layers.len() {
-            if self.conv_relu_pool[i] {
-                let (conv, rest) = self.layers.split_at_mut(i + 1);
-                let conv = layer_as::<Convolution>(conv[i].as_mut());
-                let pool = layer_as::<Pooling>(rest[1].as_mut());
-                let x4 = h
-                    .into_dimensionality()
-                    .expect("a convolution takes (N, C, H, W), checked in new");
-                h = conv
-                    .forward_relu_pool_owned(x4, pool, train)
-                    .expect("the network checked the shapes when it was built")
-                    .into_dyn();
-                // Backwards the three run as one pass too (`Convolution::backward_pooled`).
-                i += 3;
-            } else if self.relu_pool[i] {
-                let pool = layer_as::<Pooling>(self.layers[i + 1].as_mut());
-                let x4 = h
-                    .view()
-                    .into_dimensionality()
-                    .expect("pooling takes (N, C, H, W), checked in new");
-                h = pool
-                    .forward_relu(x4)
-                    .expect("the network checked the shapes when it was built")
-                    .into_dyn();
-                i += 2;
-            } else if self.relu_between_convs[i] {
-                let conv = layer_as::<Convolution>(self.layers[i].as_mut());
-                let x4 = h
-                    .into_dimensionality()
-                    .expect("a convolution takes (N, C, H, W), checked in new");
-                h = conv
-                    .forward_owned_relu(x4)
-                    .expect("the network checked the shapes when it was built")
-                    .into_dyn();
-                // The ReLU's work is done: on to the second convolution.
-                i += 2;
-            } else {
-                h = self.layers[i].forward(h, train);
-                i += 1;
+        // The book's loop, `for layer in self.layers.values(): x = layer.forward(x)`, pass
+        // by pass (a pass is one layer, or a few run as one: `Pass`).
+        let (mut h, passes) = match self.passes.split_first() {
+            // A first Convolution, ReLU and max Pooling read the batch where it is: the
+            // convolution copies it into the input it keeps (no new array).
+            Some((&Pass::ConvReluPool(0), rest)) => {
+                let (conv, pool) = conv_and_pool(&mut self.layers, 0);
+                let x4 = x.view().into_dimensionality();
+                let x4 = x4.expect("a batch of images, checked in as_input");
+                let pooled = conv.forward_relu_pool(x4, pool, train);
+                (pooled.expect(SHAPES_CHECKED).into_dyn(), rest)
             }
+            _ => (x.into_owned(), &self.passes[..]),
+        };
+        for &pass in passes {
+            h = forward_pass(&mut self.layers, pass, h, train);
         }
         h.into_dimensionality()
             .expect("the last layer gives (N, classes), checked when built")
-    }
-
-    /// The fused first block's Convolution and Pooling layers.
-    fn first_block(&mut self) -> (&mut Convolution, &mut Pooling) {
-        let (conv, rest) = self.layers.split_at_mut(1);
-        let conv = layer_as::<Convolution>(conv[0].as_mut());
-        let pool = layer_as::<Pooling>(rest[1].as_mut());
-        (conv, pool)
     }
 
     /// Class scores (before softmax) for a batch, in inference mode (the book's
@@ -509,61 +564,15 @@ impl Network {
         let loss = self.last_layer.forward(scores.view(), labels);
 
         let mut dout = self.last_layer.backward().into_dyn();
-        let first = if self.fused_first_block { 3 } else { 0 };
-        let mut i = self.layers.len();
-        while i > first {
-            i -= 1;
-            // Nothing needs the gradient of the images themselves: the first layer only
-            // stores its weight gradients.
-            if i == 0 {
-                self.layers[0].backward_params(std::mem::take(&mut dout));
-                break;
+        // The book's `layers.reverse(); for layer in layers: dout = layer.backward(dout)`,
+        // pass by pass: the forward pass's passes in reverse order.
+        for p in (0..self.passes.len()).rev() {
+            // A ReLU between two convolutions is taken by the second one's backward pass.
+            let through_relu = p > 0 && matches!(self.passes[p - 1], Pass::ConvRelu(_));
+            match backward_pass(&mut self.layers, self.passes[p], dout, through_relu) {
+                Some(dx) => dout = dx,
+                None => break,
             }
-            if i >= 2 && self.conv_relu_pool[i - 2] {
-                // A Convolution, ReLU and max Pooling run forward as one pass: back from
-                // the pooled gradient to the convolution's input in one pass too (the
-                // full-size gradient is not made), through the ReLU before the
-                // convolution as well if there is one, which is then skipped.
-                let conv_at = i - 2;
-                let through_relu = conv_at >= 2 && self.relu_between_convs[conv_at - 2];
-                let (head, tail) = self.layers.split_at_mut(i);
-                let conv = layer_as::<Convolution>(head[conv_at].as_mut());
-                let pool = layer_as::<Pooling>(tail[0].as_mut());
-                let dout4 = dout
-                    .into_dimensionality()
-                    .expect("a pooling's gradient is (N, C, OH, OW)");
-                dout = conv
-                    .backward_pooled(pool, dout4.view(), through_relu)
-                    .into_dyn();
-                i = if through_relu { conv_at - 1 } else { conv_at };
-                continue;
-            }
-            if i >= 2 && self.relu_between_convs[i - 2] {
-                // The second convolution of a Convolution, ReLU, Convolution: back through
-                // the ReLU too, which is then skipped.
-                let conv = layer_as::<Convolution>(self.layers[i].as_mut());
-                let dout4 = dout
-                    .into_dimensionality()
-                    .expect("a convolution's gradient is (N, FN, OH, OW)");
-                dout = conv.backward_through_relu(dout4.view()).into_dyn();
-                i -= 1;
-                continue;
-            }
-            dout = self.layers[i].backward(dout);
-            // A max pooling run with the ReLU before it: its backward already passed no
-            // gradient where the ReLU would have blocked it, so the ReLU is skipped.
-            if i > first && self.relu_pool[i - 1] {
-                i -= 1;
-            }
-        }
-        if self.fused_first_block {
-            // Back through pooling, ReLU and the convolution's weights in one pass; the
-            // gradient of the images themselves is not needed.
-            let dout = dout
-                .into_dimensionality()
-                .expect("the layer after pooling restores its (N, C, H, W) shape");
-            let (conv, pool) = self.first_block();
-            conv.backward_params_pooled(pool, ndarray::ArrayView4::from(&dout));
         }
 
         let mut grads = Params::new();
