@@ -54,8 +54,9 @@
 //! definition. Where the processor and the shapes allow, the layers hand their loops to
 //! the fast kernels in the folder `src/full_cnn/kernels/` (Winograd's convolution, the
 //! direct one, an AVX-512 matrix product, ...), each tested against the plain code: a
-//! first reading can skip that folder, and `convolution_layer/`, where a network's fused
-//! Convolution + ReLU + pooling passes and the Convolution's `dW` by those kernels live.
+//! first reading can skip that folder, and the folders `convolution_layer/` and
+//! `pooling_layer/`, where a network's fused passes (Convolution + ReLU + pooling, ReLU +
+//! pooling) and the Convolution's `dW` by those kernels live.
 //!
 //! Every layer in a few lines, forward and backward:
 //!
