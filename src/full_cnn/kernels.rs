@@ -17,6 +17,7 @@
 //! | `winner_grad` | a convolution's `dW` through a max pooling from the windows' winners only | [`Convolution`] |
 //! | `matmul` | an Affine layer's matrix product cut into pieces for the threads | [`Affine`] |
 //! | `gemm_avx512` | the matrix product's own loop in AVX-512 registers | `matmul` |
+//! | `elementwise` | the optimisers' element-wise updates, in chunks over the threads | the optimisers |
 //! | `simd` | which vector instructions the processor has (AVX-512, AVX2, none) | all of them |
 //! | `threads` | keeps rayon's workers awake for the length of a pass | [`Network`], the optimisers |
 //!
@@ -27,6 +28,7 @@
 
 pub(crate) mod conv_kernel;
 pub(crate) mod direct_conv;
+pub(crate) mod elementwise;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod gemm_avx512;
 pub(crate) mod matmul;
