@@ -18,8 +18,11 @@
 //! | `matmul` | an Affine layer's matrix product cut into pieces for the threads | [`Affine`] |
 //! | `gemm_avx512` | the matrix product's own loop in AVX-512 registers | `matmul` |
 //! | `elementwise` | the optimisers' element-wise updates, in chunks over the threads | the optimisers |
-//! | `simd` | which vector instructions the processor has (AVX-512, AVX2, none) | all of them |
-//! | `threads` | keeps rayon's workers awake for the length of a pass | [`Network`], the optimisers |
+//! | `simd` | which vector instructions the processor has (AVX-512, AVX2, none) | all of them, and the pooling's |
+//! | `threads` | keeps rayon's workers awake for the length of a pass | [`Network`], the optimisers, the trainer |
+//!
+//! (Max pooling's own fast loops, in AVX-512, sit beside the plain pooling of §8-9, in
+//! the module [`pooling`](crate::pooling)'s file `pooling/avx512.rs`.)
 //!
 //! [`Convolution`]: super::Convolution
 //! [`Pooling`]: super::Pooling
