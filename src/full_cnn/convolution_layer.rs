@@ -184,6 +184,14 @@ impl Convolution {
         ))
     }
 
+    /// The output shape `(N, FN, OH, OW)` of the kept input, whose settings were checked
+    /// when it was kept.
+    fn kept_output_shape(&self) -> (usize, usize, usize, usize) {
+        let [n, c, h, w] = self.x_shape;
+        self.output_shape((n, c, h, w))
+            .expect("the settings fitted in forward")
+    }
+
     /// The filters as the `(FN, C*FH*FW)` matrix that multiplies im2col's rows.
     fn w_matrix(&self) -> ndarray::ArrayView2<'_, f32> {
         let fnum = self.w.dim().0;
@@ -221,10 +229,8 @@ impl Convolution {
             matches!(then, Then::Keep | Then::Relu),
             "Convolution: a forward pass keeps its outputs or takes their ReLU"
         );
-        let [n, c, h, w] = self.x_shape;
-        let shape = self
-            .output_shape((n, c, h, w))
-            .expect("checked by the caller");
+        let [n, c, _, _] = self.x_shape;
+        let shape = self.kept_output_shape();
         let ((_, fnum, oh, ow), (_, _, fh, fw)) = (shape, self.w.dim());
         if n * fnum * oh * ow == 0 || c * fh * fw == 0 {
             // An empty output, or no filter elements: forward_images writes nothing (and
@@ -281,9 +287,7 @@ impl Convolution {
         sink: impl Fn(&[f32], &mut [O], &mut [E]) + Sync,
     ) {
         let [n, c, h, w] = self.x_shape;
-        let (_, fnum, oh, ow) = self
-            .output_shape((n, c, h, w))
-            .expect("checked by the caller");
+        let (_, fnum, oh, ow) = self.kept_output_shape();
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k) = (oh * ow, c * fh * fw);
         let settings = (fh, fw, self.stride, self.pad);
@@ -398,9 +402,7 @@ impl Convolution {
     /// the fast kernels (a group of images at a time for Winograd's).
     fn input_grad(&self, dout: Images, then: Then) -> Array4<f32> {
         let [n, c, h, w] = self.x_shape;
-        let (_, fnum, oh, ow) = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
+        let (_, fnum, oh, ow) = self.kept_output_shape();
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
         if n * positions * k * fnum == 0 {
@@ -458,10 +460,7 @@ impl Convolution {
             self.x_ready,
             "Convolution::backward called before Convolution::forward"
         );
-        let [n, c, h, w] = self.x_shape;
-        let expected = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
+        let expected = self.kept_output_shape();
         assert_eq!(
             dout, expected,
             "Convolution::backward: dout has shape {dout:?}, which does not match the forward output {expected:?}"

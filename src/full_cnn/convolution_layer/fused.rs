@@ -229,10 +229,7 @@ impl Convolution {
         dout_pooled: ArrayView4<f32>,
         through_relu: bool,
     ) -> Array4<f32> {
-        let [n, c, h, w] = self.x_shape;
-        let conv_shape = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
+        let conv_shape = self.kept_output_shape();
         pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);
         let Some(winners) = pool.winners_2x2() else {
             let dout = pool.backward(dout_pooled);
@@ -253,10 +250,7 @@ impl Convolution {
             self.x_ready,
             "Convolution::backward called before Convolution::forward"
         );
-        let [n, c, h, w] = self.x_shape;
-        let conv_shape = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
+        let conv_shape = self.kept_output_shape();
         let dout_pooled = dout_pooled.as_standard_layout();
         let grads = dout_pooled.as_slice().expect("standard layout");
         let per_image = pool.check_relu_pool_dout(dout_pooled.dim(), conv_shape);

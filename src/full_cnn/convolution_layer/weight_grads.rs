@@ -49,9 +49,7 @@ impl Convolution {
         gradient: Gradient,
     ) -> (Array4<f32>, Array1<f32>) {
         let [n, c, h, w] = self.x_shape;
-        let (_, fnum, oh, ow) = self
-            .output_shape((n, c, h, w))
-            .expect("the settings fitted in forward");
+        let (_, fnum, oh, ow) = self.kept_output_shape();
         let (_, _, fh, fw) = self.w.dim();
         let (positions, k, image_len) = (oh * ow, c * fh * fw, c * h * w);
         let mut dw = Array2::<f32>::zeros((fnum, k));
