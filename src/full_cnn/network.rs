@@ -191,7 +191,7 @@ enum Pass {
 
 impl Pass {
     /// How many layers the pass runs.
-    fn layers(self) -> usize {
+    fn layer_count(self) -> usize {
         match self {
             Pass::Layer(_) => 1,
             Pass::ReluPool(_) | Pass::ConvRelu(_) => 2,
@@ -219,7 +219,7 @@ fn plan_passes(layers: &[Box<dyn Layer>]) -> Vec<Pass> {
             Pass::Layer(i)
         };
         passes.push(pass);
-        i += pass.layers();
+        i += pass.layer_count();
     }
     passes
 }
@@ -482,8 +482,10 @@ impl Network {
             // convolution copies it into the input it keeps (no new array).
             Some((&Pass::ConvReluPool(0), rest)) => {
                 let (conv, pool) = conv_and_pool(&mut self.layers, 0);
-                let x4 = x.view().into_dimensionality();
-                let x4 = x4.expect("a batch of images, checked in as_input");
+                let x4 = x
+                    .view()
+                    .into_dimensionality()
+                    .expect("images, checked in as_input");
                 let pooled = conv.forward_relu_pool(x4, pool, train);
                 (pooled.expect(SHAPES_CHECKED).into_dyn(), rest)
             }
