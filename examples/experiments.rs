@@ -60,26 +60,31 @@ struct Args {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=3))]
     only: Vec<u8>,
     /// Experiments 1 and 2: train on the first N training digits.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    #[arg(long, value_name = "N", default_value_t = 20_000, value_parser = at_least_one())]
     train_images: usize,
     /// Experiments 1 and 2: passes over those digits.
-    #[arg(long, value_name = "E", default_value_t = 3)]
+    #[arg(long, value_name = "E", default_value_t = 3, value_parser = at_least_one())]
     epochs: usize,
     /// Experiments 1 and 2: seeds 0..S.
     #[arg(long, value_name = "S", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
     /// Experiment 3: largest random shift of the training digits, in pixels.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one())]
     augment_shift: usize,
     /// Experiment 3: passes over the 60,000 digits of full MNIST.
-    #[arg(long, value_name = "E", default_value_t = 10)]
+    #[arg(long, value_name = "E", default_value_t = 10, value_parser = at_least_one())]
     full_epochs: usize,
     /// Experiment 3: seeds 0..S (each trains two networks on each training set).
     #[arg(long, value_name = "S", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     exp3_seeds: u64,
     /// Experiment 3: passes over the 4,000 digits of the sample.
-    #[arg(long, value_name = "E", default_value_t = 40)]
+    #[arg(long, value_name = "E", default_value_t = 40, value_parser = at_least_one())]
     sample_epochs: usize,
+}
+
+/// A count of at least 1: no digits, no epochs or no shift would measure nothing.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 fn main() -> ExitCode {

@@ -72,7 +72,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "sample")]
     dataset: DatasetArg,
     /// Passes over the training set (the book: 20).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     epochs: usize,
     /// Seed of the initial weights and of the shuffling.
     #[arg(long, default_value_t = 0)]
@@ -81,10 +81,10 @@ struct Args {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, value_parser = learning_rate)]
     lr: f32,
     /// After each epoch, measure on only the first N training and test images.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     eval_subset: Option<usize>,
     /// Write the trained parameters to FILE (safetensors).
     #[arg(long, value_name = "FILE")]
@@ -93,7 +93,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     predictions: Option<PathBuf>,
     /// Fail (exit status 1) if the final test accuracy is below X, e.g. 0.81.
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", value_parser = fraction)]
     min_test_acc: Option<f32>,
     /// Shift augmentation: move each training image by a random (dx, dy) of up to N
     /// pixels each way before every step (0: off).
@@ -102,6 +102,27 @@ struct Args {
     /// Do not draw the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// A learning rate: finite and positive (a negative one climbs the loss instead of
+/// descending it; NaN would only show as a NaN loss after the first step).
+fn learning_rate(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        Ok(lr) => Err(format!("must be a positive number, e.g. 0.001 (got {lr})")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An accuracy between 0 and 1 (`--min-test-acc 98` would fail every run).
+fn fraction(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(x) => Err(format!(
+            "must be between 0 and 1, e.g. 0.98 for 98% (got {x})"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn main() -> ExitCode {

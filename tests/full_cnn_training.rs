@@ -248,6 +248,61 @@ fn an_absurd_learning_rate_blows_up_with_an_error_not_garbage() {
     }
 }
 
+/// A shift as large as the image would train on blank frames: refused before the first
+/// step, the parameters untouched, with a message that names the largest shift allowed.
+#[test]
+fn a_shift_that_can_blank_the_images_is_an_error() {
+    let data = small_sample(10, 10);
+    for shift in [28, 100] {
+        let mut net = book_net(0);
+        let before = bits(&net.params());
+        let mut trainer = Trainer {
+            augment_shift: shift,
+            ..quiet(1, 0)
+        };
+        let result = trainer.fit(&mut net, &data);
+        assert!(
+            matches!(result, Err(TrainError::ShiftTooLarge { height: 28, width: 28, shift: s }) if s == shift),
+            "shift {shift}: {result:?}"
+        );
+        assert_eq!(
+            bits(&net.params()),
+            before,
+            "shift {shift}: parameters changed"
+        );
+        let message = result.unwrap_err().to_string();
+        assert!(message.contains("at most 27"), "{message}");
+    }
+    // The largest shift that keeps a pixel of the digit in the frame still trains.
+    let mut trainer = Trainer {
+        augment_shift: 27,
+        ..quiet(1, 0)
+    };
+    let history = trainer.fit(&mut book_net(0), &data).expect("trains");
+    assert!(history.epochs[0].test_loss.is_finite());
+}
+
+/// `eval_subset: Some(0)` trains without measuring (what the playground does at start):
+/// the statistics say "not measured" (NaN), while a subset of one image is measured.
+#[test]
+fn an_eval_subset_of_zero_trains_without_measuring() {
+    let data = small_sample(10, 10);
+    for (subset, measured) in [(Some(0), false), (Some(1), true)] {
+        let mut net = book_net(0);
+        let before = bits(&net.params());
+        let mut trainer = Trainer {
+            eval_subset: subset,
+            ..quiet(1, 0)
+        };
+        let history = trainer.fit(&mut net, &data).expect("trains");
+        assert_ne!(bits(&net.params()), before, "{subset:?}: no training step");
+        let e = history.epochs[0];
+        for value in [e.train_loss, e.train_acc, e.test_loss, e.test_acc] {
+            assert_eq!(value.is_nan(), !measured, "{subset:?}: {e:?}");
+        }
+    }
+}
+
 #[test]
 fn zero_batch_size_is_an_error() {
     let data = small_sample(10, 10);

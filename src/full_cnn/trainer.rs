@@ -75,7 +75,9 @@ pub struct Trainer {
     /// What turns gradients into parameter updates (the book: Adam, lr 0.001).
     pub optimizer: Box<dyn Optimizer + Send>,
     /// Measure loss and accuracy on only the first `n` training and test images after each
-    /// epoch (faster on full MNIST), or on all of them with `None`.
+    /// epoch (faster on full MNIST), or on all of them with `None`. `Some(0)` skips the
+    /// measurement: the epochs' losses and accuracies are then NaN, "not measured" (as
+    /// the test ones are for a data set without test images).
     pub eval_subset: Option<usize>,
     /// Draw a progress bar with the running loss on the terminal.
     pub show_progress: bool,
@@ -168,6 +170,21 @@ pub enum TrainError {
         /// The number of training images.
         images: usize,
     },
+    /// `augment_shift` could move a whole image out of its frame (a shift of the
+    /// image's height or width leaves only the zeros shifted in).
+    #[error(
+        "augment_shift = {shift} can move a {height}x{width} image entirely out of its \
+         frame; use at most {max}",
+        max = height.min(width).saturating_sub(1)
+    )]
+    ShiftTooLarge {
+        /// The shift asked for.
+        shift: usize,
+        /// The images' height.
+        height: usize,
+        /// The images' width.
+        width: usize,
+    },
 }
 
 impl Trainer {
@@ -178,6 +195,13 @@ impl Trainer {
     /// walks through it in mini-batches of `self.batch_size` (the last one smaller if the
     /// size does not divide the set), and after the last step measures loss and accuracy
     /// on the training and test images (or their first `eval_subset`).
+    ///
+    /// # Errors
+    ///
+    /// Before the first step, with the parameters untouched: [`TrainError::Empty`] (no
+    /// batch or no training image) and [`TrainError::ShiftTooLarge`] (`augment_shift` of
+    /// the images' height or width). During training, with the parameters as they were before the
+    /// step: [`TrainError::NonFinite`] and [`TrainError::NonFiniteGradient`].
     ///
     /// # Panics
     ///
@@ -214,6 +238,15 @@ impl Trainer {
             return Err(TrainError::Empty {
                 batch_size: self.batch_size,
                 images,
+            });
+        }
+        let test_images = data.test_labels.len();
+        let (_, _, height, width) = data.train_images.dim();
+        if self.augment_shift > 0 && self.augment_shift >= height.min(width) {
+            return Err(TrainError::ShiftTooLarge {
+                shift: self.augment_shift,
+                height,
+                width,
             });
         }
         let steps_per_epoch = images.div_ceil(self.batch_size);
@@ -276,9 +309,7 @@ impl Trainer {
             bar.finish_and_clear();
 
             let n_train = self.eval_subset.map_or(images, |n| n.min(images));
-            let n_test = self
-                .eval_subset
-                .map_or(data.test_labels.len(), |n| n.min(data.test_labels.len()));
+            let n_test = self.eval_subset.map_or(test_images, |n| n.min(test_images));
             let (train_loss, train_acc) =
                 evaluate(net, &data.train_images, &data.train_labels, n_train);
             let (test_loss, test_acc) = evaluate(net, &data.test_images, &data.test_labels, n_test);
