@@ -72,7 +72,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "sample")]
     dataset: DatasetArg,
     /// Passes over the training set (the book: 20).
-    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one())]
     epochs: usize,
     /// Seed of the initial weights and of the shuffling.
     #[arg(long, default_value_t = 0)]
@@ -84,7 +84,7 @@ struct Args {
     #[arg(long, default_value_t = 0.001, value_parser = learning_rate)]
     lr: f32,
     /// After each epoch, measure on only the first N training and test images.
-    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, value_name = "N", value_parser = at_least_one())]
     eval_subset: Option<usize>,
     /// Write the trained parameters to FILE (safetensors).
     #[arg(long, value_name = "FILE")]
@@ -102,6 +102,11 @@ struct Args {
     /// Do not draw the progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// A count of at least 1 (`--epochs 0` would train nothing and say nothing).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// A learning rate: finite and positive (a negative one climbs the loss instead of

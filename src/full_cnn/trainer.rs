@@ -200,8 +200,8 @@ impl Trainer {
     ///
     /// Before the first step, with the parameters untouched: [`TrainError::Empty`] (no
     /// batch or no training image) and [`TrainError::ShiftTooLarge`] (`augment_shift` of
-    /// the images' height or width). During training, with the parameters as they were before the
-    /// step: [`TrainError::NonFinite`] and [`TrainError::NonFiniteGradient`].
+    /// the images' height or width). During training, with the parameters as they were
+    /// before the step: [`TrainError::NonFinite`] and [`TrainError::NonFiniteGradient`].
     ///
     /// # Panics
     ///
