@@ -62,6 +62,7 @@ use crate::batching::{conv_forward_im2col, output_hw, valid_range};
 use crate::error::SettingError;
 use crate::full_cnn::kernels::simd::Simd;
 
+pub(crate) mod avx2;
 pub(crate) mod avx512;
 
 /// For each output position along one axis, the input range `lo..hi` its window covers
@@ -145,9 +146,9 @@ fn beats(v: f32, b: f32) -> bool {
 /// [`BLOCKED`] when that maximum is 0 (ReLU would have blocked the gradient).
 ///
 /// 2x2 windows with stride 2 and no padding (the book's and almost everyone's pooling)
-/// take a branch-light path; both paths pick the same winner. With `relu` as well, and
-/// on a processor with AVX-512, 16 windows go at a time (module `avx512`, tested
-/// against the plain loop).
+/// take a branch-light path; both paths pick the same winner. With `relu` as well, 16
+/// windows go at a time on a processor with AVX-512 (module `avx512`), 8 with AVX2
+/// (module `avx2`), both tested against the plain loop.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn max_pool_planes(
     src: &[f32],
@@ -165,8 +166,13 @@ pub(crate) fn max_pool_planes(
     let rows = window_ranges(oh, stride, pad, pool_h, h);
     let cols = window_ranges(ow, stride, pad, pool_w, w);
     let two_by_two = (pool_h, pool_w, stride, pad) == (2, 2, 2, 0);
-    // ReLU and 2x2 pooling, the networks' case, has a vectorised kernel (module `avx512`).
-    let avx512 = two_by_two && relu && Simd::best() == Simd::Avx512;
+    // ReLU and 2x2 pooling, the networks' case, has vectorised kernels (modules `avx512`
+    // and `avx2`).
+    let simd = if two_by_two && relu {
+        Simd::best()
+    } else {
+        Simd::Plain
+    };
     // A few planes per task: enough work to amortise rayon's bookkeeping.
     let per_task = (4096 / plane_out).max(1);
     values
@@ -179,13 +185,20 @@ pub(crate) fn max_pool_planes(
                 .zip(arg.chunks_exact_mut(plane_out))
                 .zip(src.chunks_exact(h * w))
             {
-                if avx512 {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the processor has AVX-512 (`Simd::best`).
-                    unsafe {
+                #[cfg(target_arch = "x86_64")]
+                match simd {
+                    // SAFETY (both): the processor has it (`Simd::best`).
+                    Simd::Avx512 => unsafe {
                         avx512::relu_pool_plane_2x2(plane, w, ow, out, idx);
-                    }
-                } else if two_by_two {
+                        continue;
+                    },
+                    Simd::Avx2 => unsafe {
+                        avx2::relu_pool_plane_2x2(plane, w, ow, out, idx);
+                        continue;
+                    },
+                    Simd::Plain => {}
+                }
+                if two_by_two {
                     pool_plane_2x2(plane, w, ow, out, idx, relu);
                 } else {
                     pool_plane(plane, w, &rows, &cols, out, idx, relu);

@@ -21,8 +21,9 @@
 //! | `simd` | which vector instructions the processor has (AVX-512, AVX2, none) | all of them, and the pooling's |
 //! | `threads` | keeps rayon's workers awake for the length of a pass | [`Network`], the optimisers, the trainer |
 //!
-//! (Max pooling's own fast loops, in AVX-512, sit beside the plain pooling of §8-9, in
-//! the module [`pooling`](crate::pooling)'s file `pooling/avx512.rs`.)
+//! (Max pooling's own fast loops, in AVX-512 and AVX2, sit beside the plain pooling of
+//! §8-9, in the module [`pooling`](crate::pooling)'s files `pooling/avx512.rs` and
+//! `pooling/avx2.rs`.)
 //!
 //! [`Convolution`]: super::Convolution
 //! [`Pooling`]: super::Pooling

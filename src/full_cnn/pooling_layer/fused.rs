@@ -13,6 +13,8 @@ use super::{NO_WINNERS, PoolKind, Pooling};
 use crate::error::SettingError;
 use crate::full_cnn::kernels::simd::{Simd, as_output, zeroed};
 #[cfg(target_arch = "x86_64")]
+use crate::pooling::avx2;
+#[cfg(target_arch = "x86_64")]
 use crate::pooling::avx512::{
     max_pool_grad_by_position_2x2, max_pool_grad_plane_2x2, relu_pool_rows_2x2,
 };
@@ -85,9 +87,9 @@ impl Pooling {
     }
 
     /// Whether [`Pooling::relu_pool_scratch`] can pool this layer's windows: 2x2 with
-    /// stride 2 and no padding, on a processor with AVX-512.
+    /// stride 2 and no padding, on a processor with AVX2 or AVX-512.
     pub(crate) fn pools_scratch(&self) -> bool {
-        self.windows_2x2() && Simd::best() == Simd::Avx512
+        self.windows_2x2() && Simd::best() >= Simd::Avx2
     }
 
     /// Whether this layer's windows are 2x2 with stride 2 and no padding (the networks'
@@ -131,9 +133,13 @@ impl Pooling {
                 .as_mut()
                 .map(|planes| planes.next().expect("as many winners as values"));
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the processor has AVX-512 (`pools_scratch`).
+            // SAFETY: the processor has AVX-512, or AVX2 (`pools_scratch`).
             unsafe {
-                relu_pool_rows_2x2(plane, (w, row_stride), b, ow, out, idx)
+                if Simd::best() == Simd::Avx512 {
+                    relu_pool_rows_2x2(plane, (w, row_stride), b, ow, out, idx)
+                } else {
+                    avx2::relu_pool_rows_2x2(plane, (w, row_stride), b, ow, out, idx)
+                }
             };
         }
     }
