@@ -65,6 +65,73 @@ use crate::full_cnn::kernels::simd::Simd;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 
+/// The checks of the vectorised kernels' `relu_pool_rows_2x2` (modules `avx512` and
+/// `avx2`), which read whole vectors at computed places: `outputs` in rows of `ow` (and
+/// as many `winners`, if stored) from a plane whose rows of `w` pixels lie `row_stride`
+/// apart, all inside `plane_len` floats. Returns the number of output rows.
+#[cfg(target_arch = "x86_64")]
+fn check_pool_rows_2x2(
+    plane_len: usize,
+    (w, row_stride): (usize, usize),
+    ow: usize,
+    outputs: usize,
+    winners: Option<usize>,
+) -> usize {
+    assert!(
+        ow > 0
+            && winners.is_none_or(|winners| winners == outputs)
+            && outputs.is_multiple_of(ow)
+            && 2 * ow <= w
+            && w <= row_stride,
+        "relu_pool_rows_2x2: {outputs} outputs in rows of {ow} from rows of {w} ({row_stride} apart)"
+    );
+    let oh = outputs / ow;
+    assert!(
+        oh == 0 || plane_len >= (2 * oh - 1) * row_stride + w,
+        "relu_pool_rows_2x2: plane of {plane_len} floats"
+    );
+    oh
+}
+
+/// Planes for the vectorised kernels' tests (modules `avx512` and `avx2`), each against
+/// the plain loop.
+#[cfg(test)]
+pub(crate) mod test_planes {
+    /// Planes with ties, zeros, negative zeros, negatives and NaN, odd sizes (a row and a
+    /// column left out), rows of 1 to 17 windows (whole vectors, and every kind of tail).
+    pub(crate) fn planes() -> impl Iterator<Item = ((usize, usize), Vec<f32>)> {
+        let sizes = [
+            (2, 2),
+            (3, 5),
+            (24, 24),
+            (28, 28),
+            (14, 15),
+            (8, 8),
+            (5, 33),
+            (4, 31),
+            (6, 18),
+            (7, 35),
+            (4, 14),
+            (2, 22),
+        ];
+        sizes.into_iter().map(|(h, w)| {
+            let plane = (0..h * w)
+                .map(|i| match i {
+                    _ if i % 13 == 5 => f32::NAN,
+                    _ if i % 17 == 3 => -0.0,
+                    _ => ((i * 37) % 11) as f32 - 5.0,
+                })
+                .collect();
+            ((h, w), plane)
+        })
+    }
+
+    /// The bits of each float (NaN compares equal to itself this way).
+    pub(crate) fn bits(values: &[f32]) -> Vec<u32> {
+        values.iter().map(|x| x.to_bits()).collect()
+    }
+}
+
 /// For each output position along one axis, the input range `lo..hi` its window covers
 /// after dropping the padding.
 fn window_ranges(

@@ -67,20 +67,12 @@ pub(crate) unsafe fn relu_pool_rows_2x2(
     out: &mut [MaybeUninit<f32>],
     mut idx: Option<&mut [u32]>,
 ) {
-    assert!(
-        ow > 0
-            && idx.as_ref().is_none_or(|idx| idx.len() == out.len())
-            && out.len().is_multiple_of(ow)
-            && 2 * ow <= w
-            && w <= row_stride,
-        "relu_pool_rows_2x2: {} outputs in rows of {ow} from rows of {w} ({row_stride} apart)",
-        out.len()
-    );
-    let oh = out.len() / ow;
-    assert!(
-        oh == 0 || plane.len() >= (2 * oh - 1) * row_stride + w,
-        "relu_pool_rows_2x2: plane of {} floats",
-        plane.len()
+    let oh = super::check_pool_rows_2x2(
+        plane.len(),
+        (w, row_stride),
+        ow,
+        out.len(),
+        idx.as_ref().map(|idx| idx.len()),
     );
     // The columns of the left pixels of 8 windows, as the shuffle leaves them (windows 0
     // 1 4 5 2 3 6 7), and of 4.
@@ -184,39 +176,7 @@ pub(crate) unsafe fn relu_pool_rows_2x2(
 mod tests {
     use super::*;
     use crate::full_cnn::kernels::simd::as_output;
-
-    /// Planes with ties, zeros, negative zeros, negatives and NaN, odd sizes (a row and a
-    /// column left out), rows of 1 to 17 windows (every mix of the three steps).
-    fn planes() -> impl Iterator<Item = ((usize, usize), Vec<f32>)> {
-        let sizes = [
-            (2, 2),
-            (3, 5),
-            (24, 24),
-            (28, 28),
-            (14, 15),
-            (8, 8),
-            (5, 33),
-            (4, 31),
-            (6, 18),
-            (7, 35),
-            (4, 14),
-            (2, 22),
-        ];
-        sizes.into_iter().map(|(h, w)| {
-            let plane = (0..h * w)
-                .map(|i| match i {
-                    _ if i % 13 == 5 => f32::NAN,
-                    _ if i % 17 == 3 => -0.0,
-                    _ => ((i * 37) % 11) as f32 - 5.0,
-                })
-                .collect();
-            ((h, w), plane)
-        })
-    }
-
-    fn bits(values: &[f32]) -> Vec<u32> {
-        values.iter().map(|x| x.to_bits()).collect()
-    }
+    use crate::pooling::test_planes::{bits, planes};
 
     /// The same values and winners, bit for bit, as the plain loop (`pool_plane_2x2` with
     /// ReLU); and for a plane in rows wider than itself (a convolution's scratch rows,

@@ -290,9 +290,15 @@ impl WinnerGradPlan {
                     *sum += g * x;
                 }
             }
-            for (t, &sum) in sums[..taps].iter().enumerate() {
-                dw_f[self.weight_index[t]] += sum;
-            }
+            self.add_filter_sums(&sums, dw_f);
+        }
+    }
+
+    /// Adds a filter's sums, in a patch's order `(kx, c, ky)` (lanes past its filter
+    /// elements ignored), to its row `dw_f` of `dW`, in the order `(c, ky, kx)`.
+    fn add_filter_sums(&self, sums: &[f32; MAX_TAPS], dw_f: &mut [f32]) {
+        for (&sum, &at) in sums.iter().zip(&self.weight_index) {
+            dw_f[at] += sum;
         }
     }
 
@@ -392,10 +398,7 @@ impl WinnerGradPlan {
                     // SAFETY: 16 floats into the 32 of `values`, KV <= 2.
                     unsafe { _mm512_storeu_ps(values.as_mut_ptr().add(16 * v), sum) };
                 }
-                let dw_f = &mut dw[f * taps..][..taps];
-                for (&value, &at) in values.iter().zip(&self.weight_index) {
-                    dw_f[at] += value;
-                }
+                self.add_filter_sums(&values, &mut dw[f * taps..][..taps]);
                 db[f] += _mm512_reduce_add_ps(grad_sums[i]);
             }
         }
@@ -454,10 +457,7 @@ impl WinnerGradPlan {
                     // SAFETY: 8 floats into the 32 of `values`, KV <= 4.
                     unsafe { _mm256_storeu_ps(values.as_mut_ptr().add(8 * v), sum) };
                 }
-                let dw_f = &mut dw[f * taps..][..taps];
-                for (&value, &at) in values.iter().zip(&self.weight_index) {
-                    dw_f[at] += value;
-                }
+                self.add_filter_sums(&values, &mut dw[f * taps..][..taps]);
             }
         }
         // `db`: each filter's gradients but the blocked ones', in 8 partial sums (apart
