@@ -61,6 +61,8 @@ use rayon::prelude::*;
 use crate::batching::{conv_forward_im2col, output_hw, valid_range};
 use crate::error::SettingError;
 use crate::full_cnn::kernels::simd::Simd;
+#[cfg(target_arch = "x86_64")]
+use crate::full_cnn::kernels::simd::as_output;
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
@@ -91,6 +93,35 @@ fn check_pool_rows_2x2(
         "relu_pool_rows_2x2: plane of {plane_len} floats"
     );
     oh
+}
+
+/// `max(relu(plane + bias))` over 2x2 windows with stride 2 by the vectorised kernel of
+/// `simd` (16 windows at a time with AVX-512, module `avx512`; 8 with AVX2, module
+/// `avx2`; the contract of `avx512::relu_pool_rows_2x2`), for a plane whose rows of `w`
+/// pixels lie `row_stride` floats apart. Returns `false`, having done nothing, for
+/// `Simd::Plain`, which has no such kernel. Panics if the processor lacks `simd`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn relu_pool_rows_2x2(
+    simd: Simd,
+    plane: &[f32],
+    (w, row_stride): (usize, usize),
+    bias: f32,
+    ow: usize,
+    out: &mut [std::mem::MaybeUninit<f32>],
+    idx: Option<&mut [u32]>,
+) -> bool {
+    assert!(simd <= Simd::best(), "relu_pool_rows_2x2: no {simd:?} here");
+    // SAFETY (both): the processor has `simd` (asserted); the kernels check the buffers.
+    match simd {
+        Simd::Avx512 => unsafe {
+            avx512::relu_pool_rows_2x2(plane, (w, row_stride), bias, ow, out, idx)
+        },
+        Simd::Avx2 => unsafe {
+            avx2::relu_pool_rows_2x2(plane, (w, row_stride), bias, ow, out, idx)
+        },
+        Simd::Plain => return false,
+    }
+    true
 }
 
 /// Planes for the vectorised kernels' tests (modules `avx512` and `avx2`), each against
@@ -252,18 +283,19 @@ pub(crate) fn max_pool_planes(
                 .zip(arg.chunks_exact_mut(plane_out))
                 .zip(src.chunks_exact(h * w))
             {
+                // (Plus 0 changes no window's winner or value: only values above 0 win.)
                 #[cfg(target_arch = "x86_64")]
-                match simd {
-                    // SAFETY (both): the processor has it (`Simd::best`).
-                    Simd::Avx512 => unsafe {
-                        avx512::relu_pool_plane_2x2(plane, w, ow, out, idx);
-                        continue;
-                    },
-                    Simd::Avx2 => unsafe {
-                        avx2::relu_pool_plane_2x2(plane, w, ow, out, idx);
-                        continue;
-                    },
-                    Simd::Plain => {}
+                // SAFETY: the kernels write only floats into `out`.
+                if relu_pool_rows_2x2(
+                    simd,
+                    plane,
+                    (w, w),
+                    0.0,
+                    ow,
+                    unsafe { as_output(out) },
+                    Some(idx),
+                ) {
+                    continue;
                 }
                 if two_by_two {
                     pool_plane_2x2(plane, w, ow, out, idx, relu);

@@ -28,31 +28,9 @@ use std::mem::MaybeUninit;
 
 use super::BLOCKED;
 
-/// One plane's `max(relu(.))` over 2x2 windows with stride 2: as module `avx512`'s
-/// `relu_pool_plane_2x2`, 8 windows at a time.
-///
-/// # Safety
-/// The processor must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn relu_pool_plane_2x2(
-    plane: &[f32],
-    w: usize,
-    ow: usize,
-    out: &mut [f32],
-    idx: &mut [u32],
-) {
-    // SAFETY: the caller's promise; the kernel writes only floats into `out`. Plus 0
-    // changes no window's winner or value: only values above 0 win, and those it leaves
-    // as they are.
-    unsafe {
-        let out = crate::full_cnn::kernels::simd::as_output(out);
-        relu_pool_rows_2x2(plane, (w, w), 0.0, ow, out, Some(idx))
-    }
-}
-
-/// [`relu_pool_plane_2x2`] of the plane `plane + bias` whose rows of `w` pixels lie
-/// `row_stride` floats apart, as module `avx512`'s `relu_pool_rows_2x2` computes it
-/// (the same contract): the winners' indices are those of the compact plane, `y * w +
+/// The `max(relu(.))` over 2x2 windows with stride 2 of the plane `plane + bias` whose
+/// rows of `w` pixels lie `row_stride` floats apart, 8 windows at a time, as module
+/// `avx512`'s `relu_pool_rows_2x2` computes it (the same contract): the winners' indices are those of the compact plane, `y * w +
 /// x`, each value is `pixel + bias`; every entry of `out` and of `idx` is written, and
 /// without `idx` the winners are not stored.
 ///
@@ -196,8 +174,11 @@ mod tests {
             let (mut plain, mut plain_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
             super::super::pool_plane_2x2(&plane, w, ow, &mut plain, &mut plain_at, true);
             let (mut fast, mut fast_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
-            // SAFETY: the processor has AVX2 (checked above).
-            unsafe { relu_pool_plane_2x2(&plane, w, ow, &mut fast, &mut fast_at) };
+            // SAFETY: the processor has AVX2 (checked above). Plus 0 changes no value.
+            unsafe {
+                let out = as_output(&mut fast);
+                relu_pool_rows_2x2(&plane, (w, w), 0.0, ow, out, Some(&mut fast_at))
+            };
             assert_eq!(bits(&fast), bits(&plain), "values, plane {h}x{w}");
             assert_eq!(fast_at, plain_at, "winners, plane {h}x{w}");
             blocked += plain_at.iter().filter(|&&at| at == BLOCKED).count();

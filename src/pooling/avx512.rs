@@ -44,7 +44,6 @@ use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
 use super::BLOCKED;
-use crate::full_cnn::kernels::simd::as_output;
 
 /// Windows per vector.
 const LANES: usize = 16;
@@ -68,32 +67,14 @@ fn masks(windows: usize) -> (__mmask16, __mmask16, __mmask16) {
     )
 }
 
-/// One plane's `max(relu(.))` over 2x2 windows with stride 2, 16 windows at a time (a
-/// row's last windows under a mask): `out[oy * ow + ox]` and its flat index in `plane`
-/// (`BLOCKED` where the maximum after ReLU is 0), as the parent's `pool_plane_2x2` with
-/// `relu` computes them.
-///
-/// # Safety
-/// The processor must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn relu_pool_plane_2x2(
-    plane: &[f32],
-    w: usize,
-    ow: usize,
-    out: &mut [f32],
-    idx: &mut [u32],
-) {
-    // SAFETY: the caller's promise; the kernel writes only floats into `out`. Plus 0
-    // changes no window's winner or value: only values above 0 win, and those it leaves
-    // as they are.
-    unsafe { relu_pool_rows_2x2(plane, (w, w), 0.0, ow, as_output(out), Some(idx)) }
-}
-
-/// [`relu_pool_plane_2x2`] of the plane `plane + bias` whose rows of `w` pixels lie
+/// The `max(relu(.))` over 2x2 windows with stride 2 of the plane `plane + bias`, 16
+/// windows at a time (a row's last windows under a mask), whose rows of `w` pixels lie
 /// `row_stride` floats apart (a convolution kernel's scratch rows, see
-/// `ForwardPlan::run_kernel`): the winners' indices are those of the plane stored
-/// compactly, `y * w + x`, and each value is `pixel + bias` (added before the comparisons,
-/// as when the convolution adds its bias to its outputs first). Every entry of `out` and
+/// `ForwardPlan::run_kernel`; `row_stride = w` for a compact plane, with bias 0):
+/// `out[oy * ow + ox]` and its flat index `y * w + x` in the plane stored compactly
+/// (`BLOCKED` where the maximum after ReLU is 0), as the parent's `pool_plane_2x2` with
+/// `relu` computes them on `plane + bias`. The bias is added before the comparisons,
+/// as when the convolution adds its bias to its outputs first. Every entry of `out` and
 /// of `idx` is written (`out` need not be initialised); without `idx` (a pass in
 /// inference mode, which no backward pass follows) the winners are not stored, the
 /// largest part of this function's time on a Zen 4.
@@ -162,7 +143,7 @@ pub(crate) unsafe fn relu_pool_rows_2x2(
 }
 
 /// The gradient of 2x2 max pooling with stride 2, with or without ReLU (the winners of
-/// [`relu_pool_plane_2x2`] or of the plain loops): `dx` `(h, w)` gets each window's gradient
+/// [`relu_pool_rows_2x2`] or of the plain loops): `dx` `(h, w)` gets each window's gradient
 /// `grads[oy * ow + ox]` (plus 0, as the plain scatter adds it to zeros) at its winner,
 /// 0 at the window's other pixels (all four if `BLOCKED`) and at the pixels no window
 /// covers (an odd last row or column). Every pixel of `dx` is written, so it may start
@@ -386,6 +367,7 @@ unsafe fn by_position<const FV: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::full_cnn::kernels::simd::as_output;
     use crate::pooling::test_planes::{bits, planes};
 
     /// A plane in rows wider than itself (a convolution's scratch rows, with other numbers
@@ -452,8 +434,11 @@ mod tests {
             let (mut plain, mut plain_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
             super::super::pool_plane_2x2(&plane, w, ow, &mut plain, &mut plain_at, true);
             let (mut fast, mut fast_at) = (vec![f32::NAN; oh * ow], vec![7u32; oh * ow]);
-            // SAFETY: the processor has AVX-512F (checked above).
-            unsafe { relu_pool_plane_2x2(&plane, w, ow, &mut fast, &mut fast_at) };
+            // SAFETY: the processor has AVX-512F (checked above). Plus 0 changes no value.
+            unsafe {
+                let out = as_output(&mut fast);
+                relu_pool_rows_2x2(&plane, (w, w), 0.0, ow, out, Some(&mut fast_at))
+            };
             assert_eq!(bits(&fast), bits(&plain), "values, plane {h}x{w}");
             assert_eq!(fast_at, plain_at, "winners, plane {h}x{w}");
             blocked += plain_at.iter().filter(|&&at| at == BLOCKED).count();

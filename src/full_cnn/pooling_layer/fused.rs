@@ -13,11 +13,9 @@ use super::{NO_WINNERS, PoolKind, Pooling};
 use crate::error::SettingError;
 use crate::full_cnn::kernels::simd::{Simd, as_output, zeroed};
 #[cfg(target_arch = "x86_64")]
-use crate::pooling::avx2;
+use crate::pooling::avx512::{max_pool_grad_by_position_2x2, max_pool_grad_plane_2x2};
 #[cfg(target_arch = "x86_64")]
-use crate::pooling::avx512::{
-    max_pool_grad_by_position_2x2, max_pool_grad_plane_2x2, relu_pool_rows_2x2,
-};
+use crate::pooling::relu_pool_rows_2x2;
 use crate::pooling::{BLOCKED, check_pad_below_window, max_pool_planes};
 
 impl Pooling {
@@ -132,15 +130,9 @@ impl Pooling {
             let idx = arg_planes
                 .as_mut()
                 .map(|planes| planes.next().expect("as many winners as values"));
+            // The processor has AVX2 or AVX-512 (`pools_scratch`), so a kernel runs.
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the processor has AVX-512, or AVX2 (`pools_scratch`).
-            unsafe {
-                if Simd::best() == Simd::Avx512 {
-                    relu_pool_rows_2x2(plane, (w, row_stride), b, ow, out, idx)
-                } else {
-                    avx2::relu_pool_rows_2x2(plane, (w, row_stride), b, ow, out, idx)
-                }
-            };
+            relu_pool_rows_2x2(Simd::best(), plane, (w, row_stride), b, ow, out, idx);
         }
     }
 
